@@ -1,0 +1,342 @@
+#!/usr/bin/env python
+"""Training-step benchmark of `semisupervised_learning.core` for named configurations.
+
+For each configuration it builds the models, loss, optimiser and schedule with core's own functions
+(`load_dinov2(pretrained=False)`, `create_dino_models`, `DINOLoss`, `create_optimizer`, `WarmupCosineSchedule`),
+feeds `MultiCropDataset` + `create_dataloader` batches, and times the body of `core.train_one_epoch`
+step by step (the same core calls in the same order, without the progress bar), so that the time of every step
+splits into data wait (blocked on the loader) and compute (host-to-device copy, forward, loss, backward,
+clipping, optimiser, schedule, teacher EMA; `torch.cuda.synchronize()` before the clock stops).
+
+Reports images/s (end to end, and compute only), ms per step (data wait / compute), peak memory
+(CPU: `resource.getrusage` max RSS of this process and of its largest loader worker; CUDA: max allocated),
+FLOPs per image (counted with `torch.utils.flop_counter.FlopCounterMode` on one real step, and the analytic
+ViT formula), achieved TFLOP/s and MFU against a matmul peak measured first in the same process
+(bf16 on CUDA, fp32 on CPU, where core trains in fp32).
+
+    python bench/bench.py --config cpu-small                       # one configuration
+    python bench/bench.py --config cpu-small --compare-lightly     # and ../shared/bench/lightly_ref.py, same settings
+    python bench/bench.py --config gpu-vitl-full,gpu-vitl-frozen   # several, one process, one matmul peak
+    python bench/bench.py --list                                   # the configurations
+"""
+from __future__ import annotations
+import argparse, gc, json, math, os, re, resource, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
+
+import torch
+import torch.nn as nn
+from semisupervised_learning import core
+
+SHARED = ROOT.parent / 'shared'
+ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
+LIGHTLY_REF = SHARED / 'bench' / 'lightly_ref.py'
+
+# train: 'frozen' (head only, backbone shared by student and teacher), 'full', or an int (last N blocks)
+CONFIGS = {
+    'cpu-tiny':         dict(backbone='dinov2_tiny14', train='full',   batch=8,  workers=2,  warmup=2, steps=6,  device='cpu'),
+    'cpu-small':        dict(backbone='dinov2_vits14', depth=4, train='full',   batch=8, workers=2, warmup=1, steps=4, device='cpu'),
+    'cpu-small-frozen': dict(backbone='dinov2_vits14', depth=4, train='frozen', batch=8, workers=2, warmup=1, steps=4, device='cpu'),
+    'gpu-vits-frozen':  dict(backbone='dinov2_vits14', train='frozen', batch=128, workers=14, warmup=4, steps=12, device='cuda'),
+    'gpu-vitb-frozen':  dict(backbone='dinov2_vitb14', train='frozen', batch=64,  workers=14, warmup=4, steps=12, device='cuda'),
+    'gpu-vitb-last4':   dict(backbone='dinov2_vitb14', train=4,        batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
+    'gpu-vitb-full':    dict(backbone='dinov2_vitb14', train='full',   batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
+    'gpu-vitl-frozen':  dict(backbone='dinov2_vitl14', train='frozen', batch=64,  workers=14, warmup=4, steps=12, device='cuda'),
+    'gpu-vitl-last4':   dict(backbone='dinov2_vitl14', train=4,        batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
+    'gpu-vitl-full':    dict(backbone='dinov2_vitl14', train='full',   batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
+}
+DEFAULTS = dict(depth=None, n_global=2, n_local=8, global_size=224, local_size=98, out_dim=256)
+
+
+def log(*a): print(*a, flush=True)
+
+def sync(device):
+    if device.type == 'cuda': torch.cuda.synchronize(device)
+
+# ----------------------------------------------------------------------------------------------------------- peak
+def matmul_peak(device, n=None, iters=None, repeats=3) -> tuple[float, str]:
+    "Best achieved TFLOP/s of a square matmul: bf16 on CUDA, fp32 on CPU (the dtype core trains in there)."
+    cuda = device.type == 'cuda'
+    dtype = torch.bfloat16 if cuda else torch.float32
+    n = n or (8192 if cuda else 1024); iters = iters or (100 if cuda else 8)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(3): a @ b
+    sync(device); best = 0.0
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(iters): c = a @ b
+        sync(device); dt = time.perf_counter() - t
+        best = max(best, 2 * n**3 * iters / dt / 1e12)
+    del a, b, c
+    return best, f"{str(dtype).removeprefix('torch.')} {n}x{n} matmul, best of {repeats}x{iters}"
+
+# ---------------------------------------------------------------------------------------------------------- flops
+def analytic_flops_per_image(backbone, cfg, head_hidden=2048, bottleneck=256) -> float:
+    """Model FLOPs of one training step per image (2 per multiply-add; matmuls only, norms/softmax/elementwise ignored).
+    ViT forward of N tokens: depth * (24 N D^2 + 4 N^2 D) + patch embedding 2 (N-1) (3 * 14^2) D; head MLP per crop."""
+    D, L = backbone.embed_dim, len(backbone.blocks)
+    prefix = getattr(backbone, 'num_prefix_tokens', 1)
+    def block(S): N = (S // 14)**2 + prefix; return 24 * N * D**2 + 4 * N**2 * D
+    def embed(S): return 2 * (S // 14)**2 * 3 * 14 * 14 * D
+    head = 2 * (D * head_hidden + head_hidden * head_hidden + head_hidden * bottleneck + bottleneck * cfg['out_dim'])
+    sizes = [cfg['global_size']] * cfg['n_global'] + [cfg['local_size']] * cfg['n_local']
+    globals_ = sizes[:cfg['n_global']]
+    fwd_all = sum(L * block(S) + embed(S) for S in sizes)
+    fwd_glob = sum(L * block(S) + embed(S) for S in globals_)
+    heads_all, heads_glob = head * len(sizes), head * len(globals_)
+    if cfg['train'] == 'frozen':   # one backbone pass shared by both heads, no backward through it
+        return fwd_all + 3 * heads_all + heads_glob
+    if cfg['train'] == 'full':     # student fwd + bwd (2x fwd) on all crops, teacher fwd on the globals
+        return 3 * (fwd_all + heads_all) + fwd_glob + heads_glob
+    k = int(cfg['train'])          # backward (activations + weights) through the last k blocks only
+    return fwd_all + sum(2 * k * block(S) for S in sizes) + 3 * heads_all + fwd_glob + heads_glob
+
+# ----------------------------------------------------------------------------------------------------------- data
+def image_paths(images, min_count=32):
+    "The benchmark's image files: --images, else ISBI 2012 train from ../shared, else synthetic EM PNGs (core)."
+    if images: return core.find_em_images(images), str(images)
+    if ISBI.is_dir(): return core.find_em_images(ISBI), str(ISBI)
+    folder = Path(tempfile.mkdtemp(prefix='ssl_bench_'))
+    return core.write_synthetic_em(folder, n=min_count, size=512), f'{folder} (synthetic, core.write_synthetic_em)'
+
+def make_loader(paths, cfg, n_batches):
+    "A `MultiCropDataset` of exactly `n_batches * batch` items (the image list cycled) and core's loader over it."
+    n = cfg['batch'] * n_batches
+    items = [paths[i % len(paths)] for i in range(n)]
+    ds = core.MultiCropDataset(items, n_global_crops=cfg['n_global'], n_local_crops=cfg['n_local'],
+                               global_size=cfg['global_size'], local_size=cfg['local_size'], seed=0)
+    return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
+
+# ----------------------------------------------------------------------------------------------------------- step
+def build(cfg, device):
+    kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
+    backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
+    train = cfg['train']
+    student, teacher = core.create_dino_models(backbone, freeze_backbone=train == 'frozen',
+                                               trainable_blocks=None if train in ('frozen', 'full') else int(train),
+                                               device=device, out_dim=cfg['out_dim'])
+    loss_fn = core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']).to(device)
+    optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
+    return student, teacher, loss_fn, optimizer
+
+def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps, epoch=0,
+              momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1):
+    "The body of `core.train_one_epoch` (same core calls, same order), minus the progress bar and logging."
+    unwrap, shared_backbone = core.unwrap, core.backbone_is_frozen(student)
+    n_global, amp = loss_fn.n_global_crops, device.type == 'cuda'
+    params = [p for p in student.parameters() if p.requires_grad]
+    last_layer = list(unwrap(student).head.last_layer.parameters())
+    state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
+    def step(crops, i):
+        crops = [c.to(device, non_blocking=True) for c in crops]
+        batch_size = crops[0].shape[0]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            if shared_backbone:
+                with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
+                student_out = student(crops, backbone_features=features)
+                with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
+            else:
+                student_out = student(crops)
+                with torch.no_grad(): teacher_out = teacher(crops[:n_global])
+        loss = loss_fn(student_out, teacher_out, epoch=epoch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if epoch < freeze_last_layer_epochs:
+            for p in last_layer: p.grad = None
+        nn.utils.clip_grad_norm_(params, clip_grad or float('inf'), foreach=True)
+        optimizer.step()
+        if scheduler is not None: scheduler.step()
+        momentum = core.warmup_cosine(i, total_steps, momentum_teacher, 1.0)
+        core.update_teacher_ema(student, teacher, momentum)
+        loss = loss.detach(); state['loss_sum'] += loss
+        state['first_bad_step'] = torch.where((state['first_bad_step'] < 0) & ~torch.isfinite(loss), i, state['first_bad_step'])
+        return batch_size
+    return step, state
+
+def timed_pass(loader, step, device, warmup, count_flops=False):
+    "One pass over the loader: the first `warmup` steps untimed (the first under the FLOP counter), then per-step timings."
+    waits, computes, images, flops, t_start = [], [], 0, None, None
+    it = iter(loader); i = 0
+    t_prev = time.perf_counter()
+    for i in range(len(loader)):
+        t0 = time.perf_counter(); crops = next(it); t1 = time.perf_counter()
+        if i == 0 and count_flops:
+            from torch.utils.flop_counter import FlopCounterMode
+            with FlopCounterMode(display=False) as fc: bs = step(crops, i)
+            flops = fc.get_total_flops() / bs
+        else: bs = step(crops, i)
+        sync(device); t2 = time.perf_counter()
+        if warmup == 0 and i == 0: t_start = t0
+        if i == warmup - 1: t_start = t2
+        if i >= warmup: waits.append(t1 - t0); computes.append(t2 - t1); images += bs
+    wall = time.perf_counter() - t_start
+    return dict(waits=waits, computes=computes, images=images, wall=wall, flops_counted=flops)
+
+def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False):
+    "Build once, then `repeats` passes of warmup + timed steps; returns the summary of the median pass."
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); torch.cuda.empty_cache()
+    torch.manual_seed(0)
+    t_build = time.perf_counter()
+    student, teacher, loss_fn, optimizer = build(cfg, device)
+    n_batches = cfg['warmup'] + cfg['steps']
+    loader = make_loader(paths, cfg, n_batches)
+    scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
+    step, state = make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps=10 * n_batches)
+    t_build = time.perf_counter() - t_build
+    n_trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
+    analytic = analytic_flops_per_image(student.backbone, cfg)
+    passes = []
+    for r in range(repeats):
+        if via_train_one_epoch:   # cross-check: core's own loop, timed as a whole (no split)
+            t = time.perf_counter()
+            core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, scheduler, epoch=0, n_epochs=10,
+                                 log_every=10**9, progress=False)
+            sync(device); wall = time.perf_counter() - t
+            passes.append(dict(waits=[0.0], computes=[wall / n_batches], images=cfg['batch'] * n_batches, wall=wall,
+                               flops_counted=None, note='core.train_one_epoch incl. warm-up steps'))
+        else:
+            passes.append(timed_pass(loader, step, device, cfg['warmup'], count_flops=(r == 0)))
+        p = passes[-1]
+        log(f"  [{name}] pass {r + 1}/{repeats}: {p['images'] / p['wall']:.2f} images/s")
+    if not (state['first_bad_step'] < 0): log(f"  [{name}] WARNING: non-finite loss in the benchmark steps")
+    counted = passes[0]['flops_counted']
+    rates = [p['images'] / p['wall'] for p in passes]
+    med = passes[sorted(range(len(rates)), key=rates.__getitem__)[len(rates) // 2]]
+    waits, computes = med['waits'], med['computes']
+    res = dict(config=name, device=device_name(device), backbone=cfg['backbone'], depth=len(student.backbone.blocks),
+               train=cfg['train'], batch=cfg['batch'], crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}",
+               workers=cfg['workers'], warmup=cfg['warmup'], steps=cfg['steps'], repeats=repeats,
+               trainable_params_M=n_trainable / 1e6, build_s=t_build,
+               images_per_s=statistics.median(rates), images_per_s_best=max(rates), images_per_s_all=rates,
+               compute_images_per_s=cfg['batch'] / statistics.median(computes),
+               step_ms=1e3 * med['wall'] / len(computes), data_wait_ms=1e3 * statistics.mean(waits),
+               compute_ms=1e3 * statistics.mean(computes), compute_ms_median=1e3 * statistics.median(computes),
+               gflop_per_image_counted=None if counted is None else counted / 1e9,
+               gflop_per_image_analytic=analytic / 1e9,
+               cpu_max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+               worker_max_rss_gb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6)
+    if via_train_one_epoch: res['note'] = 'timed core.train_one_epoch as a whole (warm-up steps included, no split)'
+    if device.type == 'cuda':
+        res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
+        res['cuda_max_reserved_gb'] = torch.cuda.max_memory_reserved(device) / 1e9
+    if peak:
+        res['peak_tflops'] = peak
+        for key, rate in [('', res['images_per_s']), ('compute_', res['compute_images_per_s'])]:
+            res[f'{key}tflops_analytic'] = analytic * rate / 1e12
+            res[f'{key}mfu_analytic'] = res[f'{key}tflops_analytic'] / peak
+            if counted:
+                res[f'{key}tflops_counted'] = counted * rate / 1e12
+                res[f'{key}mfu_counted'] = res[f'{key}tflops_counted'] / peak
+    del loader, student, teacher, optimizer, loss_fn, step, state
+    gc.collect()
+    if device.type == 'cuda': torch.cuda.empty_cache()
+    return res
+
+def device_name(device):
+    if device.type == 'cuda': return torch.cuda.get_device_name(device)
+    model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'CPU') \
+        if os.path.exists('/proc/cpuinfo') else 'CPU'
+    return f"{model}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+# -------------------------------------------------------------------------------------------------------- lightly
+def run_lightly(cfg, images_dir, backbone, timeout=1800):
+    "../shared/bench/lightly_ref.py with the same arch, depth, crops, batch, head out_dim, workers and freezing."
+    if cfg['train'] not in ('frozen', 'full'):
+        raise SystemExit("lightly_ref.py has no last-N-blocks mode: compare with a 'frozen' or 'full' configuration.")
+    arch, arch_kwargs = core.DINOV2_ARCHS[cfg['backbone']]
+    if arch_kwargs: raise SystemExit(f"{cfg['backbone']} is not a standard timm arch; lightly_ref.py cannot build it (use cpu-small).")
+    cmd = [sys.executable, str(LIGHTLY_REF), '--images', str(images_dir), '--steps', str(cfg['steps']),
+           '--warmup', str(cfg['warmup']), '--batch', str(cfg['batch']), '--n-local', str(cfg['n_local']),
+           '--global-size', str(cfg['global_size']), '--local-size', str(cfg['local_size']), '--arch', arch,
+           '--depth', str(len(backbone.blocks)), '--out-dim', str(cfg['out_dim']), '--workers', str(cfg['workers'])]
+    if cfg['train'] == 'frozen': cmd.append('--freeze-backbone')
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    m = re.search(r'lightly images/s:\s*([0-9.]+)', out.stdout)
+    if not m: raise RuntimeError(f"lightly_ref.py failed:\n{out.stdout}\n{out.stderr[-3000:]}")
+    return float(m.group(1)), ' '.join(cmd)
+
+# ----------------------------------------------------------------------------------------------------------- main
+def fmt(res):
+    s = (f"{res['config']}: {res['images_per_s']:.2f} images/s (median of {res['repeats']}; best {res['images_per_s_best']:.2f}), "
+         f"step {res['step_ms']:.1f} ms = data wait {res['data_wait_ms']:.1f} + compute {res['compute_ms']:.1f} ms "
+         f"(compute-only {res['compute_images_per_s']:.2f} images/s); batch {res['batch']}, {res['crops']}, "
+         f"{res['backbone']} depth {res['depth']} train={res['train']}, workers {res['workers']}\n"
+         f"  FLOPs/image: analytic {res['gflop_per_image_analytic']:.1f} GFLOP"
+         + (f", counted {res['gflop_per_image_counted']:.1f} GFLOP (FlopCounterMode, one step)" if res['gflop_per_image_counted'] else '')
+         + f"; peak memory: RSS {res['cpu_max_rss_gb']:.2f} GB (largest worker {res['worker_max_rss_gb']:.2f} GB)")
+    if 'cuda_max_allocated_gb' in res: s += f", CUDA max allocated {res['cuda_max_allocated_gb']:.2f} GB (reserved {res['cuda_max_reserved_gb']:.2f})"
+    if 'peak_tflops' in res:
+        s += (f"\n  achieved {res['tflops_analytic']:.2f} TFLOP/s end to end = MFU {100 * res['mfu_analytic']:.1f}% "
+              f"(compute only {res['compute_tflops_analytic']:.2f} TFLOP/s = {100 * res['compute_mfu_analytic']:.1f}%) "
+              f"of measured peak {res['peak_tflops']:.1f} TFLOP/s, analytic FLOPs")
+        if 'mfu_counted' in res: s += f"; counted FLOPs: MFU {100 * res['mfu_counted']:.1f}% (compute only {100 * res['compute_mfu_counted']:.1f}%)"
+    return s
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', default='cpu-small', help='name(s), comma-separated; --list shows them')
+    p.add_argument('--list', action='store_true')
+    p.add_argument('--images', help='folder of EM images (default: ../shared ISBI 2012 train, else synthetic)')
+    p.add_argument('--device', help='override the configuration device (cpu / cuda)')
+    for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim'):
+        p.add_argument(f"--{k.replace('_', '-')}", type=int, help=f'override the configuration {k}')
+    p.add_argument('--backbone', help="override the backbone (e.g. dinov2_tiny14)")
+    p.add_argument('--train', help="override: frozen, full or N (last N blocks)")
+    p.add_argument('--repeats', type=int, default=1, help='timed passes (same models); reports the median and best')
+    p.add_argument('--compare-lightly', action='store_true', help='also run ../shared/bench/lightly_ref.py, alternating with ours')
+    p.add_argument('--train-one-epoch', action='store_true', help='time core.train_one_epoch as a whole instead (cross-check)')
+    p.add_argument('--no-peak', action='store_true', help='skip the matmul peak measurement')
+    p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
+    p.add_argument('--json', help='append one JSON line per configuration to this file')
+    a = p.parse_args(argv)
+    if a.list:
+        for k, v in CONFIGS.items(): print(f"{k:18s} {v}")
+        return
+    if a.threads: torch.set_num_threads(a.threads)
+    results, peaks = [], {}
+    for name in a.config.split(','):
+        if name not in CONFIGS: raise SystemExit(f"unknown configuration {name!r}; one of {', '.join(CONFIGS)}")
+        cfg = {**DEFAULTS, **CONFIGS[name]}
+        for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim', 'backbone', 'device'):
+            if getattr(a, k) is not None: cfg[k] = getattr(a, k)
+        if a.train is not None: cfg['train'] = a.train if a.train in ('frozen', 'full') else int(a.train)
+        if cfg['device'] == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
+        device = torch.device(cfg['device'])
+        if device.type not in peaks and not a.no_peak:
+            peaks[device.type], how = matmul_peak(device)
+            log(f"matmul peak on {device_name(device)}: {peaks[device.type]:.2f} TFLOP/s ({how})")
+        paths, source = image_paths(a.images)
+        log(f"== {name}: {cfg}\n   images: {len(paths)} files from {source}")
+        lightly = []
+        for r in range(a.repeats if a.compare_lightly else 1):
+            res = run_ours(name, cfg, device, paths, repeats=1 if a.compare_lightly else a.repeats,
+                           peak=peaks.get(device.type), via_train_one_epoch=a.train_one_epoch)
+            if a.compare_lightly:
+                kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
+                bb = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
+                images_dir = Path(paths[0]).parent
+                rate, cmd = run_lightly(cfg, images_dir, bb)
+                lightly.append((res, rate)); del bb
+                log(f"  round {r + 1}: ours {res['images_per_s']:.2f} images/s, lightly {rate:.2f} images/s, ratio {res['images_per_s'] / rate:.2f}")
+        if a.compare_lightly:
+            ours_rates = [x['images_per_s'] for x, _ in lightly]; l_rates = [y for _, y in lightly]
+            res = lightly[sorted(range(len(ours_rates)), key=ours_rates.__getitem__)[len(ours_rates) // 2]][0]
+            res.update(repeats=len(ours_rates), images_per_s=statistics.median(ours_rates), images_per_s_best=max(ours_rates),
+                       images_per_s_all=ours_rates, lightly_images_per_s=statistics.median(l_rates),
+                       lightly_images_per_s_best=max(l_rates), lightly_all=l_rates, lightly_cmd=cmd,
+                       ratio_median=statistics.median(ours_rates) / statistics.median(l_rates),
+                       ratio_best=max(ours_rates) / max(l_rates))
+        log(fmt(res))
+        if a.compare_lightly:
+            log(f"  lightly_ref.py: {res['lightly_images_per_s']:.2f} images/s (median of {len(l_rates)}; best "
+                f"{res['lightly_images_per_s_best']:.2f}); ours / lightly = {res['ratio_median']:.2f}x (medians), "
+                f"{res['ratio_best']:.2f}x (bests)\n  lightly command: {cmd}")
+        results.append(res)
+        if a.json:
+            with open(a.json, 'a') as f: f.write(json.dumps(res) + '\n')
+    return results
+
+if __name__ == '__main__':
+    main()

@@ -15,7 +15,7 @@ from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main
 # %% auto #0
 __all__ = ['config_from_args', 'write_run_outputs', 'train_cli', 'features_cli']
 
-# %% ../nbs/03_cli.ipynb #5bbeb703
+# %% ../nbs/03_cli.ipynb #b4a6be90
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -48,7 +48,7 @@ def config_from_args(argv=None) -> TrainConfig:
 def write_run_outputs(result:dict, config:TrainConfig) -> dict:
     "Loss curve, t-SNE, PCA picture and the exported backbone in the run folder; returns their paths."
     out, teacher = Path(config.out), result['teacher']
-    eval_size = config.global_size // 14 * 14
+    eval_size = max(224, config.global_size // 14 * 14)     # at least a 16 x 16 patch grid for the PCA picture
     eval_ds = EMImageDataset(config.data or out / 'synthetic_em', size=eval_size)
     eval_ds.items = eval_ds.items[:1000]
     loader = create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)

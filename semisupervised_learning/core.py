@@ -23,11 +23,11 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'DINOModel', 'unwrap', 'default_device', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss',
            'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'update_teacher_ema', 'is_main_process',
            'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
-           'HealthWarning', 'TrainingMonitor', 'NonFiniteLossError', 'TrainingInterrupted', 'train_one_epoch',
-           'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino', 'setup_distributed',
-           'TrainConfig', 'demo_config', 'train', 'EMImageDataset', 'extract_features', 'save_features',
-           'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca',
-           'export_backbone']
+           'HealthWarning', 'TrainingMonitor', 'NonFiniteLossError', 'TrainingInterrupted', 'train_step',
+           'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
+           'setup_distributed', 'TrainConfig', 'demo_config', 'train', 'EMImageDataset', 'extract_features',
+           'save_features', 'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb',
+           'plot_patch_pca', 'export_backbone']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -778,13 +778,41 @@ class TrainingMonitor:
                          f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
         return found
 
-# %% ../nbs/00_core.ipynb #18ced17a
+# %% ../nbs/00_core.ipynb #5d06d9c9
 class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C (SIGINT) arrived; training stopped cleanly after finishing step `step` of the epoch."
     def __init__(self, step:int, message:str=''): super().__init__(message or f'stopped after step {step}'); self.step = step
+
+def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
+               momentum:float=0.996, # teacher EMA momentum for this step
+               clip_grad:float|None=3.0, freeze_last_layer:bool=False, # drop the last head layer's gradient (first epoch)
+               device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
+    device = crops[0].device if device is None else torch.device(device)
+    crops = [c.to(device, non_blocking=True) for c in crops]
+    n_global, batch_size = loss_fn.n_global_crops, crops[0].shape[0]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
+        if backbone_is_frozen(student):      # student and teacher backbones are the same function: run it once
+            with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
+            student_out = student(crops, backbone_features=features)
+            with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
+        else:
+            student_out = student(crops)
+            with torch.no_grad(): teacher_out = teacher(crops[:n_global])
+    loss = loss_fn(student_out, teacher_out, epoch=epoch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if freeze_last_layer:
+        for p in unwrap(student).head.last_layer.parameters(): p.grad = None
+    params = [p for group in optimizer.param_groups for p in group['params']]
+    grad_norm = nn.utils.clip_grad_norm_(params, clip_grad or float('inf'), foreach=True)
+    optimizer.step()
+    if scheduler is not None: scheduler.step()
+    update_teacher_ema(student, teacher, momentum)
+    return loss.detach(), grad_norm
 
 def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=None, scheduler=None,
                     epoch:int=0, n_epochs:int=1, # this epoch (0-based) and the run's length, for the schedules
@@ -797,38 +825,17 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
     n_steps, distributed = len(train_loader), dist.is_available() and dist.is_initialized()
-    total_steps, shared_backbone = n_epochs * n_steps, backbone_is_frozen(student)
-    n_global, amp = loss_fn.n_global_crops, device.type == 'cuda'
-    params = [p for p in student.parameters() if p.requires_grad]
-    last_layer = list(unwrap(student).head.last_layer.parameters())
     loss_sum = torch.zeros((), device=device); first_bad_step = torch.full((), -1, device=device)
     bar = tqdm(total=n_steps, initial=start_step, desc=f'epoch {epoch + 1}/{n_epochs}', disable=not (progress and is_main_process()),
                dynamic_ncols=True, leave=False)
     t_log, images, step = time.perf_counter(), 0, start_step - 1
     for step, crops in enumerate(train_loader, start=start_step):
-        crops = [c.to(device, non_blocking=True) for c in crops]
-        batch_size = crops[0].shape[0]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            if shared_backbone:
-                with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
-                student_out = student(crops, backbone_features=features)
-                with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
-            else:
-                student_out = student(crops)
-                with torch.no_grad(): teacher_out = teacher(crops[:n_global])
-        loss = loss_fn(student_out, teacher_out, epoch=epoch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if epoch < freeze_last_layer_epochs:
-            for p in last_layer: p.grad = None
-        grad_norm = nn.utils.clip_grad_norm_(params, clip_grad or float('inf'), foreach=True)
-        optimizer.step()
-        if scheduler is not None: scheduler.step()
-        momentum = warmup_cosine(epoch * n_steps + step, total_steps, momentum_teacher, 1.0)
-        update_teacher_ema(student, teacher, momentum)
-        loss = loss.detach(); loss_sum += loss
+        momentum = warmup_cosine(epoch * n_steps + step, n_epochs * n_steps, momentum_teacher, 1.0)
+        loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch, momentum, clip_grad,
+                                     epoch < freeze_last_layer_epochs, device)
+        loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
-        images += batch_size; bar.update()
+        images += crops[0].shape[0]; bar.update()
         if (step + 1) % log_every == 0 or step + 1 == n_steps:
             if first_bad_step.item() >= 0:
                 raise NonFiniteLossError(

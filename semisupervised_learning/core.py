@@ -611,7 +611,7 @@ def update_teacher_ema(student:nn.Module, teacher:nn.Module, momentum:float):
     torch._foreach_mul_(teacher_params, momentum)
     torch._foreach_add_(teacher_params, student_params, alpha=1 - momentum)
 
-# %% ../nbs/00_core.ipynb #d9b97242
+# %% ../nbs/00_core.ipynb #d7fb9ba3
 def is_main_process() -> bool: return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 def _plain(obj):
@@ -639,6 +639,11 @@ def atomic_save(obj, path):
     try:
         with open(tmp_path, 'wb') as f: torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as e:
+        error = OSError(f"Could not write {path} ({e.strerror or e}); any previous file there is intact. "
+                        "Free some disk space or choose another folder.")
+        error.errno = e.errno
+        raise error from e
     finally:
         if tmp_path.exists(): tmp_path.unlink()
     return path
@@ -646,10 +651,12 @@ def atomic_save(obj, path):
 def save_checkpoint(path, student, teacher, optimizer=None, scheduler=None, epoch:int=0, # completed epochs
                     loss:float|None=None, loss_fn=None, loss_history=None, config:dict|None=None,
                     step_in_epoch:int=0, # steps of the next epoch already done (an interrupted epoch)
+                    epoch_loss_sum:float=0.0, # their summed loss, so the resumed epoch's mean covers all its steps
                    ):
     "Write a resumable training checkpoint atomically."
     return atomic_save(dict(
-        format=CHECKPOINT_FORMAT, epoch=epoch, step_in_epoch=step_in_epoch, loss=loss, loss_history=list(loss_history or []),
+        format=CHECKPOINT_FORMAT, epoch=epoch, step_in_epoch=step_in_epoch, epoch_loss_sum=epoch_loss_sum, loss=loss,
+        loss_history=list(loss_history or []),
         config=_plain(config or {}), student=unwrap(student).state_dict(), teacher=unwrap(teacher).state_dict(),
         optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
         loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states()), path)
@@ -778,13 +785,14 @@ class TrainingMonitor:
                          f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
         return found
 
-# %% ../nbs/00_core.ipynb #5d06d9c9
+# %% ../nbs/00_core.ipynb #9f96a0bc
 class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
 class TrainingInterrupted(KeyboardInterrupt):
     "Ctrl-C (SIGINT) arrived; training stopped cleanly after finishing step `step` of the epoch."
-    def __init__(self, step:int, message:str=''): super().__init__(message or f'stopped after step {step}'); self.step = step
+    def __init__(self, step:int, message:str='', loss_sum:float=0.0): # loss_sum: the epoch's losses so far, summed
+        super().__init__(message or f'stopped after step {step}'); self.step, self.loss_sum = step, loss_sum
 
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
@@ -820,15 +828,16 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1, log_every:int=10,
                     monitor:TrainingMonitor|None=None, progress:bool=True,
                     start_step:int=0, # steps of this epoch already done (resuming mid-epoch)
+                    start_loss_sum:float=0.0, # their summed loss (from the interrupted run's checkpoint)
                     should_stop=None, # callable; True stops cleanly after the current step
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
     n_steps, distributed = len(train_loader), dist.is_available() and dist.is_initialized()
-    loss_sum = torch.zeros((), device=device); first_bad_step = torch.full((), -1, device=device)
+    loss_sum = torch.full((), float(start_loss_sum), device=device); first_bad_step = torch.full((), -1, device=device)
     bar = tqdm(total=n_steps, initial=start_step, desc=f'epoch {epoch + 1}/{n_epochs}', disable=not (progress and is_main_process()),
                dynamic_ncols=True, leave=False)
-    t_log, images, step = time.perf_counter(), 0, start_step - 1
+    t_log, images, step, stop = time.perf_counter(), 0, start_step - 1, False
     for step, crops in enumerate(train_loader, start=start_step):
         momentum = warmup_cosine(epoch * n_steps + step, n_epochs * n_steps, momentum_teacher, 1.0)
         loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch, momentum, clip_grad,
@@ -836,20 +845,25 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
         loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
         images += crops[0].shape[0]; bar.update()
-        if (step + 1) % log_every == 0 or step + 1 == n_steps:
-            if first_bad_step.item() >= 0:
+        stop = should_stop is not None and should_stop()
+        if (step + 1) % log_every == 0 or step + 1 == n_steps or stop:     # the host looks at the loss here, and only here
+            bad_step = first_bad_step.clone()
+            if distributed: dist.all_reduce(bad_step, op=dist.ReduceOp.MAX)  # every rank stops together
+            if bad_step.item() >= 0:
+                bad_lr = scheduler.lr_at(epoch * n_steps + int(bad_step)) if scheduler is not None else optimizer.param_groups[0]['lr']
                 raise NonFiniteLossError(
-                    f"The loss became {loss_sum.item()} at epoch {epoch + 1}, step {int(first_bad_step) + 1} (lr "
-                    f"{optimizer.param_groups[0]['lr']:.3g}). Weights after it are not saved. Try: a lower lr (divide by 10), "
-                    "a longer warm-up, clip_grad=3.0, freezing the backbone; check the images for NaN.")
+                    f"The loss became {loss_sum.item()} at epoch {epoch + 1}, step {int(bad_step) + 1} (lr {bad_lr:.3g}). "
+                    "Weights after it are not saved. Try: a lower lr (divide by 10), a longer warm-up, clip_grad=3.0, "
+                    "freezing the backbone; check the images for NaN.")
             rate = images / (time.perf_counter() - t_log); t_log, images = time.perf_counter(), 0
             record = monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum, rate) if monitor else None
             bar.set_postfix(loss=f'{loss.item():.4f}', lr=f"{optimizer.param_groups[0]['lr']:.2e}", img_s=f'{rate:.1f}',
                             **({'H_t': f"{record['teacher_entropy']:.2f}/{record['ln_K']:.2f}"} if record else {}))
-        if should_stop is not None and should_stop(): bar.close(); raise TrainingInterrupted(step + 1)
+        if stop: break
     bar.close()
     if distributed: dist.all_reduce(loss_sum); loss_sum /= dist.get_world_size()
-    return loss_sum.item() / max(1, step + 1 - start_step)
+    if stop: raise TrainingInterrupted(step + 1, loss_sum=loss_sum.item())
+    return loss_sum.item() / max(1, step + 1)
 
 # %% ../nbs/00_core.ipynb #cf5a7ed1
 def checkpoint_bytes(*objects) -> int:
@@ -898,7 +912,7 @@ class _DeferredSigint:
     def __exit__(self, *exc):
         if self._previous is not None: signal.signal(signal.SIGINT, self._previous)
 
-# %% ../nbs/00_core.ipynb #772a536e
+# %% ../nbs/00_core.ipynb #5c5004ee
 def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None,
                n_epochs:int=100, save_every:int=10, checkpoint_dir='checkpoints',
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
@@ -909,8 +923,9 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
     distributed = dist.is_available() and dist.is_initialized()
-    start_epoch, start_step, history = 0, 0, []
+    start_epoch, start_step, start_loss_sum, history = 0, 0, 0.0, []
     if main:
+        for stale in checkpoint_dir.glob('.checkpoint_*.tmp'): stale.unlink()   # left by a save that was killed
         check_checkpoint_dir(checkpoint_dir, checkpoint_bytes(unwrap(student), unwrap(teacher), optimizer))
         if resume_from is None and any(checkpoint_dir.glob('checkpoint_*.pth')):
             raise FileExistsError(f"{checkpoint_dir} already holds checkpoints of another run. Resume it with "
@@ -918,12 +933,12 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
     if resume_from is not None:
         path = find_checkpoint(resume_from, checkpoint_dir)
         meta = load_checkpoint(path, student, teacher, optimizer, scheduler, device, loss_fn=loss_fn, restore_rng=True)
-        start_epoch, start_step, history = meta['epoch'], meta['step_in_epoch'], meta['loss_history']
+        start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None)
-    def save(path, epoch, step_in_epoch=0):
+    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0):
         if main: save_checkpoint(path, student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
-                                 loss_fn, history, config, step_in_epoch)
+                                 loss_fn, history, config, step_in_epoch, epoch_loss_sum)
     with _DeferredSigint() as sigint:
         calls = [0]
         def should_stop():
@@ -937,16 +952,16 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             try:
                 mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, scheduler, epoch, n_epochs,
                                             momentum_teacher, clip_grad, freeze_last_layer_epochs, log_every, monitor, progress,
-                                            start_step, should_stop)
+                                            start_step, start_loss_sum, should_stop)
             except TrainingInterrupted as e:
-                save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step)
+                save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum)
                 raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved "
                                           f"{checkpoint_dir / 'checkpoint_latest.pth'}. Resume with resume_from='latest' (--resume).") from None
             except NonFiniteLossError as e:
                 latest = checkpoint_dir / 'checkpoint_latest.pth'
                 raise NonFiniteLossError(f"{e} The last good checkpoint, {latest if latest.exists() else 'none yet'}, is "
                                          "untouched: resume from it with a lower lr (resume_from='latest', --resume --lr).") from None
-            start_step = 0
+            start_step, start_loss_sum = 0, 0.0
             history.append(mean_loss)
             monitor.end_epoch(epoch, mean_loss)
             done = epoch + 1

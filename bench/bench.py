@@ -56,11 +56,11 @@ def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
 # ----------------------------------------------------------------------------------------------------------- peak
-def matmul_peak(device, n=None, iters=None, repeats=3) -> tuple[float, str]:
-    "Best achieved TFLOP/s of a square matmul: bf16 on CUDA, fp32 on CPU (the dtype core trains in there)."
+def matmul_peak(device, bf16=True, n=None, iters=None, repeats=5) -> tuple[float, str]:
+    "Best achieved TFLOP/s of a square matmul in the dtype the step computes in (bf16 under autocast, else fp32)."
     cuda = device.type == 'cuda'
-    dtype = torch.bfloat16 if cuda else torch.float32
-    n = n or (8192 if cuda else 1024); iters = iters or (100 if cuda else 8)
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    n = n or (8192 if cuda else 2048); iters = iters or (100 if cuda else 4)
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3): a @ b
     sync(device); best = 0.0
@@ -110,22 +110,27 @@ def make_loader(paths, cfg, n_batches):
     return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
 
 # ----------------------------------------------------------------------------------------------------------- step
-def build(cfg, device):
+def build(cfg, device, fused=None):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
     train = cfg['train']
+    if train not in ('frozen', 'full') and int(train) > len(backbone.blocks):   # e.g. gpu.sh --dry-run's 2-block tiny backbone
+        log(f"  trainable_blocks={train} > depth {len(backbone.blocks)}: using {len(backbone.blocks)}"); train = cfg["train"] = len(backbone.blocks)
     student, teacher = core.create_dino_models(backbone, freeze_backbone=train == 'frozen',
                                                trainable_blocks=None if train in ('frozen', 'full') else int(train),
                                                device=device, out_dim=cfg['out_dim'])
     loss_fn = core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']).to(device)
-    optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
+    optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256, fused=fused)
     return student, teacher, loss_fn, optimizer
 
 def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps, epoch=0,
-              momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1):
-    "The body of `core.train_one_epoch` (same core calls, same order), minus the progress bar and logging."
+              momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1, amp='core'):
+    """The body of `core.train_one_epoch` (same core calls, same order), minus the progress bar and logging.
+    amp='core' autocasts to bf16 exactly when core does (CUDA only); 'bf16' on any device (a prototype of the
+    proposed core change for CPUs with AMX/AVX512-BF16); 'off' never."""
     unwrap, shared_backbone = core.unwrap, core.backbone_is_frozen(student)
-    n_global, amp = loss_fn.n_global_crops, device.type == 'cuda'
+    n_global = loss_fn.n_global_crops
+    amp = device.type == 'cuda' if amp == 'core' else amp == 'bf16'
     params = [p for p in student.parameters() if p.requires_grad]
     last_layer = list(unwrap(student).head.last_layer.parameters())
     state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
@@ -174,16 +179,16 @@ def timed_pass(loader, step, device, warmup, count_flops=False):
     wall = time.perf_counter() - t_start
     return dict(waits=waits, computes=computes, images=images, wall=wall, flops_counted=flops)
 
-def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False):
+def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core', fused=None):
     "Build once, then `repeats` passes of warmup + timed steps; returns the summary of the median pass."
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); torch.cuda.empty_cache()
     torch.manual_seed(0)
     t_build = time.perf_counter()
-    student, teacher, loss_fn, optimizer = build(cfg, device)
+    student, teacher, loss_fn, optimizer = build(cfg, device, fused)
     n_batches = cfg['warmup'] + cfg['steps']
     loader = make_loader(paths, cfg, n_batches)
     scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
-    step, state = make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps=10 * n_batches)
+    step, state = make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps=10 * n_batches, amp=amp)
     t_build = time.perf_counter() - t_build
     n_trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     analytic = analytic_flops_per_image(student.backbone, cfg)
@@ -206,7 +211,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     med = passes[sorted(range(len(rates)), key=rates.__getitem__)[len(rates) // 2]]
     waits, computes = med['waits'], med['computes']
     res = dict(config=name, device=device_name(device), backbone=cfg['backbone'], depth=len(student.backbone.blocks),
-               train=cfg['train'], batch=cfg['batch'], crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}",
+               train=cfg['train'], amp=amp, fused_adamw=optimizer.defaults.get('fused'), batch=cfg['batch'], crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}",
                workers=cfg['workers'], warmup=cfg['warmup'], steps=cfg['steps'], repeats=repeats,
                trainable_params_M=n_trainable / 1e6, build_s=t_build,
                images_per_s=statistics.median(rates), images_per_s_best=max(rates), images_per_s_all=rates,
@@ -222,7 +227,8 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
         res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
         res['cuda_max_reserved_gb'] = torch.cuda.max_memory_reserved(device) / 1e9
     if peak:
-        res['peak_tflops'] = peak
+        res['peak_tflops'], res['peak_dtype'] = peak
+        peak = peak[0]
         for key, rate in [('', res['images_per_s']), ('compute_', res['compute_images_per_s'])]:
             res[f'{key}tflops_analytic'] = analytic * rate / 1e12
             res[f'{key}mfu_analytic'] = res[f'{key}tflops_analytic'] / peak
@@ -232,6 +238,21 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     del loader, student, teacher, optimizer, loss_fn, step, state
     gc.collect()
     if device.type == 'cuda': torch.cuda.empty_cache()
+    return res
+
+def run_data_only(name, cfg, paths):
+    "Loader throughput alone (MultiCropDataset + create_dataloader with cfg's workers, pinned when CUDA is there): can data keep up?"
+    n_batches = cfg['warmup'] + cfg['steps']
+    loader = make_loader(paths, cfg, n_batches)
+    p = timed_pass(loader, lambda crops, i: crops[0].shape[0], torch.device('cpu'), cfg['warmup'])
+    rate = p['images'] / p['wall']
+    res = dict(config=name, mode='data-only', device=device_name(torch.device('cpu')), batch=cfg['batch'], workers=cfg['workers'],
+               crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}", warmup=cfg['warmup'],
+               steps=cfg['steps'], images_per_s=rate, images_per_s_per_worker=rate / max(1, cfg['workers']),
+               pin_memory=loader.pin_memory)
+    log(f"{name} data only: {rate:.1f} images/s with {cfg['workers']} workers ({res['images_per_s_per_worker']:.1f} per worker), "
+        f"batch {cfg['batch']}, {res['crops']}, pin_memory={loader.pin_memory}, {cfg['steps']} batches after {cfg['warmup']} warm-up")
+    del loader
     return res
 
 def device_name(device):
@@ -262,15 +283,15 @@ def fmt(res):
     s = (f"{res['config']}: {res['images_per_s']:.2f} images/s (median of {res['repeats']}; best {res['images_per_s_best']:.2f}), "
          f"step {res['step_ms']:.1f} ms = data wait {res['data_wait_ms']:.1f} + compute {res['compute_ms']:.1f} ms "
          f"(compute-only {res['compute_images_per_s']:.2f} images/s); batch {res['batch']}, {res['crops']}, "
-         f"{res['backbone']} depth {res['depth']} train={res['train']}, workers {res['workers']}\n"
+         f"{res['backbone']} depth {res['depth']} train={res['train']} amp={res['amp']} fused AdamW={res['fused_adamw']}, workers {res['workers']}\n"
          f"  FLOPs/image: analytic {res['gflop_per_image_analytic']:.1f} GFLOP"
          + (f", counted {res['gflop_per_image_counted']:.1f} GFLOP (FlopCounterMode, one step)" if res['gflop_per_image_counted'] else '')
          + f"; peak memory: RSS {res['cpu_max_rss_gb']:.2f} GB (largest worker {res['worker_max_rss_gb']:.2f} GB)")
     if 'cuda_max_allocated_gb' in res: s += f", CUDA max allocated {res['cuda_max_allocated_gb']:.2f} GB (reserved {res['cuda_max_reserved_gb']:.2f})"
     if 'peak_tflops' in res:
-        s += (f"\n  achieved {res['tflops_analytic']:.2f} TFLOP/s end to end = MFU {100 * res['mfu_analytic']:.1f}% "
-              f"(compute only {res['compute_tflops_analytic']:.2f} TFLOP/s = {100 * res['compute_mfu_analytic']:.1f}%) "
-              f"of measured peak {res['peak_tflops']:.1f} TFLOP/s, analytic FLOPs")
+        s += (f"\n  achieved {res['tflops_analytic']:.3f} TFLOP/s end to end = MFU {100 * res['mfu_analytic']:.1f}% "
+              f"(compute only {res['compute_tflops_analytic']:.3f} TFLOP/s = {100 * res['compute_mfu_analytic']:.1f}%) "
+              f"of measured {res['peak_dtype']} matmul peak {res['peak_tflops']:.3f} TFLOP/s, analytic FLOPs")
         if 'mfu_counted' in res: s += f"; counted FLOPs: MFU {100 * res['mfu_counted']:.1f}% (compute only {100 * res['compute_mfu_counted']:.1f}%)"
     return s
 
@@ -287,7 +308,11 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=1, help='timed passes (same models); reports the median and best')
     p.add_argument('--compare-lightly', action='store_true', help='also run ../shared/bench/lightly_ref.py, alternating with ours')
     p.add_argument('--train-one-epoch', action='store_true', help='time core.train_one_epoch as a whole instead (cross-check)')
+    p.add_argument('--data-only', action='store_true', help='time the loader alone (no model): images/s the CPU pipeline delivers')
     p.add_argument('--no-peak', action='store_true', help='skip the matmul peak measurement')
+    p.add_argument('--amp', choices=['core', 'bf16', 'off'], default='core',
+                   help="bf16 autocast: 'core' = as core.train_one_epoch (CUDA only); 'bf16' also on CPU (prototype of a proposed change)")
+    p.add_argument('--fused-adamw', action='store_true', help="create_optimizer(..., fused=True) also on CPU (core's default: fused on CUDA only)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
@@ -304,15 +329,25 @@ def main(argv=None):
         if a.train is not None: cfg['train'] = a.train if a.train in ('frozen', 'full') else int(a.train)
         if cfg['device'] == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
         device = torch.device(cfg['device'])
-        if device.type not in peaks and not a.no_peak:
-            peaks[device.type], how = matmul_peak(device)
-            log(f"matmul peak on {device_name(device)}: {peaks[device.type]:.2f} TFLOP/s ({how})")
+        bf16 = device.type == 'cuda' if a.amp == 'core' else a.amp == 'bf16'
+        if a.data_only:
+            paths, source = image_paths(a.images)
+            log(f"== {name} (data only): images: {len(paths)} files from {source}")
+            results.append(run_data_only(name, cfg, paths))
+            if a.json:
+                with open(a.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
+            continue
+        if (device.type, bf16) not in peaks and not a.no_peak:
+            tf, how = matmul_peak(device, bf16)
+            peaks[device.type, bf16] = (tf, 'bf16' if bf16 else 'fp32')
+            log(f"matmul peak on {device_name(device)}: {tf:.3f} TFLOP/s ({how})")
         paths, source = image_paths(a.images)
         log(f"== {name}: {cfg}\n   images: {len(paths)} files from {source}")
         lightly = []
         for r in range(a.repeats if a.compare_lightly else 1):
             res = run_ours(name, cfg, device, paths, repeats=1 if a.compare_lightly else a.repeats,
-                           peak=peaks.get(device.type), via_train_one_epoch=a.train_one_epoch)
+                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp,
+                           fused=True if a.fused_adamw else None)
             if a.compare_lightly:
                 kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
                 bb = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
@@ -323,6 +358,7 @@ def main(argv=None):
         if a.compare_lightly:
             ours_rates = [x['images_per_s'] for x, _ in lightly]; l_rates = [y for _, y in lightly]
             res = lightly[sorted(range(len(ours_rates)), key=ours_rates.__getitem__)[len(ours_rates) // 2]][0]
+            res['worker_max_rss_gb'] = lightly[0][0]['worker_max_rss_gb']   # measured before any lightly child ran
             res.update(repeats=len(ours_rates), images_per_s=statistics.median(ours_rates), images_per_s_best=max(ours_rates),
                        images_per_s_all=ours_rates, lightly_images_per_s=statistics.median(l_rates),
                        lightly_images_per_s_best=max(l_rates), lightly_all=l_rates, lightly_cmd=cmd,

@@ -199,7 +199,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
             core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, scheduler, epoch=0, n_epochs=10,
                                  log_every=10**9, progress=False)
             sync(device); wall = time.perf_counter() - t
-            passes.append(dict(waits=[0.0], computes=[wall / n_batches], images=cfg['batch'] * n_batches, wall=wall,
+            passes.append(dict(waits=[0.0] * n_batches, computes=[wall / n_batches] * n_batches, images=cfg['batch'] * n_batches, wall=wall,
                                flops_counted=None, note='core.train_one_epoch incl. warm-up steps'))
         else:
             passes.append(timed_pass(loader, step, device, cfg['warmup'], count_flops=(r == 0)))

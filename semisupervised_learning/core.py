@@ -510,7 +510,7 @@ def backbone_is_frozen(model:nn.Module) -> bool:
     "True when no backbone parameter trains, so student and teacher backbones stay identical."
     return not any(p.requires_grad for p in unwrap(model).backbone.parameters())
 
-# %% ../nbs/00_core.ipynb #23b7f840
+# %% ../nbs/00_core.ipynb #df65ec0e
 class DINOLoss(nn.Module):
     "DINO cross-entropy between the centred, sharpened teacher and the student, over all pairs of different views."
     def __init__(self, out_dim:int=256, teacher_temp:float=0.04, student_temp:float=0.1, center_momentum:float=0.9,
@@ -539,8 +539,7 @@ class DINOLoss(nn.Module):
         teacher_probs = F.softmax((teacher_out - self.center) / self.teacher_temp_at(epoch), dim=-1).view(self.n_global_crops, B, -1)
         student_logp = F.log_softmax(student_out / self.student_temp, dim=-1).view(-1, B, self.out_dim)
         pair_ce = -torch.einsum('tbk,sbk->ts', teacher_probs, student_logp) / B     # (teacher view, student view)
-        different = ~torch.eye(*pair_ce.shape, dtype=torch.bool, device=pair_ce.device)
-        loss = pair_ce[different].mean()
+        loss = (pair_ce.sum() - pair_ce.diagonal().sum()) / (pair_ce.numel() - min(pair_ce.shape))   # pairs of different views
         self.update_center(teacher_out)
         self.last_stats = dict(teacher_probs=teacher_probs.detach(), student_logp=student_logp[:self.n_global_crops].detach())   # for health checks
         return loss
@@ -554,17 +553,17 @@ class DINOLoss(nn.Module):
             dist.all_reduce(batch_center); dist.all_reduce(n)
         self.center.mul_(self.center_momentum).add_(batch_center / n, alpha=1 - self.center_momentum)
 
-# %% ../nbs/00_core.ipynb #6198cb8c
+# %% ../nbs/00_core.ipynb #c1256e93
 def create_optimizer(model:nn.Module, lr:float=5e-4, # base lr (DINO: 5e-4 * batch / 256)
                      weight_decay:float=0.04, betas=(0.9, 0.999),
-                     fused:bool|None=None, # fused CUDA kernel; defaults to True on CUDA
+                     fused:bool|None=None, # fused kernel; defaults to True on CUDA and CPU
                     ) -> torch.optim.AdamW:
     "AdamW over trainable parameters; biases and 1-D parameters without weight decay."
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named: raise ValueError("The model has no trainable parameters: unfreeze the head or some blocks.")
     decay = [p for n, p in named if p.ndim > 1 and not n.endswith('.bias')]
     no_decay = [p for n, p in named if not (p.ndim > 1 and not n.endswith('.bias'))]
-    if fused is None: fused = named[0][1].is_cuda
+    if fused is None: fused = named[0][1].device.type in ('cuda', 'cpu')
     return torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay, name='decay'),
                               dict(params=no_decay, weight_decay=0.0, name='no_decay')],
                              lr=lr, betas=betas, fused=fused)
@@ -785,7 +784,7 @@ class TrainingMonitor:
                          f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
         return found
 
-# %% ../nbs/00_core.ipynb #9f96a0bc
+# %% ../nbs/00_core.ipynb #fd3a9352
 class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
@@ -797,12 +796,13 @@ class TrainingInterrupted(KeyboardInterrupt):
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
                clip_grad:float|None=3.0, freeze_last_layer:bool=False, # drop the last head layer's gradient (first epoch)
-               device=None) -> tuple[torch.Tensor, torch.Tensor]:
+               device=None, amp:bool|None=None, # bf16 autocast; None: on CUDA only (CPU stays float32)
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
     crops = [c.to(device, non_blocking=True) for c in crops]
     n_global, batch_size = loss_fn.n_global_crops, crops[0].shape[0]
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda' if amp is None else amp):
         if backbone_is_frozen(student):      # student and teacher backbones are the same function: run it once
             with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
             student_out = student(crops, backbone_features=features)
@@ -830,6 +830,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     start_step:int=0, # steps of this epoch already done (resuming mid-epoch)
                     start_loss_sum:float=0.0, # their summed loss (from the interrupted run's checkpoint)
                     should_stop=None, # callable; True stops cleanly after the current step
+                    amp:bool|None=None, # bf16 autocast; None: on CUDA only
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
@@ -841,7 +842,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     for step, crops in enumerate(train_loader, start=start_step):
         momentum = warmup_cosine(epoch * n_steps + step, n_epochs * n_steps, momentum_teacher, 1.0)
         loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch, momentum, clip_grad,
-                                     epoch < freeze_last_layer_epochs, device)
+                                     epoch < freeze_last_layer_epochs, device, amp)
         loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
         images += crops[0].shape[0]; bar.update()
@@ -912,13 +913,14 @@ class _DeferredSigint:
     def __exit__(self, *exc):
         if self._previous is not None: signal.signal(signal.SIGINT, self._previous)
 
-# %% ../nbs/00_core.ipynb #5c5004ee
+# %% ../nbs/00_core.ipynb #34c29dba
 def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None,
                n_epochs:int=100, save_every:int=10, checkpoint_dir='checkpoints',
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
                momentum_teacher:float=0.996, clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1,
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
-               progress:bool=True) -> list[float]:
+               progress:bool=True, amp:bool|None=None, # bf16 autocast; None: on CUDA only
+              ) -> list[float]:
     "Train for `n_epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
@@ -952,7 +954,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             try:
                 mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, scheduler, epoch, n_epochs,
                                             momentum_teacher, clip_grad, freeze_last_layer_epochs, log_every, monitor, progress,
-                                            start_step, start_loss_sum, should_stop)
+                                            start_step, start_loss_sum, should_stop, amp)
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum)
                 raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved "
@@ -984,7 +986,7 @@ def setup_distributed() -> tuple[int, int]:
     dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return dist.get_rank(), dist.get_world_size()
 
-# %% ../nbs/00_core.ipynb #ca8644e9
+# %% ../nbs/00_core.ipynb #58da8814
 from dataclasses import dataclass, asdict, field
 
 @dataclass
@@ -1026,6 +1028,7 @@ class TrainConfig:
     on_error:str = 'raise'            # 'skip' trains past broken images (warned and counted)
     resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth
     device:str|None = None            # default: CUDA when available
+    amp:bool|None = None              # bf16 autocast; None: on CUDA only. True also on CPUs with bf16 (AMX) units
     progress:bool = True
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
@@ -1040,7 +1043,7 @@ def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 
-# %% ../nbs/00_core.ipynb #e4307a06
+# %% ../nbs/00_core.ipynb #71ee1294
 def train(config:TrainConfig) -> dict:
     "Build everything from `config`, train, and return the history with the built parts."
     rank, world_size = setup_distributed()
@@ -1071,7 +1074,7 @@ def train(config:TrainConfig) -> dict:
     history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
                          config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
                          config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'lr': lr, 'world_size': world_size},
-                         config.progress)
+                         config.progress, config.amp)
     return dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
                 optimizer=optimizer, scheduler=scheduler, device=device, lr=lr)
 

@@ -110,7 +110,7 @@ def make_loader(paths, cfg, n_batches):
     return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
 
 # ----------------------------------------------------------------------------------------------------------- step
-def build(cfg, device, fused=None):
+def build(cfg, device):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
     train = cfg['train']
@@ -120,44 +120,22 @@ def build(cfg, device, fused=None):
                                                trainable_blocks=None if train in ('frozen', 'full') else int(train),
                                                device=device, out_dim=cfg['out_dim'])
     loss_fn = core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']).to(device)
-    optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256, fused=fused)
+    optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
 
 def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps, epoch=0,
               momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1, amp='core'):
-    """The body of `core.train_one_epoch` (same core calls, same order), minus the progress bar and logging.
-    amp='core' autocasts to bf16 exactly when core does (CUDA only); 'bf16' on any device (a prototype of the
-    proposed core change for CPUs with AMX/AVX512-BF16); 'off' never."""
-    unwrap, shared_backbone = core.unwrap, core.backbone_is_frozen(student)
-    n_global = loss_fn.n_global_crops
-    amp = device.type == 'cuda' if amp == 'core' else amp == 'bf16'
-    params = [p for p in student.parameters() if p.requires_grad]
-    last_layer = list(unwrap(student).head.last_layer.parameters())
+    """`core.train_step` with the momentum schedule of `core.train_one_epoch`, minus its progress bar and logging.
+    amp='core' autocasts to bf16 as core does by default (CUDA only); 'bf16' on any device; 'off' never."""
+    amp = {'core': None, 'bf16': True, 'off': False}[amp]
     state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
     def step(crops, i):
-        crops = [c.to(device, non_blocking=True) for c in crops]
-        batch_size = crops[0].shape[0]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            if shared_backbone:
-                with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
-                student_out = student(crops, backbone_features=features)
-                with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
-            else:
-                student_out = student(crops)
-                with torch.no_grad(): teacher_out = teacher(crops[:n_global])
-        loss = loss_fn(student_out, teacher_out, epoch=epoch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if epoch < freeze_last_layer_epochs:
-            for p in last_layer: p.grad = None
-        nn.utils.clip_grad_norm_(params, clip_grad or float('inf'), foreach=True)
-        optimizer.step()
-        if scheduler is not None: scheduler.step()
         momentum = core.warmup_cosine(i, total_steps, momentum_teacher, 1.0)
-        core.update_teacher_ema(student, teacher, momentum)
-        loss = loss.detach(); state['loss_sum'] += loss
+        loss, _ = core.train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch, momentum, clip_grad,
+                                  epoch < freeze_last_layer_epochs, device, amp)
+        state['loss_sum'] += loss
         state['first_bad_step'] = torch.where((state['first_bad_step'] < 0) & ~torch.isfinite(loss), i, state['first_bad_step'])
-        return batch_size
+        return crops[0].shape[0]
     return step, state
 
 def timed_pass(loader, step, device, warmup, count_flops=False):
@@ -179,12 +157,12 @@ def timed_pass(loader, step, device, warmup, count_flops=False):
     wall = time.perf_counter() - t_start
     return dict(waits=waits, computes=computes, images=images, wall=wall, flops_counted=flops)
 
-def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core', fused=None):
+def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core'):
     "Build once, then `repeats` passes of warmup + timed steps; returns the summary of the median pass."
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); torch.cuda.empty_cache()
     torch.manual_seed(0)
     t_build = time.perf_counter()
-    student, teacher, loss_fn, optimizer = build(cfg, device, fused)
+    student, teacher, loss_fn, optimizer = build(cfg, device)
     n_batches = cfg['warmup'] + cfg['steps']
     loader = make_loader(paths, cfg, n_batches)
     scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
@@ -311,8 +289,7 @@ def main(argv=None):
     p.add_argument('--data-only', action='store_true', help='time the loader alone (no model): images/s the CPU pipeline delivers')
     p.add_argument('--no-peak', action='store_true', help='skip the matmul peak measurement')
     p.add_argument('--amp', choices=['core', 'bf16', 'off'], default='core',
-                   help="bf16 autocast: 'core' = as core.train_one_epoch (CUDA only); 'bf16' also on CPU (prototype of a proposed change)")
-    p.add_argument('--fused-adamw', action='store_true', help="create_optimizer(..., fused=True) also on CPU (core's default: fused on CUDA only)")
+                   help="bf16 autocast: 'core' = core's default (CUDA only); 'bf16' = amp=True, also on CPU; 'off' = amp=False")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
@@ -346,8 +323,7 @@ def main(argv=None):
         lightly = []
         for r in range(a.repeats if a.compare_lightly else 1):
             res = run_ours(name, cfg, device, paths, repeats=1 if a.compare_lightly else a.repeats,
-                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp,
-                           fused=True if a.fused_adamw else None)
+                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp)
             if a.compare_lightly:
                 kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
                 bb = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)

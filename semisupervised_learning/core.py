@@ -97,7 +97,7 @@ def find_em_images(root, # a folder (searched recursively), one file, or a list 
                                 "point to the folder that holds the images, or convert them to PNG or TIFF.")
     return images
 
-# %% ../nbs/00_core.ipynb #2bde799f
+# %% ../nbs/00_core.ipynb #a5d4b685
 def normalize_em(pixels:np.ndarray, # raw pixels, any dtype
                  percentiles=(0.5, 99.5), # robust range for data deeper than 8 bits
                 ) -> np.ndarray:
@@ -105,10 +105,10 @@ def normalize_em(pixels:np.ndarray, # raw pixels, any dtype
     if pixels.dtype == np.uint8: return pixels.astype(np.float32) / 255
     x = pixels.astype(np.float32)
     step = max(1, int(math.sqrt(x.size / 1e6)))  # percentiles from at most ~1M pixels
-    lo, hi = np.percentile(x[::step, ::step], percentiles)
+    lo, hi = (float(v) for v in np.percentile(x[::step, ::step], percentiles))   # Python floats: NumPy 2 would promote to float64
     if hi <= lo: lo, hi = float(x.min()), float(x.max())
     if hi <= lo: return np.zeros_like(x)
-    return np.clip((x - lo) / (hi - lo), 0, 1)
+    return np.clip((x - lo) / (hi - lo), 0, 1).astype(np.float32, copy=False)
 
 def _to_gray(pixels:np.ndarray) -> np.ndarray:
     "RGB(A) pixels to luminance; single-channel pixels unchanged."
@@ -175,7 +175,7 @@ def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
     out = F.conv2d(out, k.view(1, 1, 1, -1)); out = F.conv2d(out, k.view(1, 1, -1, 1))
     return out[0]
 
-# %% ../nbs/00_core.ipynb #544e7e91
+# %% ../nbs/00_core.ipynb #179346df
 class MultiCropDataset(Dataset):
     "EM images as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."
     def __init__(self, root_or_paths, # folder, file or list of files (multi-page TIFFs give one item per page)
@@ -256,11 +256,12 @@ class MultiCropDataset(Dataset):
         if self.flips and rng.random() < 0.5: x = x.flip(-1)
         if self.flips and rng.random() < 0.5: x = x.flip(-2)
         if self.rotate90 and (k := int(rng.integers(4))): x = torch.rot90(x, k, (-2, -1))
+        uniform = lambda low, high: float(rng.uniform(low, high))    # Python floats keep the crop float32
         if rng.random() < self.intensity_prob:
             m = x.mean()
-            x = (x - m) * rng.uniform(1 - self.contrast, 1 + self.contrast) + m + rng.uniform(-self.brightness, self.brightness)
-            x = x.clamp(0, 1) ** math.exp(rng.uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
-        if rng.random() < blur_prob: x = gaussian_blur(x, rng.uniform(*self.blur_sigma))
+            x = (x - m) * uniform(1 - self.contrast, 1 + self.contrast) + m + uniform(-self.brightness, self.brightness)
+            x = x.clamp(0, 1) ** math.exp(uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
+        if rng.random() < blur_prob: x = gaussian_blur(x, uniform(*self.blur_sigma))
         if rng.random() < solarize_prob: x = torch.where(x >= 0.5, 1 - x, x)
         if self.noise_std: x = x + self.noise_std * torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
         return (x.clamp(0, 1).expand(3, -1, -1) - self._mean) / self._std

@@ -987,7 +987,7 @@ def setup_distributed() -> tuple[int, int]:
     dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return dist.get_rank(), dist.get_world_size()
 
-# %% ../nbs/00_core.ipynb #58da8814
+# %% ../nbs/00_core.ipynb #a7f7bfea
 from dataclasses import dataclass, asdict, field
 
 @dataclass
@@ -1040,7 +1040,7 @@ class TrainConfig:
 def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
     "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
     return TrainConfig(**{**dict(data=None, out=out, backbone='dinov2_tiny14', pretrained=False, trainable_blocks=1,
-                                 epochs=10, batch_size=8, lr=1e-4, warmup_epochs=2, out_dim=64, hidden_dim=256,
+                                 epochs=10, batch_size=8, lr=1e-4, warmup_epochs=2, out_dim=64, hidden_dim=256, center_momentum=0.998,
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 

@@ -110,7 +110,7 @@ def make_loader(paths, cfg, n_batches):
     return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
 
 # ----------------------------------------------------------------------------------------------------------- step
-def build(cfg, device):
+def build(cfg, device, compile=False):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
     train = cfg['train']
@@ -120,6 +120,7 @@ def build(cfg, device):
                                                trainable_blocks=None if train in ('frozen', 'full') else int(train),
                                                device=device, out_dim=cfg['out_dim'])
     loss_fn = core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']).to(device)
+    if compile: student.backbone.compile(); teacher.backbone.compile()   # as core.train(TrainConfig(compile=True))
     optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
 
@@ -157,12 +158,12 @@ def timed_pass(loader, step, device, warmup, count_flops=False):
     wall = time.perf_counter() - t_start
     return dict(waits=waits, computes=computes, images=images, wall=wall, flops_counted=flops)
 
-def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core'):
+def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core', compile=False):
     "Build once, then `repeats` passes of warmup + timed steps; returns the summary of the median pass."
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); torch.cuda.empty_cache()
     torch.manual_seed(0)
     t_build = time.perf_counter()
-    student, teacher, loss_fn, optimizer = build(cfg, device)
+    student, teacher, loss_fn, optimizer = build(cfg, device, compile)
     n_batches = cfg['warmup'] + cfg['steps']
     loader = make_loader(paths, cfg, n_batches)
     scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
@@ -180,7 +181,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
             passes.append(dict(waits=[0.0] * n_batches, computes=[wall / n_batches] * n_batches, images=cfg['batch'] * n_batches, wall=wall,
                                flops_counted=None, note='core.train_one_epoch incl. warm-up steps'))
         else:
-            passes.append(timed_pass(loader, step, device, cfg['warmup'], count_flops=(r == 0)))
+            passes.append(timed_pass(loader, step, device, cfg['warmup'], count_flops=(r == 0 and not compile)))
         p = passes[-1]
         log(f"  [{name}] pass {r + 1}/{repeats}: {p['images'] / p['wall']:.2f} images/s")
     if not (state['first_bad_step'] < 0): log(f"  [{name}] WARNING: non-finite loss in the benchmark steps")
@@ -290,6 +291,7 @@ def main(argv=None):
     p.add_argument('--no-peak', action='store_true', help='skip the matmul peak measurement')
     p.add_argument('--amp', choices=['core', 'bf16', 'off'], default='core',
                    help="bf16 autocast: 'core' = core's default (CUDA only); 'bf16' = amp=True, also on CPU; 'off' = amp=False")
+    p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
@@ -323,7 +325,7 @@ def main(argv=None):
         lightly = []
         for r in range(a.repeats if a.compare_lightly else 1):
             res = run_ours(name, cfg, device, paths, repeats=1 if a.compare_lightly else a.repeats,
-                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp)
+                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp, compile=a.compile)
             if a.compare_lightly:
                 kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
                 bb = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)

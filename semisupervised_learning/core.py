@@ -987,7 +987,7 @@ def setup_distributed() -> tuple[int, int]:
     dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return dist.get_rank(), dist.get_world_size()
 
-# %% ../nbs/00_core.ipynb #a7f7bfea
+# %% ../nbs/00_core.ipynb #4dbdc51f
 from dataclasses import dataclass, asdict, field
 
 @dataclass
@@ -1030,6 +1030,7 @@ class TrainConfig:
     resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth
     device:str|None = None            # default: CUDA when available
     amp:bool|None = None              # bf16 autocast; None: on CUDA only. True also on CPUs with bf16 (AMX) units
+    compile:bool = False              # torch.compile the backbones (minutes of compiling, then faster steps)
     progress:bool = True
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
@@ -1044,7 +1045,7 @@ def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 
-# %% ../nbs/00_core.ipynb #71ee1294
+# %% ../nbs/00_core.ipynb #604216e4
 def train(config:TrainConfig) -> dict:
     "Build everything from `config`, train, and return the history with the built parts."
     rank, world_size = setup_distributed()
@@ -1067,6 +1068,8 @@ def train(config:TrainConfig) -> dict:
                                      config.min_lr, weight_decay_end=config.weight_decay_end)
     loss_fn = DINOLoss(config.out_dim, config.teacher_temp, config.student_temp, config.center_momentum, config.n_global_crops,
                        config.warmup_teacher_temp, config.warmup_teacher_temp_epochs).to(device)
+    if config.compile:          # in place: parameter names, and so checkpoints, stay the same
+        student.backbone.compile(); teacher.backbone.compile()
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:

@@ -15,21 +15,26 @@ from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main
 # %% auto #0
 __all__ = ['config_from_args', 'write_run_outputs', 'train_cli', 'features_cli']
 
-# %% ../nbs/03_cli.ipynb #b4a6be90
+# %% ../nbs/03_cli.ipynb #54770839
+def _field_comments(cls) -> dict:
+    "The `# comment` after each field of a dataclass: the options' help text comes from the config itself."
+    import inspect, re
+    found = (re.match(r'\s+(\w+)\s*:.*?#\s*(.*)$', line) for line in inspect.getsource(cls).splitlines())
+    return {m.group(1): m.group(2) for m in found if m}
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
     p.add_argument('data', nargs='?', help="folder of EM images (PNG/JPEG/TIFF, searched recursively)")
     p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, about a minute")
-    defaults = TrainConfig()
+    defaults, notes = TrainConfig(), _field_comments(TrainConfig)
     for f in fields(TrainConfig):
         if f.name in ('data', 'progress'): continue
         flag, default = '--' + f.name.replace('_', '-'), getattr(defaults, f.name)
-        if isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {default})")
+        if str(f.type).startswith('bool'):       # bool and bool|None fields become --x / --no-x switches
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
             kind = {'lr': float, 'trainable_blocks': int, 'warmup_teacher_temp': float}.get(f.name, type(default) if default is not None else str)
-            p.add_argument(flag, type=kind, default=None, help=f"(default {default})")
+            p.add_argument(flag, type=kind, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
     p.add_argument('--no-progress', action='store_true', help="no progress bar (logs only)")
     return p
 

@@ -13,7 +13,7 @@ from .core import *
 from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main_process
 
 # %% auto #0
-__all__ = ['config_from_args', 'write_run_outputs', 'train_cli', 'features_cli']
+__all__ = ['config_from_args', 'write_run_outputs', 'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/03_cli.ipynb #54770839
 def _field_comments(cls) -> dict:
@@ -66,8 +66,9 @@ def write_run_outputs(result:dict, config:TrainConfig) -> dict:
     export_backbone(teacher, paths['backbone'], config=asdict(config))
     return paths
 
-# %% ../nbs/03_cli.ipynb #09204998
-def _fail(message:str, code:int=2):
+# %% ../nbs/03_cli.ipynb #0f7a94e0
+def exit_with_error(message:str, code:int=2):
+    "End a console script with one `error: ...` line on stderr (no traceback) and exit code `code`."
     print(f"error: {message}", file=sys.stderr); sys.exit(code)
 
 def train_cli(argv=None):
@@ -81,13 +82,13 @@ def train_cli(argv=None):
             h = result['history']
             print(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs. Run folder {config.out}: checkpoints/, "
                   f"{', '.join(p.name for p in paths.values())}.")
-    except TrainingInterrupted as e: _fail(str(e), 130)
-    except NonFiniteLossError as e: _fail(str(e), 1)
-    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: _fail(str(e))
+    except TrainingInterrupted as e: exit_with_error(str(e), 130)
+    except NonFiniteLossError as e: exit_with_error(str(e), 1)
+    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/03_cli.ipynb #2b3f0208
+# %% ../nbs/03_cli.ipynb #8be9c85e
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."
     p = argparse.ArgumentParser(prog='ssl-dino-features', description="Embed EM images with an adapted DINOv2 backbone.",
@@ -109,4 +110,4 @@ def features_cli(argv=None):
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)
         print(f"Saved {tuple(features.shape)} features of {len(dataset)} images to {args.out}")
-    except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: _fail(str(e))
+    except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))

@@ -15,7 +15,7 @@ from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main
 # %% auto #0
 __all__ = ['config_from_args', 'write_run_outputs', 'exit_with_error', 'train_cli', 'features_cli']
 
-# %% ../nbs/03_cli.ipynb #54770839
+# %% ../nbs/03_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
     "The `# comment` after each field of a dataclass: the options' help text comes from the config itself."
     import inspect, re
@@ -58,8 +58,10 @@ def write_run_outputs(result:dict, config:TrainConfig) -> dict:
     eval_ds.items = eval_ds.items[:1000]
     loader = create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
     features = extract_features(teacher, loader, result['device'])
-    paths = dict(loss=out / 'loss.png', tsne=out / 'tsne.png', pca=out / 'patch_pca.png', backbone=out / 'adapted_backbone.pth')
+    paths = dict(loss=out / 'loss.png', health=out / 'health.png', tsne=out / 'tsne.png', pca=out / 'patch_pca.png',
+                 backbone=out / 'adapted_backbone.pth')
     plot_loss_history(result['history'], paths['loss'])
+    plot_training_health(config.checkpoint_dir / 'health.jsonl', paths['health'])
     visualize_features_tsne(features, save_path=paths['tsne'])
     images = torch.stack([eval_ds[i] for i in range(min(4, len(eval_ds)))]).to(result['device'])
     plot_patch_pca(teacher.backbone, images, paths['pca'])

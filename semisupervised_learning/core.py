@@ -23,11 +23,11 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'DINOModel', 'unwrap', 'default_device', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss',
            'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'update_teacher_ema', 'is_main_process',
            'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
-           'HealthWarning', 'TrainingMonitor', 'NonFiniteLossError', 'TrainingInterrupted', 'train_step',
-           'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
-           'setup_distributed', 'TrainConfig', 'demo_config', 'train', 'EMImageDataset', 'extract_features',
-           'save_features', 'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb',
-           'plot_patch_pca', 'export_backbone']
+           'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError',
+           'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir',
+           'find_checkpoint', 'train_dino', 'setup_distributed', 'TrainConfig', 'demo_config', 'train',
+           'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
+           'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -690,7 +690,7 @@ def load_checkpoint(path, student, teacher, optimizer=None, scheduler=None, devi
     if restore_rng: set_rng_states(ckpt['rng'])
     return {k: v for k, v in ckpt.items() if k not in ('student', 'teacher', 'optimizer', 'scheduler', 'loss_fn', 'rng')}
 
-# %% ../nbs/00_core.ipynb #f9ac2085
+# %% ../nbs/00_core.ipynb #131ce0fe
 class HealthWarning(UserWarning):
     "A training-health diagnosis: the symptom, its numbers and what to change."
 
@@ -702,6 +702,7 @@ class TrainingMonitor:
                  loss_rising_epochs:int=3, max_grad_norm:float=100.0):
         self.path, self.loss_rising_epochs, self.max_grad_norm = (Path(path) if path else None), loss_rising_epochs, max_grad_norm
         self.records, self.diagnoses, self._interval, self._last_teacher_sum, self._last_center = [], [], [], None, None
+        self._last_symptoms = set()
 
     def _write(self, record:dict):
         self.records.append(record)
@@ -733,8 +734,8 @@ class TrainingMonitor:
         self._interval.append(record); self._write(record)
         return record
 
-    def end_epoch(self, epoch:int, mean_loss:float) -> list[str]:
-        "Write the epoch's record, diagnose, warn; returns this epoch's diagnoses."
+    def end_epoch(self, epoch:int, mean_loss:float) -> dict[str, str]:
+        "Write the epoch's record and its diagnoses; warn about each symptom when it appears; returns {symptom: message}."
         if not self._interval: return []
         mean = lambda k: sum(r[k] for r in self._interval) / len(self._interval)
         last, changes = self._interval[-1], [r['center_change'] for r in self._interval]
@@ -751,39 +752,79 @@ class TrainingMonitor:
         self._interval = []
         self._write(record)
         found = self.diagnose(record)
-        for message in found:
-            self.diagnoses.append(dict(epoch=epoch, message=message)); self._write(dict(kind='diagnosis', epoch=epoch, message=message))
-            warnings.warn(message, HealthWarning, stacklevel=2)
+        for symptom, message in found.items():
+            self.diagnoses.append(dict(epoch=epoch, symptom=symptom, message=message))
+            self._write(dict(kind='diagnosis', epoch=epoch, symptom=symptom, message=message))
+            if symptom not in self._last_symptoms: warnings.warn(message, HealthWarning, stacklevel=2)   # once while it lasts
+        self._last_symptoms = set(found)
         return found
 
-    def diagnose(self, r:dict) -> list[str]:
-        "Symptoms in an epoch record, each with its numbers and the changes most likely to help."
-        found, e = [], r['epoch'] + 1
+    def diagnose(self, r:dict) -> dict[str, str]:
+        "Symptoms in an epoch record: {symptom: message with its numbers and the changes most likely to help}."
+        found, e = {}, r['epoch'] + 1
         if r['teacher_entropy'] > 0.9 * r['ln_K']:
-            found.append(f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is {r['teacher_entropy'] / r['ln_K']:.0%} of "
-                         f"ln K = {r['ln_K']:.3f}; the outputs carry no information. Try: a lower teacher_temp (0.04), a lower lr, "
-                         "freezing the backbone (freeze_backbone=True or trainable_blocks=2).")
+            found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is {r['teacher_entropy'] / r['ln_K']:.0%} of "
+                f"ln K = {r['ln_K']:.3f}; the outputs carry no information. Try: a lower teacher_temp (0.04), a lower lr, "
+                "freezing the backbone (freeze_backbone=True or trainable_blocks=2).")
         if r['batch_mean_entropy'] < 0.1 * r['ln_K']:
-            found.append(f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher distribution is {r['batch_mean_entropy']:.3f} "
-                         f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype. Try: center_momentum 0.9 "
-                         "(below 1), a higher teacher_temp (0.07), a smaller out_dim.")
+            found['one-prototype collapse'] = (f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher distribution is {r['batch_mean_entropy']:.3f} "
+                f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype. Try: center_momentum 0.9 "
+                "(below 1), a higher teacher_temp (0.07), a smaller out_dim.")
         should_move = r['momentum'] >= 1 or 1 - r['momentum'] > 1e-4     # the cosine's last steps barely move it
         if r['teacher_change'] == 0 and should_move:
-            found.append(f"Epoch {e}: teacher frozen - its weights did not change over the epoch "
-                         f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f}). Try: momentum_teacher 0.99-0.996 "
-                         "(below 1), and check update_teacher_ema runs after each optimiser step.")
+            found['teacher frozen'] = (f"Epoch {e}: teacher frozen - its weights did not change over the epoch "
+                f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f}). Try: momentum_teacher 0.99-0.996 "
+                "(below 1), and check update_teacher_ema runs after each optimiser step.")
         if r['center_change'] is not None and r['center_change'] <= 1e-9:
-            found.append(f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the epoch (norm {r['center_norm']:.4g}). "
-                         "Try: center_momentum 0.9 (it must be below 1), and check the loss is called with the teacher outputs.")
+            found['centre not moving'] = (f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the epoch (norm {r['center_norm']:.4g}). "
+                "Try: center_momentum 0.9 (it must be below 1), and check the loss is called with the teacher outputs.")
         losses = [x['loss'] for x in self.records if x['kind'] == 'epoch']
         k = self.loss_rising_epochs
         if len(losses) > k and all(b > a for a, b in zip(losses[-k - 1:-1], losses[-k:])):
-            found.append(f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])}). "
-                         "Try: a lower lr (halve it), a longer warm-up, freezing the backbone.")
+            found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])}). "
+                "Try: a lower lr (halve it), a longer warm-up, freezing the backbone.")
         if not math.isfinite(r['max_grad_norm']) or r['max_grad_norm'] > self.max_grad_norm:
-            found.append(f"Epoch {e}: exploding gradients - pre-clip gradient norm up to {r['max_grad_norm']:.3g} "
-                         f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
+            found['exploding gradients'] = (f"Epoch {e}: exploding gradients - pre-clip gradient norm up to {r['max_grad_norm']:.3g} "
+                f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
         return found
+
+# %% ../nbs/00_core.ipynb #01d40101
+def read_health(path) -> list[dict]:
+    "The records of a `health.jsonl` file (intervals, epochs and diagnoses, in order)."
+    import json
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+def plot_training_health(health, # a health.jsonl path or its records
+                         save_path=None, max_grad_norm:float=100.0):
+    "One figure, a panel per health metric, collapse bands shaded; returns the figure."
+    import matplotlib.pyplot as plt
+    records = read_health(health) if isinstance(health, (str, Path)) else list(health)
+    steps = [r for r in records if r['kind'] == 'interval']
+    if not steps: raise ValueError("No interval records to draw: was the run logged (log_every) at least once?")
+    x = np.arange(len(steps)); ln_k = steps[-1]['ln_K']
+    panels = [('loss', 'DINO loss', None), ('teacher_entropy', 'teacher entropy (per sample)', ('above', 0.9 * ln_k)),
+              ('batch_mean_entropy', 'entropy of batch-mean teacher', ('below', 0.1 * ln_k)),
+              ('kl_teacher_student', 'KL(teacher || student)', None), ('center_norm', 'centre norm', None),
+              ('teacher_student_distance', 'teacher-student distance', None), ('grad_norm', 'gradient norm (pre-clip)', ('above', max_grad_norm)),
+              ('lr', 'learning rate', None), ('momentum', 'teacher momentum', None)]
+    fig, axes = plt.subplots(3, 3, figsize=(12, 8))
+    epoch_starts = [i for i in range(1, len(steps)) if steps[i]['epoch'] != steps[i - 1]['epoch']]
+    for ax, (key, title, band) in zip(axes.ravel(), panels):
+        values = [r.get(key) for r in steps]
+        ax.plot(x, [np.nan if v is None else v for v in values], lw=1.2)
+        if key in ('teacher_entropy', 'batch_mean_entropy'): ax.axhline(ln_k, color='gray', ls=':', lw=1)
+        if band:
+            side, limit = band
+            top = max(ax.get_ylim()[1], limit * 1.05) if side == 'above' else limit
+            ax.axhspan(limit if side == 'above' else 0, top, color='tab:red', alpha=0.12, lw=0)
+        for e in epoch_starts: ax.axvline(e, color='gray', alpha=0.25, lw=0.8)
+        ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
+    for ax in axes[-1]: ax.set_xlabel('logging interval', fontsize=8)
+    n_diag = sum(r['kind'] == 'diagnosis' for r in records)
+    fig.suptitle(f"training health: {len(steps)} intervals, {n_diag} diagnosis(es); red = collapse band, dotted = ln K", fontsize=10)
+    fig.tight_layout()
+    if save_path: fig.savefig(save_path, dpi=110)
+    return fig
 
 # %% ../nbs/00_core.ipynb #fd3a9352
 class NonFiniteLossError(FloatingPointError):

@@ -476,7 +476,7 @@ class DINOModel(nn.Module):
         "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops."
         return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
 
-# %% ../nbs/00_core.ipynb #a43cbb29
+# %% ../nbs/00_core.ipynb #d37f2096
 def unwrap(model:nn.Module) -> nn.Module:
     "The model inside a DistributedDataParallel or torch.compile wrapper."
     while hasattr(model, 'module') or hasattr(model, '_orig_mod'): model = getattr(model, 'module', None) or model._orig_mod
@@ -489,8 +489,8 @@ def default_device() -> torch.device:
 
 def create_dino_models(backbone:nn.Module, # anything mapping images to (B, embed_dim) CLS embeddings
                        freeze_backbone:bool=True, # train only the head
-                       trainable_blocks:int|None=None, # unfreeze only the last N transformer blocks (and the final norm)
                        device=None, # defaults to CUDA when available
+                       trainable_blocks:int|None=None, # unfreeze only the last N transformer blocks (and the final norm)
                        **head_kwargs, # DINOHead settings: hidden_dim, out_dim, bottleneck_dim, nlayers, norm_last_layer
                       ) -> tuple[DINOModel, DINOModel]:
     "Student and teacher: same weights at the start, the teacher an independent copy without gradients."
@@ -1086,7 +1086,7 @@ def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 
-# %% ../nbs/00_core.ipynb #604216e4
+# %% ../nbs/00_core.ipynb #ddcd562c
 def train(config:TrainConfig) -> dict:
     "Build everything from `config`, train, and return the history with the built parts."
     rank, world_size = setup_distributed()
@@ -1101,7 +1101,7 @@ def train(config:TrainConfig) -> dict:
                                on_error=config.on_error, seed=config.seed)
     loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed)
     backbone = load_dinov2(config.backbone, pretrained=config.pretrained and config.weights is None, weights=config.weights)
-    student, teacher = create_dino_models(backbone, config.freeze_backbone, config.trainable_blocks, device,
+    student, teacher = create_dino_models(backbone, config.freeze_backbone, device, config.trainable_blocks,
                                           hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
     lr = config.lr if config.lr is not None else 5e-4 * config.batch_size * world_size / 256
     optimizer = create_optimizer(student, lr, config.weight_decay)

@@ -178,6 +178,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.is_main_process': ( 'core.html#is_main_process',
                                                                                                 'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.keep_copy': ( 'core.html#keep_copy',
+                                                                                          'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.load_backbone_weights': ( 'core.html#load_backbone_weights',
                                                                                                       'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.load_checkpoint': ( 'core.html#load_checkpoint',

@@ -25,7 +25,7 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
            'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError',
            'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir',
-           'find_checkpoint', 'train_dino', 'setup_distributed', 'TrainConfig', 'demo_config', 'train',
+           'keep_copy', 'find_checkpoint', 'train_dino', 'setup_distributed', 'TrainConfig', 'demo_config', 'train',
            'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
            'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone']
 
@@ -908,7 +908,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     if stop: raise TrainingInterrupted(step + 1, loss_sum=loss_sum.item())
     return loss_sum.item() / max(1, step + 1)
 
-# %% ../nbs/00_core.ipynb #cf5a7ed1
+# %% ../nbs/00_core.ipynb #9d8ccb55
 def checkpoint_bytes(*objects) -> int:
     "Approximate size of a checkpoint of these modules / optimisers."
     tensors = []
@@ -931,6 +931,14 @@ def check_checkpoint_dir(checkpoint_dir, needed_bytes:int=0):
     if free < 2 * needed_bytes:
         raise OSError(f"{checkpoint_dir} has {free / 1e9:.2f} GB free but a checkpoint needs about {needed_bytes / 1e9:.2f} GB "
                       "(twice that while one is replaced). Free some space or choose another folder.")
+
+def keep_copy(source, path):
+    "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
+    source, path = Path(source), Path(path)
+    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
+    try: os.link(source, tmp_path)        # safe: checkpoints are only ever replaced by rename, never rewritten in place
+    except OSError: shutil.copyfile(source, tmp_path)
+    os.replace(tmp_path, path)
 
 def find_checkpoint(resume_from, checkpoint_dir) -> Path:
     "The checkpoint to resume: a path, or 'latest' / True for the rolling checkpoint in `checkpoint_dir`."
@@ -955,7 +963,7 @@ class _DeferredSigint:
     def __exit__(self, *exc):
         if self._previous is not None: signal.signal(signal.SIGINT, self._previous)
 
-# %% ../nbs/00_core.ipynb #34c29dba
+# %% ../nbs/00_core.ipynb #8b49a53f
 def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None,
                n_epochs:int=100, save_every:int=10, checkpoint_dir='checkpoints',
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
@@ -1014,8 +1022,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")
             save(checkpoint_dir / 'checkpoint_latest.pth', done)
             if main and (done % save_every == 0 or done == n_epochs):
-                shutil.copyfile(checkpoint_dir / 'checkpoint_latest.pth', checkpoint_dir / f'.checkpoint_epoch_{done}.pth.tmp')
-                os.replace(checkpoint_dir / f'.checkpoint_epoch_{done}.pth.tmp', checkpoint_dir / f'checkpoint_epoch_{done}.pth')
+                keep_copy(checkpoint_dir / 'checkpoint_latest.pth', checkpoint_dir / f'checkpoint_epoch_{done}.pth')
             if distributed: dist.barrier()
     return history
 

@@ -13,7 +13,7 @@ from .core import *
 from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main_process
 
 # %% auto #0
-__all__ = ['config_from_args', 'write_run_outputs', 'exit_with_error', 'train_cli', 'features_cli']
+__all__ = ['CHOICES', 'NUMBERS', 'config_from_args', 'cli_words', 'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/03_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -21,6 +21,9 @@ def _field_comments(cls) -> dict:
     import inspect, re
     found = (re.match(r'\s+(\w+)\s*:.*?#\s*(.*)$', line) for line in inspect.getsource(cls).splitlines())
     return {m.group(1): m.group(2) for m in found if m}
+
+CHOICES = dict(adapt=ADAPT_MODES, on_error=('raise', 'skip'), backbone=tuple(DINOV2_ARCHS))
+NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
@@ -33,9 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         if str(f.type).startswith('bool'):       # bool and bool|None fields become --x / --no-x switches
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
-            kind = {'lr': float, 'trainable_blocks': int, 'warmup_teacher_temp': float}.get(f.name, type(default) if default is not None else str)
-            p.add_argument(flag, type=kind, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
-    p.add_argument('--no-progress', action='store_true', help="no progress bar (logs only)")
+            kind = NUMBERS.get(f.name, type(default) if default is not None else str)
+            choices = CHOICES.get(f.name)
+            p.add_argument(flag, type=kind, default=None, choices=choices, metavar=None if choices else f.name.upper(),
+                           help=f"{notes.get(f.name, '')} (default: {default})")
+    p.add_argument('--no-progress', action='store_true', help="no progress bar: one line per epoch")
     return p
 
 def config_from_args(argv=None) -> TrainConfig:
@@ -47,43 +52,34 @@ def config_from_args(argv=None) -> TrainConfig:
         if 'out' not in given: given['out'] = next(f'runs/demo{s}' for s in [''] + [f'_{i}' for i in range(2, 10_000)] if not Path(f'runs/demo{s}').exists())
         return demo_config(**given)
     if not given.get('data'): _parser().error("give a DATA folder of EM images, or --demo")
-    if given.get('trainable_blocks') is not None: given.setdefault('freeze_backbone', False)
     return TrainConfig(**given)
 
-def write_run_outputs(result:dict, config:TrainConfig) -> dict:
-    "Loss curve, t-SNE, PCA picture and the exported backbone in the run folder; returns their paths."
-    out, teacher = Path(config.out), result['teacher']
-    eval_size = max(224, config.global_size // 14 * 14)     # at least a 16 x 16 patch grid for the PCA picture
-    eval_ds = EMImageDataset(config.data or out / 'synthetic_em', size=eval_size)
-    eval_ds.items = eval_ds.items[:1000]
-    loader = create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
-    features = extract_features(teacher, loader, result['device'])
-    paths = dict(loss=out / 'loss.png', health=out / 'health.png', tsne=out / 'tsne.png', pca=out / 'patch_pca.png',
-                 backbone=out / 'adapted_backbone.pth')
-    plot_loss_history(result['history'], paths['loss'])
-    plot_training_health(config.checkpoint_dir / 'health.jsonl', paths['health'])
-    visualize_features_tsne(features, save_path=paths['tsne'])
-    images = torch.stack([eval_ds[i] for i in range(min(4, len(eval_ds)))]).to(result['device'])
-    plot_patch_pca(teacher.backbone, images, paths['pca'])
-    export_backbone(teacher, paths['backbone'], config=asdict(config))
-    return paths
-
 # %% ../nbs/03_cli.ipynb #0f7a94e0
+def cli_words(message:str) -> str:
+    "A message in the command line's words: `trainable_blocks=2` becomes `--trainable-blocks 2`, `resume_from='latest'` `--resume`."
+    import re
+    names = {f.name for f in fields(TrainConfig)}
+    def option(m):
+        name, value = m.group(1), m.group(2).strip("'\"")
+        if name == 'resume_from': return '--resume'
+        if name not in names: return m.group(0)
+        flag = '--' + name.replace('_', '-')
+        return flag if value == 'True' else f"--no-{flag[2:]}" if value == 'False' else f"{flag} {value}"
+    return re.sub(r"\b(\w+)=('[^']*'|\"[^\"]*\"|[\w.+-]+)", option, message)
+
 def exit_with_error(message:str, code:int=2):
     "End a console script with one `error: ...` line on stderr (no traceback) and exit code `code`."
-    print(f"error: {message}", file=sys.stderr); sys.exit(code)
+    print(f"error: {cli_words(message)}", file=sys.stderr); sys.exit(code)
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "Warnings as one line in the command line's words, without the source line."
+    print(f"warning: {cli_words(str(message))}", file=sys.stderr if file is None else file)
 
 def train_cli(argv=None):
     "Entry point of `ssl-dino-train`."
-    import matplotlib; matplotlib.use('Agg')
-    config = config_from_args(argv)
-    try:
-        result = train(config)
-        if is_main_process():
-            paths = write_run_outputs(result, config)
-            h = result['history']
-            print(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs. Run folder {config.out}: checkpoints/, "
-                  f"{', '.join(p.name for p in paths.values())}.")
+    import matplotlib, warnings; matplotlib.use('Agg')
+    warnings.showwarning = _show_warning
+    try: train(config_from_args(argv))
     except TrainingInterrupted as e: exit_with_error(str(e), 130)
     except NonFiniteLossError as e: exit_with_error(str(e), 1)
     except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
@@ -91,8 +87,20 @@ def train_cli(argv=None):
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
 # %% ../nbs/03_cli.ipynb #8be9c85e
+def _drop_unreadable(dataset):
+    "Leave out the items of an `EMImageDataset` that cannot be read, with one warning naming them."
+    import warnings
+    readable, bad = [], []
+    for item, name in zip(dataset.items, dataset.image_names):
+        try: load_em_image(*item); readable.append(item)
+        except (OSError, EMImageError): bad.append(name)
+    if not readable: raise EMImageError(f"none of the {len(bad)} images could be read, the first: {bad[0]}")
+    if bad: warnings.warn(f"skipping {len(bad)} unreadable image(s): {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}")
+    dataset.items = readable
+
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."
+    import warnings; warnings.showwarning = _show_warning
     p = argparse.ArgumentParser(prog='ssl-dino-features', description="Embed EM images with an adapted DINOv2 backbone.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
@@ -103,11 +111,13 @@ def features_cli(argv=None):
     p.add_argument('--batch-size', type=int, default=16)
     p.add_argument('--patch-tokens', action='store_true', help="save (N, h, w, D) patch tokens instead of (N, D) CLS features")
     p.add_argument('--device', default=None)
+    p.add_argument('--on-error', choices=('raise', 'skip'), default='raise', help="skip: leave out unreadable images (named, counted)")
     args = p.parse_args(argv)
     try:
         backbone = load_dinov2(args.backbone, weights=args.weights)
         device = torch.device(args.device) if args.device else default_device()
         dataset = EMImageDataset(args.data, size=args.size)
+        if args.on_error == 'skip': _drop_unreadable(dataset)
         loader = create_dataloader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=False, num_workers=0)
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)

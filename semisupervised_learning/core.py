@@ -13,21 +13,25 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from PIL import Image, ImageFilter
 import tifffile
 from tqdm.auto import tqdm
+from .lora import add_lora, has_lora, merged_state_dict
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 'BACKBONE_FORMAT', 'CHECKPOINT_FORMAT',
-           'make_synthetic_em', 'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
-           'count_pages', 'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
+__all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT',
+           'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE', 'make_synthetic_em',
+           'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em', 'count_pages',
+           'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
            'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'dinov2_weights_url', 'load_dinov2',
            'read_backbone_file', 'check_state_dict', 'load_backbone_weights', 'backbone_tokens', 'DINOHead',
-           'DINOModel', 'unwrap', 'default_device', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss',
-           'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'update_teacher_ema', 'is_main_process',
-           'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
-           'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError',
-           'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir',
-           'keep_copy', 'find_checkpoint', 'train_dino', 'setup_distributed', 'TrainConfig', 'demo_config', 'train',
-           'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
-           'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone']
+           'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'weights_fingerprint',
+           'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'lr_scale', 'create_optimizer', 'warmup_cosine',
+           'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema', 'is_main_process', 'rng_states',
+           'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'HealthWarning',
+           'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError', 'TrainingInterrupted',
+           'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'keep_copy', 'find_checkpoint',
+           'train_dino', 'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
+           'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone', 'setup_distributed',
+           'TrainConfig', 'demo_config', 'describe_images', 'describe_adaptation', 'train', 'write_run_outputs',
+           'run_summary', 'resume_config']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -327,6 +331,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
 DINOV2_ARCHS = {f'dinov2_vit{s}14{r}': (f'vit_{size}_patch14{"_reg4" if r else ""}_dinov2', {})
                 for s, size in [('s', 'small'), ('b', 'base'), ('l', 'large'), ('g', 'giant')] for r in ['', '_reg']}
 DINOV2_ARCHS['dinov2_tiny14'] = ('vit_small_patch14_dinov2', dict(embed_dim=96, depth=2, num_heads=3, img_size=224, init_values=1.0))
+RANDOM_INIT_LAYERSCALE = 0.1   # LayerScale start value of randomly initialised backbones (timm's DINOv2 default, 1e-5, mutes every block)
 
 def dinov2_weights_url(name:str) -> str:
     "Where Meta publishes the pretrained backbone `name` (e.g. 'dinov2_vitl14_reg')."
@@ -338,12 +343,15 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
                 pretrained:bool=True, # Meta's weights through torch.hub (or timm's hub with source='timm')
                 weights=None, # a local weights file: the official .pth, or one written by `export_backbone`
                 source:str='hub', # where pretrained weights come from when `weights` is None: 'hub' or 'timm'
-                **timm_kwargs, # architecture overrides (drop_path_rate, img_size, ...)
+                **timm_kwargs, # architecture overrides (drop_path_rate, init_values, img_size, ...)
                ) -> nn.Module:
     "A DINOv2 backbone mapping `(B, 3, H, W)` images to `(B, embed_dim)` CLS embeddings."
     if weights is not None:
         state, meta = read_backbone_file(weights)
-        name = name or meta.get('name') or 'dinov2_vitl14'
+        name = name or meta.get('name')
+        if name is None:
+            raise ValueError(f"{weights} holds a bare state dict that does not say which architecture it belongs to: "
+                             f"pass the name (load_dinov2('dinov2_vitl14', weights=...), --backbone NAME); one of {', '.join(DINOV2_ARCHS)}.")
         timm_kwargs = {**meta.get('timm_kwargs', {}), **timm_kwargs}
         model = load_dinov2(name, pretrained=False, **timm_kwargs)
         load_backbone_weights(model, state, source=str(weights))
@@ -355,7 +363,7 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
     if pretrained and name == 'dinov2_tiny14':
         raise ValueError("dinov2_tiny14 is a test architecture without pretrained weights: pass pretrained=False.")
     if pretrained and source == 'hub':
-        try: model = torch.hub.load('facebookresearch/dinov2', name, pretrained=True, skip_validation=True, trust_repo=True)
+        try: model = torch.hub.load('facebookresearch/dinov2', name, pretrained=True, skip_validation=True, trust_repo=True, **timm_kwargs)
         except Exception as e:
             raise RuntimeError(
                 f"Could not fetch the pretrained {name} through torch.hub ({type(e).__name__}: {e}). Offline? Download "
@@ -365,28 +373,62 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
     else:
         import timm
         timm_kwargs = {**arch_kwargs, **timm_kwargs}
+        if not pretrained: timm_kwargs.setdefault('init_values', RANDOM_INIT_LAYERSCALE)
         model = timm.create_model(f'{arch}.lvd142m' if pretrained else arch, pretrained=pretrained, num_classes=0,
                                   dynamic_img_size=True, **timm_kwargs)
-    model.dinov2_name, model.timm_kwargs = name, {k: v for k, v in timm_kwargs.items() if k not in arch_kwargs or v != arch_kwargs[k]}
+    model.dinov2_name = name      # the architecture, for export; training-only settings (drop path) are not part of it
+    model.timm_kwargs = {k: v for k, v in timm_kwargs.items() if k != 'drop_path_rate' and (k not in arch_kwargs or v != arch_kwargs[k])}
     return model
 
 # %% ../nbs/00_core.ipynb #d51bccc9
 BACKBONE_FORMAT, CHECKPOINT_FORMAT = 'semisupervised_learning.backbone', 'semisupervised_learning.checkpoint'
 
+def _file_kind(path:Path) -> str:
+    "What a file that is not a PyTorch weights file looks like, from its first bytes."
+    with open(path, 'rb') as f: head = f.read(512)
+    kinds = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'II*\x00': 'a TIFF image', b'MM\x00*': 'a TIFF image',
+             b'\x93NUMPY': 'a NumPy .npy array', b'PK\x03\x04': 'a PyTorch file whose contents need code to load (refused for safety: only tensors and plain values are read)',
+             b'\x80': 'a pickle (it needs code to load, which is refused for safety)'}
+    kind = next((k for magic, k in kinds.items() if head.startswith(magic)), None)
+    if kind: return kind
+    try: head.decode('utf-8'); return 'a text file'
+    except UnicodeDecodeError: return f'{len(head)}+ bytes of unknown binary data'
+
+def _merge_lora_state(state:dict, scaling:float) -> dict:
+    "A state dict with LoRA adapters folded into plain weights (W + scaling B A) under the original key names."
+    merged = {}
+    for key, value in state.items():
+        if key.endswith(('.lora_A', '.lora_B')): continue
+        adapted = re.match(r'(.*)\.base\.(weight|bias)$', key)
+        if adapted:
+            prefix, kind = adapted.groups()
+            if kind == 'weight':
+                value = (value.float() + scaling * state[f'{prefix}.lora_B'].float() @ state[f'{prefix}.lora_A'].float()).to(value.dtype)
+            key = f'{prefix}.{kind}'
+        merged[key] = value
+    return merged
+
 def read_backbone_file(path) -> tuple[dict, dict]:
-    "The state dict and metadata in a backbone weights file, loaded safely (no code can run)."
+    "The state dict and metadata in a backbone weights file (LoRA adapters merged), loaded safely (no code can run)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"Backbone weights file {path} does not exist.")
+    expected = ("Expected a PyTorch weights file: Meta's dinov2_*_pretrain.pth, an adapted_backbone.pth or a checkpoint "
+                "written by this library, or torch.save(backbone.state_dict()).")
     try: obj = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        raise ValueError(f"{path} is not a usable weights file ({type(e).__name__}: {str(e)[:300]}). Files that need "
-                         "arbitrary code to load are refused; save weights with torch.save(state_dict).") from e
+        raise ValueError(f"{path} is not a weights file this library can read: it looks like {_file_kind(path)}. {expected}") from e
     if isinstance(obj, dict) and obj.get('format') == BACKBONE_FORMAT: return obj['state_dict'], obj
     if isinstance(obj, dict) and obj.get('format') == CHECKPOINT_FORMAT:                          # a training checkpoint
-        return obj['teacher'], dict(name=obj.get('config', {}).get('backbone'))
+        config, state = obj.get('config', {}), obj['teacher']
+        if any(k.endswith('.lora_A') for k in state):
+            if not config.get('lora_rank'):
+                raise ValueError(f"{path} holds LoRA adapters but its config does not say their rank and alpha: rebuild the model "
+                                 "with adapt_backbone(..., 'lora', lora_rank=..., lora_alpha=...) and use load_checkpoint.")
+            state = _merge_lora_state(state, config.get('lora_alpha', 16.0) / config['lora_rank'])
+        return state, dict(name=config.get('backbone'))
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict): return obj['model'], {}
-    if not (isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values())):
-        raise ValueError(f"{path} holds no state dict of tensors; expected a backbone's state_dict().")
+    if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise ValueError(f"{path} holds {type(obj).__name__} {'without tensors' if isinstance(obj, dict) else ''}, not a state dict of tensors. {expected}")
     return obj, {}
 
 def _strip_prefixes(state:dict) -> dict:
@@ -476,6 +518,28 @@ class DINOModel(nn.Module):
         "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops."
         return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
 
+# %% ../nbs/00_core.ipynb #c073968c
+ADAPT_MODES = ('frozen', 'lora', 'blocks', 'full')
+
+def adapt_backbone(backbone:nn.Module,
+                   mode:str='lora', # 'frozen' (head only), 'lora' (low-rank adapters), 'blocks' (the last `blocks`), 'full'
+                   blocks:int|None=None, # 'blocks': how many of the last blocks train; 'lora': adapt only the last N (None: all)
+                   lora_rank:int=8, lora_alpha:float=16, lora_dropout:float=0.0,
+                   lora_mlp:bool=False, # LoRA also on the MLP layers (fc1, fc2)
+                  ) -> nn.Module:
+    "Choose, in place, which backbone parameters train (adding LoRA adapters for 'lora'); returns the backbone."
+    if mode not in ADAPT_MODES: raise ValueError(f"adapt mode {mode!r} is not one of {', '.join(ADAPT_MODES)}.")
+    n_blocks = len(backbone.blocks)
+    if blocks is not None and not 0 <= blocks <= n_blocks:
+        raise ValueError(f"blocks={blocks} (trainable_blocks), but the backbone has {n_blocks} blocks.")
+    if mode == 'blocks' and blocks is None: raise ValueError("adapt mode 'blocks' needs the number of blocks: trainable_blocks=N.")
+    backbone.requires_grad_(mode == 'full')
+    if mode == 'lora': add_lora(backbone, lora_rank, lora_alpha, lora_dropout, lora_mlp, last_blocks=blocks)
+    if mode == 'blocks':
+        for block in backbone.blocks[n_blocks - blocks:]: block.requires_grad_(True)
+        if blocks and hasattr(backbone, 'norm'): backbone.norm.requires_grad_(True)
+    return backbone
+
 # %% ../nbs/00_core.ipynb #d37f2096
 def unwrap(model:nn.Module) -> nn.Module:
     "The model inside a DistributedDataParallel or torch.compile wrapper."
@@ -487,22 +551,25 @@ def default_device() -> torch.device:
     if torch.cuda.is_available(): return torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
     return torch.device('cpu')
 
+def backbone_state_dict(backbone:nn.Module) -> dict:
+    "The backbone's weights as a plain DINOv2 state dict: LoRA adapters merged into the weights they adapt."
+    return merged_state_dict(backbone) if has_lora(backbone) else backbone.state_dict()
+
+def weights_fingerprint(backbone:nn.Module) -> float:
+    "A float64 sum over the backbone's (merged) weights: any training step changes it, equal sums mean unchanged weights."
+    return sum(float(v.double().sum()) for v in backbone_state_dict(backbone).values() if v.is_floating_point())
+
 def create_dino_models(backbone:nn.Module, # anything mapping images to (B, embed_dim) CLS embeddings
-                       freeze_backbone:bool=True, # train only the head
+                       freeze_backbone:bool=True, # train only the head; False keeps what `adapt_backbone` chose (default: all)
                        device=None, # defaults to CUDA when available
                        trainable_blocks:int|None=None, # unfreeze only the last N transformer blocks (and the final norm)
                        **head_kwargs, # DINOHead settings: hidden_dim, out_dim, bottleneck_dim, nlayers, norm_last_layer
                       ) -> tuple[DINOModel, DINOModel]:
     "Student and teacher: same weights at the start, the teacher an independent copy without gradients."
-    student = DINOModel(backbone, DINOHead(backbone.embed_dim, **head_kwargs))
-    if trainable_blocks is not None:
-        blocks = list(backbone.blocks)
-        if not 0 <= trainable_blocks <= len(blocks):
-            raise ValueError(f"trainable_blocks={trainable_blocks}, but the backbone has {len(blocks)} blocks.")
-        backbone.requires_grad_(False)
-        for block in blocks[len(blocks) - trainable_blocks:]: block.requires_grad_(True)
-        if trainable_blocks and hasattr(backbone, 'norm'): backbone.norm.requires_grad_(True)
+    if trainable_blocks is not None: adapt_backbone(backbone, 'blocks', trainable_blocks)
     elif freeze_backbone: backbone.requires_grad_(False)
+    backbone.start_fingerprint = weights_fingerprint(backbone)     # export warns when the backbone never moved from here
+    student = DINOModel(backbone, DINOHead(backbone.embed_dim, **head_kwargs))
     teacher = copy.deepcopy(student).requires_grad_(False).eval()
     device = default_device() if device is None else torch.device(device)
     return student.to(device), teacher.to(device)
@@ -555,18 +622,38 @@ class DINOLoss(nn.Module):
         self.center.mul_(self.center_momentum).add_(batch_center / n, alpha=1 - self.center_momentum)
 
 # %% ../nbs/00_core.ipynb #c1256e93
+def lr_scale(name:str, # parameter name in a DINOModel: 'backbone.blocks.3.attn.qkv.weight', 'head.mlp.0.bias', ...
+             n_blocks:int, layer_decay:float=1.0, # DINOv2: 0.9 (block i of n gets decay^(n - i))
+             patch_embed_lr_scale:float=1.0, # DINOv2: 0.2, on top of the layer decay
+            ) -> float:
+    "The lr multiplier of one parameter: layer-wise decay by depth, a smaller lr for the patch embedding; 1 for the head."
+    if not name.startswith('backbone.'): return 1.0
+    block = re.match(r'backbone\.blocks\.(\d+)\.', name)
+    if block: depth = int(block.group(1)) + 1
+    elif any(k in name for k in ('patch_embed', 'pos_embed', 'cls_token', 'reg_token', 'register_tokens', 'mask_token')): depth = 0
+    else: depth = n_blocks + 1                    # the final norm
+    return layer_decay ** (n_blocks + 1 - depth) * (patch_embed_lr_scale if 'patch_embed' in name else 1.0)
+
 def create_optimizer(model:nn.Module, lr:float=5e-4, # base lr (DINO: 5e-4 * batch / 256)
                      weight_decay:float=0.04, betas=(0.9, 0.999),
                      fused:bool|None=None, # fused kernel; defaults to True on CUDA and CPU
+                     layer_decay:float=1.0, patch_embed_lr_scale:float=1.0, # see `lr_scale`
                     ) -> torch.optim.AdamW:
-    "AdamW over trainable parameters; biases and 1-D parameters without weight decay."
+    "AdamW over trainable parameters; biases and 1-D parameters without weight decay; one group per lr scale."
+    model = unwrap(model)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not named: raise ValueError("The model has no trainable parameters: unfreeze the head or some blocks.")
-    decay = [p for n, p in named if p.ndim > 1 and not n.endswith('.bias')]
-    no_decay = [p for n, p in named if not (p.ndim > 1 and not n.endswith('.bias'))]
+    n_blocks = len(getattr(getattr(model, 'backbone', None), 'blocks', []))
+    groups = {}
+    for n, p in named:
+        decay = p.ndim > 1 and not n.endswith('.bias')
+        scale = lr_scale(n, n_blocks, layer_decay, patch_embed_lr_scale)
+        key = (n.startswith('backbone.'), scale, decay)
+        groups.setdefault(key, dict(params=[], weight_decay=weight_decay if decay else 0.0, lr=lr * scale, lr_scale=scale,
+                                    backbone=key[0], name=f"{'backbone' if key[0] else 'head'} x{scale:.3g} {'decay' if decay else 'no_decay'}"))
+        groups[key]['params'].append(p)
     if fused is None: fused = named[0][1].device.type in ('cuda', 'cpu')
-    return torch.optim.AdamW([dict(params=decay, weight_decay=weight_decay, name='decay'),
-                              dict(params=no_decay, weight_decay=0.0, name='no_decay')],
+    return torch.optim.AdamW(sorted(groups.values(), key=lambda g: (g['backbone'], -g['lr_scale'], g['weight_decay'] == 0)),
                              lr=lr, betas=betas, fused=fused)
 
 def warmup_cosine(step:int, total_steps:int, base:float, final:float, warmup_steps:int=0, start:float=0.0) -> float:
@@ -579,28 +666,40 @@ class WarmupCosineSchedule:
     "Per-iteration lr (and optionally weight decay) schedule; call `step()` after each optimiser step."
     def __init__(self, optimizer, warmup_steps:int, total_steps:int, min_lr:float=1e-6, start_lr:float=0.0,
                  weight_decay_end:float|None=None, # cosine weight decay from the optimiser's value to this (DINO: 0.4)
+                 backbone_start_step:int=0, # head warm-up: backbone groups get lr 0 until here, then a warm-up of their own
                 ):
         self.optimizer, self.warmup_steps, self.total_steps = optimizer, warmup_steps, total_steps
-        self.min_lr, self.start_lr, self.weight_decay_end = min_lr, start_lr, weight_decay_end
+        self.min_lr, self.start_lr, self.weight_decay_end, self.backbone_start_step = min_lr, start_lr, weight_decay_end, backbone_start_step
         self.base_lrs = [g['lr'] for g in optimizer.param_groups]          # from the optimiser as built, not checkpoints,
         self.base_wds = [g['weight_decay'] for g in optimizer.param_groups] # so a resume can lower the lr
         self.step_count = 0
         self._apply()
 
-    def lr_at(self, step:int, base_lr:float|None=None) -> float:
-        return warmup_cosine(step, self.total_steps, self.base_lrs[0] if base_lr is None else base_lr, self.min_lr, self.warmup_steps, self.start_lr)
+    def lr_at(self, step:int, base_lr:float|None=None, backbone:bool=False) -> float:
+        "The lr at `step` (of the first group, or of a group with `base_lr`); backbone groups ramp up after the head warm-up."
+        lr = warmup_cosine(step, self.total_steps, self.base_lrs[0] if base_lr is None else base_lr, self.min_lr, self.warmup_steps, self.start_lr)
+        if backbone and self.backbone_start_step:
+            lr *= min(1.0, max(0.0, (step - self.backbone_start_step) / max(1, self.warmup_steps)))
+        return lr
 
     def _apply(self):
         for group, base_lr, base_wd in zip(self.optimizer.param_groups, self.base_lrs, self.base_wds):
-            group['lr'] = self.lr_at(self.step_count, base_lr)
+            group['lr'] = self.lr_at(self.step_count, base_lr, group.get('backbone', False))
             if self.weight_decay_end is not None and base_wd > 0:
                 group['weight_decay'] = warmup_cosine(self.step_count, self.total_steps, base_wd, self.weight_decay_end)
 
     def step(self): self.step_count += 1; self._apply()
     def get_last_lr(self) -> list[float]: return [g['lr'] for g in self.optimizer.param_groups]
-    def state_dict(self) -> dict: return dict(step_count=self.step_count, warmup_steps=self.warmup_steps, total_steps=self.total_steps)
+    def state_dict(self) -> dict: return dict(step_count=self.step_count, warmup_steps=self.warmup_steps, total_steps=self.total_steps,
+                                              backbone_start_step=self.backbone_start_step)
     def load_state_dict(self, state:dict):
         self.step_count = state['step_count']; self._apply()
+
+def set_backbone_training(optimizer, on:bool):
+    "Start (or pause) training the backbone parameters the optimiser holds: the switch at the end of the head warm-up."
+    for group in optimizer.param_groups:
+        if group.get('backbone'):
+            for p in group['params']: p.requires_grad_(on)
 
 @torch.no_grad()
 def update_teacher_ema(student:nn.Module, teacher:nn.Module, momentum:float):
@@ -699,7 +798,10 @@ def _entropy(p:torch.Tensor) -> torch.Tensor: return -(p * torch.log(p.clamp_min
 class TrainingMonitor:
     "Health metrics at each logging interval and per epoch, written to JSON lines, with collapse diagnosis."
     def __init__(self, path=None, # JSON-lines file (appended); None keeps the records in memory only
-                 loss_rising_epochs:int=3, max_grad_norm:float=100.0):
+                 loss_rising_epochs:int=3, max_grad_norm:float=100.0,
+                 settings:dict|None=None, # the run's configuration, so the advice fits it (no 'lower' to a value already set)
+                ):
+        self.settings = dict(settings or {})
         self.path, self.loss_rising_epochs, self.max_grad_norm = (Path(path) if path else None), loss_rising_epochs, max_grad_norm
         self.records, self.diagnoses, self._interval, self._last_teacher_sum, self._last_center = [], [], [], None, None
         self._last_symptoms = set()
@@ -727,7 +829,8 @@ class TrainingMonitor:
                       center_norm=loss_fn.center.norm().item(), teacher_student_distance=distance.item(),
                       teacher_sum=teacher_sum.item(), grad_norm=grad_norm.item(), lr=optimizer.param_groups[0]['lr'],
                       weight_decay=optimizer.param_groups[0]['weight_decay'], momentum=momentum,
-                      teacher_temp=loss_fn.teacher_temp_at(epoch), images_per_s=images_per_s)
+                      teacher_temp=loss_fn.teacher_temp_at(epoch), images_per_s=images_per_s,
+                      backbone_frozen=backbone_is_frozen(student))
         center = loss_fn.center.detach().clone()
         record['center_change'] = None if self._last_center is None else (center - self._last_center).norm().item()
         self._last_center = center
@@ -747,7 +850,7 @@ class TrainingMonitor:
                       center_change=None if all(c is None for c in changes) else sum(c for c in changes if c is not None),
                       teacher_student_distance=last['teacher_student_distance'],
                       teacher_change=None if reference is None else abs(last['teacher_sum'] - reference),
-                      lr=last['lr'], momentum=self._interval[0]['momentum'])
+                      lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'])
         self._last_teacher_sum = last['teacher_sum']
         self._interval = []
         self._write(record)
@@ -760,32 +863,43 @@ class TrainingMonitor:
         return found
 
     def diagnose(self, r:dict) -> dict[str, str]:
-        "Symptoms in an epoch record: {symptom: message with its numbers and the changes most likely to help}."
-        found, e = {}, r['epoch'] + 1
+        "Symptoms in an epoch record: {symptom: message with its numbers and the changes most likely to help this run}."
+        found, e, s = {}, r['epoch'] + 1, self.settings
+        frozen = r.get('backbone_frozen', False)
+        def advice(*options): return ' Try: ' + ', '.join(o for o in options if o) + '.'
         if r['teacher_entropy'] > 0.9 * r['ln_K']:
             found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is {r['teacher_entropy'] / r['ln_K']:.0%} of "
-                f"ln K = {r['ln_K']:.3f}; the outputs carry no information. Try: a lower teacher_temp (0.04), a lower lr, "
-                "freezing the backbone (freeze_backbone=True or trainable_blocks=2).")
+                f"ln K = {r['ln_K']:.3f}; the outputs carry no information." + advice(
+                "a lower teacher_temp=0.04" if s.get('teacher_temp', 0.04) > 0.04 else None, "a lower lr",
+                None if frozen else "fewer trainable backbone parameters (adapt='lora', a longer head_warmup_epochs)",
+                "center_momentum=0.998 on short runs" if s.get('center_momentum', 0.9) < 0.99 else None))
         if r['batch_mean_entropy'] < 0.1 * r['ln_K']:
             found['one-prototype collapse'] = (f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher distribution is {r['batch_mean_entropy']:.3f} "
-                f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype. Try: center_momentum 0.9 "
-                "(below 1), a higher teacher_temp (0.07), a smaller out_dim.")
-        should_move = r['momentum'] >= 1 or 1 - r['momentum'] > 1e-4     # the cosine's last steps barely move it
+                f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype." + advice(
+                "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
+                "a higher teacher_temp=0.07" if s.get('teacher_temp', 0.04) < 0.07 else None,
+                "a smaller out_dim=64" if r['ln_K'] > math.log(64) + 1e-6 else None, "a lower lr"))
+        base_momentum = s.get('momentum_teacher')
+        should_move = (base_momentum is not None and base_momentum >= 1) or 1 - r['momentum'] > 1e-3   # near 1 by design late in a run
         if r['teacher_change'] == 0 and should_move:
             found['teacher frozen'] = (f"Epoch {e}: teacher frozen - its weights did not change over the epoch "
-                f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f}). Try: momentum_teacher 0.99-0.996 "
-                "(below 1), and check update_teacher_ema runs after each optimiser step.")
+                f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f})." + (
+                advice("momentum_teacher=0.996 (below 1)") if base_momentum is not None and base_momentum >= 1 else
+                " Check that update_teacher_ema runs after each optimiser step."))
         if r['center_change'] is not None and r['center_change'] <= 1e-9:
-            found['centre not moving'] = (f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the epoch (norm {r['center_norm']:.4g}). "
-                "Try: center_momentum 0.9 (it must be below 1), and check the loss is called with the teacher outputs.")
+            found['centre not moving'] = (f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the epoch (norm {r['center_norm']:.4g})."
+                + (advice("center_momentum=0.9 (it must be below 1)") if s.get('center_momentum', 0.9) >= 1 else
+                   " Check that the loss is called with the teacher outputs."))
         losses = [x['loss'] for x in self.records if x['kind'] == 'epoch']
         k = self.loss_rising_epochs
         if len(losses) > k and all(b > a for a, b in zip(losses[-k - 1:-1], losses[-k:])):
-            found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])}). "
-                "Try: a lower lr (halve it), a longer warm-up, freezing the backbone.")
+            found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])})." + advice(
+                "a lower lr (halve it)", "a longer warmup_epochs" if s.get('warmup_epochs', 10) < 20 else None,
+                None if frozen else "adapt='lora' or a longer head_warmup_epochs"))
         if not math.isfinite(r['max_grad_norm']) or r['max_grad_norm'] > self.max_grad_norm:
             found['exploding gradients'] = (f"Epoch {e}: exploding gradients - pre-clip gradient norm up to {r['max_grad_norm']:.3g} "
-                f"(limit {self.max_grad_norm:g}). Try: a lower lr (divide by 10), gradient clipping 3.0, a longer warm-up.")
+                f"(limit {self.max_grad_norm:g})." + advice("a lower lr (divide by 10)",
+                "clip_grad=3.0" if not s.get('clip_grad') or s.get('clip_grad') > 3 else None, "a longer warmup_epochs"))
         return found
 
 # %% ../nbs/00_core.ipynb #01d40101
@@ -845,8 +959,8 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
     crops = [c.to(device, non_blocking=True) for c in crops]
     n_global, batch_size = loss_fn.n_global_crops, crops[0].shape[0]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda' if amp is None else amp):
-        if backbone_is_frozen(student):      # student and teacher backbones are the same function: run it once
-            with torch.no_grad(): features = unwrap(student).forward_backbone(crops)
+        if backbone_is_frozen(student):      # student and teacher backbones are the same function: run it once,
+            with torch.no_grad(): features = unwrap(teacher).forward_backbone(crops)   # the teacher's copy (eval mode: no drop path)
             student_out = student(crops, backbone_features=features)
             with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
         else:
@@ -970,6 +1084,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                momentum_teacher:float=0.996, clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1,
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
                progress:bool=True, amp:bool|None=None, # bf16 autocast; None: on CUDA only
+               head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
               ) -> list[float]:
     "Train for `n_epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
     device = default_device() if device is None else torch.device(device)
@@ -987,7 +1102,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         meta = load_checkpoint(path, student, teacher, optimizer, scheduler, device, loss_fn=loss_fn, restore_rng=True)
         start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
-    monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None)
+    monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0):
         if main: save_checkpoint(path, student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
                                  loss_fn, history, config, step_in_epoch, epoch_loss_sum)
@@ -999,7 +1114,15 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             if calls[0] % log_every: return False        # ranks agree on stopping at logging steps only
             flag = torch.tensor([float(sigint.requested)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             return bool(flag.item())
+        backbone_training = None
         for epoch in range(start_epoch, n_epochs):
+            if any(g.get('backbone') for g in optimizer.param_groups) and backbone_training != (epoch >= head_warmup_epochs):
+                backbone_training = epoch >= head_warmup_epochs
+                set_backbone_training(optimizer, backbone_training)
+                if isinstance(student, nn.parallel.DistributedDataParallel):   # DDP syncs the parameters that train when built
+                    student = nn.parallel.DistributedDataParallel(unwrap(student), device_ids=student.device_ids)
+                if backbone_training and epoch > 0 and main:
+                    print(f"Epoch {epoch + 1}: head warm-up over, the backbone starts training.")
             if hasattr(train_loader, 'set_epoch'): train_loader.set_epoch(epoch, start_batch=start_step)
             try:
                 mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, scheduler, epoch, n_epochs,
@@ -1017,6 +1140,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             history.append(mean_loss)
             monitor.end_epoch(epoch, mean_loss)
             done = epoch + 1
+            if main and not progress: print(f"epoch {done}/{n_epochs}: loss {mean_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.3g}")
             n_skipped = getattr(getattr(train_loader, 'dataset', None), 'n_skipped', 0)
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")
@@ -1025,110 +1149,6 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 keep_copy(checkpoint_dir / 'checkpoint_latest.pth', checkpoint_dir / f'checkpoint_epoch_{done}.pth')
             if distributed: dist.barrier()
     return history
-
-# %% ../nbs/00_core.ipynb #a66950ae
-def setup_distributed() -> tuple[int, int]:
-    "Initialise torch.distributed from torchrun's environment (NCCL on CUDA, gloo on CPU); returns (rank, world_size)."
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return 0, 1
-    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
-    dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
-    return dist.get_rank(), dist.get_world_size()
-
-# %% ../nbs/00_core.ipynb #4dbdc51f
-from dataclasses import dataclass, asdict, field
-
-@dataclass
-class TrainConfig:
-    "Everything a DINO adaptation run needs; the defaults are the recipe for a few hundred to a few thousand EM images."
-    data:str|None = None              # folder of EM images; None: synthetic EM images written into `out`
-    out:str = 'runs/dino'             # run folder: checkpoints/, health.jsonl, pictures, exported backbone
-    backbone:str = 'dinov2_vitl14'    # DINOv2 name (see DINOV2_ARCHS)
-    pretrained:bool = True            # Meta's weights through torch.hub
-    weights:str|None = None           # local weights file instead of torch.hub
-    freeze_backbone:bool = True       # train the head only
-    trainable_blocks:int|None = None  # or unfreeze the last N blocks
-    epochs:int = 100
-    batch_size:int = 16               # per process
-    lr:float|None = None              # None: 5e-4 * global batch / 256
-    min_lr:float = 1e-6
-    warmup_epochs:int = 10
-    weight_decay:float = 0.04
-    weight_decay_end:float = 0.4
-    momentum_teacher:float = 0.996
-    out_dim:int = 256                 # prototypes; small data needs few (65536 is for ImageNet)
-    hidden_dim:int = 2048
-    bottleneck_dim:int = 256
-    teacher_temp:float = 0.04
-    warmup_teacher_temp:float|None = None
-    warmup_teacher_temp_epochs:int = 0
-    student_temp:float = 0.1
-    center_momentum:float = 0.9
-    n_global_crops:int = 2
-    n_local_crops:int = 8
-    global_size:int = 224
-    local_size:int = 98
-    clip_grad:float = 3.0
-    freeze_last_layer_epochs:int = 1
-    num_workers:int = 4
-    save_every:int = 10
-    log_every:int = 10
-    seed:int = 0
-    on_error:str = 'raise'            # 'skip' trains past broken images (warned and counted)
-    resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth
-    device:str|None = None            # default: CUDA when available
-    amp:bool|None = None              # bf16 autocast; None: on CUDA only. True also on CPUs with bf16 (AMX) units
-    compile:bool = False              # torch.compile the backbones (minutes of compiling, then faster steps)
-    progress:bool = True
-    synthetic_images:int = 64         # how many synthetic images when `data` is None
-    synthetic_size:int = 256
-
-    @property
-    def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
-
-def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
-    "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
-    return TrainConfig(**{**dict(data=None, out=out, backbone='dinov2_tiny14', pretrained=False, trainable_blocks=1,
-                                 epochs=10, batch_size=8, lr=1e-4, warmup_epochs=2, out_dim=64, hidden_dim=256, center_momentum=0.998,
-                                 bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
-                                 log_every=4, device='cpu', synthetic_images=48), **overrides})
-
-# %% ../nbs/00_core.ipynb #ddcd562c
-def train(config:TrainConfig) -> dict:
-    "Build everything from `config`, train, and return the history with the built parts."
-    rank, world_size = setup_distributed()
-    device = torch.device(config.device) if config.device else default_device()
-    torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
-    data = config.data
-    if data is None:
-        data = Path(config.out) / 'synthetic_em'
-        if rank == 0 and not any(data.glob('*.png')): write_synthetic_em(data, config.synthetic_images, config.synthetic_size, config.seed)
-        if world_size > 1: dist.barrier()
-    dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
-                               on_error=config.on_error, seed=config.seed)
-    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed)
-    backbone = load_dinov2(config.backbone, pretrained=config.pretrained and config.weights is None, weights=config.weights)
-    student, teacher = create_dino_models(backbone, config.freeze_backbone, device, config.trainable_blocks,
-                                          hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
-    lr = config.lr if config.lr is not None else 5e-4 * config.batch_size * world_size / 256
-    optimizer = create_optimizer(student, lr, config.weight_decay)
-    scheduler = WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader), config.epochs * len(loader),
-                                     config.min_lr, weight_decay_end=config.weight_decay_end)
-    loss_fn = DINOLoss(config.out_dim, config.teacher_temp, config.student_temp, config.center_momentum, config.n_global_crops,
-                       config.warmup_teacher_temp, config.warmup_teacher_temp_epochs).to(device)
-    if config.compile:          # in place: parameter names, and so checkpoints, stay the same
-        student.backbone.compile(); teacher.backbone.compile()
-    if world_size > 1:
-        student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
-    if rank == 0:
-        print(f"{len(dataset)} images from {data}; {config.backbone} ({'frozen' if backbone_is_frozen(student) else 'trainable'} "
-              f"backbone); global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}")
-    history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
-                         config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
-                         config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'lr': lr, 'world_size': world_size},
-                         config.progress, config.amp)
-    return dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
-                optimizer=optimizer, scheduler=scheduler, device=device, lr=lr)
 
 # %% ../nbs/00_core.ipynb #b11a04c2
 class EMImageDataset(Dataset):
@@ -1194,9 +1214,10 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
     features = torch.as_tensor(features).float().numpy()
+    if len(features) < 3: raise ValueError(f"t-SNE needs at least 3 feature vectors, got {len(features)}.")
     rng = np.random.default_rng(seed)
     keep = np.sort(rng.choice(len(features), min(n_samples, len(features)), replace=False))
-    xy = TSNE(2, perplexity=min(30.0, max(2.0, (len(keep) - 1) / 3)), init='pca', random_state=seed).fit_transform(features[keep])
+    xy = TSNE(2, perplexity=min(30.0, max(1.0, (len(keep) - 1) / 3)), init='pca', random_state=seed).fit_transform(features[keep])
     fig, ax = plt.subplots(figsize=(5, 5))
     if labels is None: ax.scatter(xy[:, 0], xy[:, 1], s=12)
     else: fig.colorbar(ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(labels)[keep], s=12, cmap='tab10'), ax=ax)
@@ -1232,10 +1253,258 @@ def plot_patch_pca(backbone:nn.Module, images:torch.Tensor, save_path=None):
 def export_backbone(model:nn.Module, # teacher (DINOModel) or a bare backbone
                     path, config:dict|None=None, # training configuration to keep beside the weights
                    ) -> Path:
-    "Save the (adapted) backbone's weights with the metadata `load_dinov2(weights=path)` needs."
+    "Save the (adapted) backbone as a plain DINOv2 state dict (LoRA merged) with what `load_dinov2(weights=path)` needs."
     model = unwrap(model)
     backbone = model.backbone if isinstance(model, DINOModel) else model
+    if weights_fingerprint(backbone) == getattr(backbone, 'start_fingerprint', None):
+        warnings.warn(f"{path}: this backbone equals the weights training started from (nothing in it trained: adapt='frozen', "
+                      "or a head warm-up that never ended). Train with adapt='lora' (--adapt lora) to adapt it.", stacklevel=2)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_save(dict(format=BACKBONE_FORMAT, name=getattr(backbone, 'dinov2_name', None),
                             timm_kwargs=_plain(getattr(backbone, 'timm_kwargs', {})), embed_dim=backbone.embed_dim,
-                            config=_plain(config or {}), state_dict=backbone.state_dict()), path)
+                            config=_plain(config or {}), state_dict=backbone_state_dict(backbone)), path)
+
+# %% ../nbs/00_core.ipynb #a66950ae
+def setup_distributed() -> tuple[int, int]:
+    "Initialise torch.distributed from torchrun's environment (NCCL on CUDA, gloo on CPU); returns (rank, world_size)."
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return 0, 1
+    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
+    return dist.get_rank(), dist.get_world_size()
+
+# %% ../nbs/00_core.ipynb #4dbdc51f
+from dataclasses import dataclass, asdict, field, fields
+
+@dataclass
+class TrainConfig:
+    "Everything a DINO adaptation run needs; the defaults are the recipe for a few hundred to a few thousand EM images."
+    data:str|None = None              # folder of EM images; None: synthetic EM images written into `out`
+    out:str = 'runs/dino'             # run folder: checkpoints/, health.jsonl, pictures, exported backbone
+    backbone:str|None = None          # DINOv2 name (see DINOV2_ARCHS); None: the name stored in --weights, else dinov2_vitl14
+    pretrained:bool = True            # Meta's weights through torch.hub
+    weights:str|None = None           # local weights file instead of torch.hub
+    adapt:str = 'lora'                # how the backbone adapts: frozen (head only), lora, blocks (the last trainable_blocks), full
+    trainable_blocks:int|None = None  # blocks: how many of the last blocks train; lora: adapt only the last N (None: all)
+    head_warmup_epochs:int = 10       # head-only epochs before the backbone starts training (its own lr warm-up follows)
+    lora_rank:int = 8
+    lora_alpha:float = 16.0
+    lora_dropout:float = 0.0
+    lora_mlp:bool = False             # LoRA also on the MLP layers
+    layer_decay:float = 0.9           # backbone lr x 0.9 per block below the last (DINOv2)
+    patch_embed_lr_scale:float = 0.2  # patch embedding lr x 0.2 on top (DINOv2)
+    drop_path:float = 0.0             # stochastic depth of the student's blocks (the teacher never drops)
+    layerscale_init:float|None = None # random init only: LayerScale start value (None: RANDOM_INIT_LAYERSCALE, 0.1)
+    epochs:int = 100
+    batch_size:int = 16               # per process
+    lr:float|None = None              # None: 5e-4 * global batch / 256
+    min_lr:float = 1e-6
+    warmup_epochs:int = 10
+    weight_decay:float = 0.04
+    weight_decay_end:float = 0.4
+    momentum_teacher:float = 0.996
+    out_dim:int = 256                 # prototypes; small data needs few (65536 is for ImageNet)
+    hidden_dim:int = 2048
+    bottleneck_dim:int = 256
+    teacher_temp:float = 0.04
+    warmup_teacher_temp:float|None = None
+    warmup_teacher_temp_epochs:int = 0
+    student_temp:float = 0.1
+    center_momentum:float = 0.9
+    n_global_crops:int = 2
+    n_local_crops:int = 8
+    global_size:int = 224
+    local_size:int = 98
+    clip_grad:float = 3.0
+    freeze_last_layer_epochs:int = 1
+    num_workers:int = 4               # loader processes (at most the CPU cores available)
+    save_every:int = 10
+    log_every:int = 10
+    seed:int = 0
+    on_error:str = 'raise'            # raise: stop at a broken image; skip: train past it (warned and counted)
+    resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth with the run's own settings
+    device:str|None = None            # default: CUDA when available
+    amp:bool|None = None              # bf16 autocast; None: on CUDA only. True also on CPUs with bf16 (AMX) units
+    compile:bool = False              # torch.compile the backbones (minutes of compiling, then faster steps)
+    progress:bool = True
+    synthetic_images:int = 64         # how many synthetic images when `data` is None
+    synthetic_size:int = 256
+
+    def __post_init__(self):
+        "Refuse impossible settings before anything is created (a clear message, naming the value)."
+        choices = dict(adapt=ADAPT_MODES, on_error=('raise', 'skip'))
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}.")
+        positive = ('epochs', 'batch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'n_global_crops', 'global_size',
+                    'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images')
+        for name in positive:
+            if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
+        for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs'):
+            if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
+        if self.lr is not None and not self.lr > 0: raise ValueError(f"lr={self.lr} must be positive (or None for 5e-4 x batch / 256).")
+        if self.backbone is not None and self.backbone not in DINOV2_ARCHS:
+            raise ValueError(f"backbone={self.backbone!r} is not one of {', '.join(DINOV2_ARCHS)}.")
+        if self.adapt == 'blocks' and self.trainable_blocks is None:
+            raise ValueError("adapt='blocks' needs trainable_blocks=N (--trainable-blocks N): how many of the last blocks train.")
+        for name in ('warmup_epochs', 'head_warmup_epochs'):
+            if getattr(self, name) >= self.epochs and not (name == 'head_warmup_epochs' and self.adapt == 'frozen'):
+                warnings.warn(f"{name}={getattr(self, name)} is not shorter than epochs={self.epochs}: "
+                              + ("the lr never reaches its full value." if name == 'warmup_epochs' else "the backbone never trains."))
+
+    @property
+    def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
+    @property
+    def backbone_name(self) -> str:
+        "The backbone to build: the given name, else the one stored in `weights`, else DINOv2 ViT-L/14."
+        if self.backbone: return self.backbone
+        return (read_backbone_file(self.weights)[1].get('name') if self.weights else None) or 'dinov2_vitl14'
+
+def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
+    "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
+    return TrainConfig(**{**dict(data=None, out=out, backbone='dinov2_tiny14', pretrained=False, adapt='lora', head_warmup_epochs=2,
+                                 epochs=10, batch_size=8, lr=1e-4, warmup_epochs=2, out_dim=64, hidden_dim=256, center_momentum=0.998,
+                                 bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
+                                 log_every=4, device='cpu', synthetic_images=48), **overrides})
+
+# %% ../nbs/00_core.ipynb #ddcd562c
+def describe_images(data) -> str:
+    "A short description of a folder or a list of image files (a count and the folders, never every path)."
+    if not isinstance(data, (list, tuple)): return str(data)
+    folders = sorted({str(Path(p).parent) for p in data})
+    return f"{len(data)} listed files in {len(folders)} folder(s) ({', '.join(folders[:2])}{', ...' if len(folders) > 2 else ''})"
+
+def describe_adaptation(config:TrainConfig, optimizer, head_warmup_epochs:int) -> str:
+    "One line saying what trains, in the user's words."
+    n = sum(p.numel() for g in optimizer.param_groups if g.get('backbone') for p in g['params'])
+    if config.adapt == 'frozen':
+        return "head only: the backbone will not change (adapt='frozen'); the exported backbone will equal the starting weights"
+    what = {'lora': f"LoRA rank {config.lora_rank} adapters on {'all' if config.trainable_blocks is None else f'the last {config.trainable_blocks}'} blocks",
+            'blocks': f"the last {config.trainable_blocks} blocks", 'full': "the whole backbone"}[config.adapt]
+    return f"{what} train ({n:,} backbone parameters)" + (f" after {head_warmup_epochs} head-only epochs" if head_warmup_epochs else '')
+
+def train(config:TrainConfig) -> dict:
+    "Build everything from `config`, train, export the adapted backbone, draw the pictures; returns the history and the built parts."
+    rank, world_size = setup_distributed()
+    if config.resume: config = resume_config(config, verbose=rank == 0)
+    device = torch.device(config.device) if config.device else default_device()
+    torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
+    data = config.data
+    if data is None:
+        data = Path(config.out) / 'synthetic_em'
+        if rank == 0 and not any(data.glob('*.png')): write_synthetic_em(data, config.synthetic_images, config.synthetic_size, config.seed)
+        if world_size > 1: dist.barrier()
+    dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
+                               on_error=config.on_error, seed=config.seed)
+    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed)
+    random_init = config.pretrained is False and config.weights is None
+    arch = dict(drop_path_rate=config.drop_path) if config.drop_path else {}
+    if random_init and config.layerscale_init is not None: arch['init_values'] = config.layerscale_init
+    backbone = load_dinov2(config.backbone_name, pretrained=config.pretrained and config.weights is None, weights=config.weights, **arch)
+    adapt_backbone(backbone, config.adapt, config.trainable_blocks, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_mlp)
+    student, teacher = create_dino_models(backbone, False, device,     # False: keep what adapt_backbone chose
+                                          hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
+    lr = config.lr if config.lr is not None else 5e-4 * config.batch_size * world_size / 256
+    optimizer = create_optimizer(student, lr, config.weight_decay, layer_decay=config.layer_decay,
+                                 patch_embed_lr_scale=config.patch_embed_lr_scale)
+    head_warmup_epochs = 0 if config.adapt == 'frozen' else config.head_warmup_epochs
+    scheduler = WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader), config.epochs * len(loader), config.min_lr,
+                                     weight_decay_end=config.weight_decay_end, backbone_start_step=head_warmup_epochs * len(loader))
+    loss_fn = DINOLoss(config.out_dim, config.teacher_temp, config.student_temp, config.center_momentum, config.n_global_crops,
+                       config.warmup_teacher_temp, config.warmup_teacher_temp_epochs).to(device)
+    if config.compile:          # in place: parameter names, and so checkpoints, stay the same
+        student.backbone.compile(); teacher.backbone.compile()
+    if world_size > 1:
+        student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
+    if rank == 0:
+        print(f"{len(dataset)} images from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
+              f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}")
+        if config.adapt == 'frozen' and random_init:
+            warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='lora' or "
+                          "'full' (--adapt), or start from pretrained weights (--weights).")
+    history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
+                         config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
+                         config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
+                         config.progress, config.amp, head_warmup_epochs)
+    result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
+                  optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
+    if rank == 0:
+        result['outputs'] = write_run_outputs(result, config)
+        print(run_summary(result, config))
+    return result
+
+# %% ../nbs/00_core.ipynb #d33f6b44
+COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse')
+
+def write_run_outputs(result:dict, # what `train` returns
+                      config:TrainConfig) -> dict:
+    "The exported backbone first, then the pictures, each best-effort (a failure warns, the rest go on); returns the paths written."
+    import matplotlib.pyplot as plt
+    out, teacher, dataset = Path(config.out), result['teacher'], result['dataset']
+    paths = dict(backbone=export_backbone(teacher, out / 'adapted_backbone.pth', config=asdict(config)))
+    readable = [path for (path, page), failed in zip(dataset.items, dataset._failed.tolist()) if page == 0 and not failed][:1000]
+    def picture(name, draw):
+        try: draw(out / name); paths[name.split('.')[0]] = out / name
+        except Exception as e:
+            warnings.warn(f"{out / name} was not drawn ({type(e).__name__}: {e}); the training and {paths['backbone'].name} are unaffected.")
+        finally: plt.close('all')
+    def eval_images():
+        eval_ds = EMImageDataset(readable, size=max(224, config.global_size // 14 * 14))   # at least a 16 x 16 patch grid
+        return eval_ds, create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
+    picture('loss.png', lambda p: plot_loss_history(result['history'], p))
+    picture('health.png', lambda p: plot_training_health(config.checkpoint_dir / 'health.jsonl', p))
+    picture('tsne.png', lambda p: visualize_features_tsne(extract_features(teacher, eval_images()[1], result['device']), save_path=p))
+    def pca(p):
+        eval_ds, _ = eval_images()
+        plot_patch_pca(teacher.backbone, torch.stack([eval_ds[i] for i in range(min(4, len(eval_ds)))]).to(result['device']), p)
+    picture('patch_pca.png', pca)
+    return paths
+
+def run_summary(result:dict, config:TrainConfig) -> str:
+    "The final word on a run: loss, whether the backbone moved, collapse, and what was written."
+    h, records = result['history'], read_health(config.checkpoint_dir / 'health.jsonl')
+    collapsed = sorted({r['epoch'] for r in records if r['kind'] == 'diagnosis' and r['symptom'] in COLLAPSE_SYMPTOMS})
+    backbone = result['teacher'].backbone
+    moved = weights_fingerprint(backbone) != getattr(backbone, 'start_fingerprint', None)
+    lines = [f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs." if h else "Done: no epoch ran.",
+             "Backbone: " + ("adapted (its weights moved from the start)." if moved else
+                             "unchanged: the exported backbone equals the starting weights" +
+                             (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
+             (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
+              f"{', ...' if len(collapsed) > 10 else ''}); see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
+             f"Run folder {config.out}: checkpoints/, {', '.join(p.name for p in result.get('outputs', {}).values())}."]
+    return '\n'.join(lines)
+
+# %% ../nbs/00_core.ipynb #365c99c9
+RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress')
+
+def _config_from_dict(stored:dict) -> dict:
+    "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."
+    stored = dict(stored)
+    if 'adapt' not in stored:          # written before adaptation modes existed
+        frozen, blocks = stored.get('freeze_backbone', True), stored.get('trainable_blocks')
+        stored.update(adapt='blocks' if blocks is not None else 'frozen' if frozen else 'full', head_warmup_epochs=0,
+                      layer_decay=1.0, patch_embed_lr_scale=1.0)
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in stored.items() if k in names}
+
+def resume_config(config:TrainConfig, verbose:bool=True) -> TrainConfig:
+    "The settings a resumed run continues with: its checkpoint's, except those safe to change; other differences are refused."
+    path = find_checkpoint('latest', config.checkpoint_dir)
+    stored = _config_from_dict(torch.load(path, map_location='cpu', weights_only=True, mmap=True).get('config', {}))
+    defaults, merged, changed, kept = TrainConfig(), {}, [], []
+    for f in fields(TrainConfig):
+        given, default = getattr(config, f.name), getattr(defaults, f.name)
+        if f.name == 'resume' or f.name not in stored: merged[f.name] = given; continue
+        old = stored[f.name]
+        if f.name == 'data' and given is not None and old is not None and Path(given).resolve() == Path(old).resolve(): old = given
+        if given == old or (f.name == 'lr' and given is None): merged[f.name] = old
+        elif f.name in RESUME_MAY_CHANGE: merged[f.name] = given; changed.append(f"{f.name} {old} -> {given}")
+        elif given == default: merged[f.name] = old; kept.append(f"{f.name}={old}")
+        else:
+            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {given!r}: a resumed run keeps the settings it was "
+                             f"started with (only {', '.join(RESUME_MAY_CHANGE)} may change). Drop the option, or start a new run in another folder.")
+    if verbose:
+        if kept: print(f"Resuming with the run's own settings: {', '.join(kept)}.")
+        if changed: print(f"Changed on resume: {', '.join(changed)}.")
+    return TrainConfig(**merged)

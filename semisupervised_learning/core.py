@@ -449,6 +449,8 @@ def check_state_dict(model:nn.Module, state:dict, source:str='weights'):
                          + (f"Shape mismatches: {'; '.join(shapes[:4])}. " if shapes else '')
                          + (f"Missing: {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}. " if missing else '')
                          + (f"Unexpected: {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}. " if unexpected else '')
+                         + ("It holds LoRA adapters: add them first, adapt_backbone(backbone, 'lora', lora_rank=...) as in its config. "
+                            if any('lora_' in k for k in unexpected) else '')
                          + "Build the model with the settings it was trained with.")
 
 def load_backbone_weights(model:nn.Module, state:dict, source:str='weights'):
@@ -760,11 +762,12 @@ def save_checkpoint(path, student, teacher, optimizer=None, scheduler=None, epoc
         optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
         loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states()), path)
 
-def read_checkpoint(path) -> dict:
+def read_checkpoint(path, mmap:bool=False, # map tensors from disk instead of reading them (to look at the config only)
+                   ) -> dict:
     "A training checkpoint's contents, loaded safely (no code can run)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"Checkpoint {path} does not exist.")
-    try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    try: ckpt = torch.load(path, map_location='cpu', weights_only=True, mmap=mmap)
     except Exception as e:
         raise ValueError(f"Refused to load {path}: it is truncated, corrupt, or holds objects that would run code when "
                          f"unpickled ({type(e).__name__}: {str(e)[:200]}). Use a checkpoint written by this library.") from e
@@ -1491,7 +1494,7 @@ def _config_from_dict(stored:dict) -> dict:
 def resume_config(config:TrainConfig, verbose:bool=True) -> TrainConfig:
     "The settings a resumed run continues with: its checkpoint's, except those safe to change; other differences are refused."
     path = find_checkpoint('latest', config.checkpoint_dir)
-    stored = _config_from_dict(torch.load(path, map_location='cpu', weights_only=True, mmap=True).get('config', {}))
+    stored = _config_from_dict(read_checkpoint(path, mmap=True).get('config', {}))
     defaults, merged, changed, kept = TrainConfig(), {}, [], []
     for f in fields(TrainConfig):
         given, default = getattr(config, f.name), getattr(defaults, f.name)

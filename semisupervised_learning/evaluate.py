@@ -12,15 +12,18 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 import tifffile
 from tqdm.auto import tqdm
-from .core import (DINOV2_ARCHS, EMImageDataset, EMImageError, default_device, extract_features,
-                                          find_em_images, load_dinov2, load_em_image, patch_pca_rgb, unwrap)
+from .core import (DINOV2_ARCHS, EMImageDataset, EMImageError, default_device, dinov2_weights_url,
+                                          extract_features, find_em_images, load_backbone_weights, load_dinov2, load_em_image,
+                                          read_backbone_file, unwrap)
 from .cli import exit_with_error
 
 # %% auto #0
-__all__ = ['MASK_EXTENSIONS', 'read_mask', 'pair_images_masks', 'LabelledImages', 'load_labelled', 'patch_features',
-           'DenseLinearProbe', 'fit_dense_probe', 'confusion_matrix', 'segmentation_scores', 'majority_predictions',
-           'predict_masks', 'dense_probe', 'cls_probe', 'resolve_backbone', 'compare_backbones', 'plot_comparison',
-           'format_table', 'probe_cli']
+__all__ = ['MASK_EXTENSIONS', 'FILTER_SIGMAS', 'read_mask', 'find_masks', 'pair_images_masks', 'LabelledImages', 'load_labelled',
+           'patch_features', 'DenseLinearProbe', 'fit_dense_probe', 'confusion_matrix', 'confusion_scores',
+           'segmentation_scores', 'majority_predictions', 'predict_masks', 'probe_patches', 'dense_probe',
+           'bootstrap_scores', 'score_row', 'difference_spread', 'filter_responses', 'filter_bank_features',
+           'cls_probe', 'check_backbone_spec', 'resolve_backbone', 'backbone_labels', 'compare_backbones',
+           'plot_comparison', 'format_table', 'check_writable', 'probe_cli']
 
 # %% ../nbs/01_evaluate.ipynb #cfdae504
 MASK_EXTENSIONS = ('.png', '.tif', '.tiff')
@@ -40,11 +43,21 @@ def read_mask(path) -> np.ndarray:
                            "(0/255, or 0, 1, 2, ...). Save colour or probability masks as single-channel label images.")
     return mask.astype(np.int64)
 
+def find_masks(masks) -> list[Path]:
+    "Mask files (any of MASK_EXTENSIONS) under a folder, in natural order, or the list given."
+    if isinstance(masks, (list, tuple)): return [Path(p) for p in masks]
+    root = Path(masks)
+    if not root.exists(): raise FileNotFoundError(f"Masks folder {root} does not exist (relative to {Path.cwd()}): check the path.")
+    if root.is_dir() and not any(p.suffix.lower() in MASK_EXTENSIONS for p in root.rglob('*') if p.is_file()):
+        raise FileNotFoundError(f"No masks ({', '.join(MASK_EXTENSIONS)}) under the masks folder {root}: point to the folder "
+                                "that holds the label images.")
+    return find_em_images(root, MASK_EXTENSIONS)
+
 def pair_images_masks(images, # folder (or list) of EM images
                       masks, # folder (or list) of masks with the same file names (any of MASK_EXTENSIONS)
                      ) -> list[tuple[Path, Path]]:
     "Each image with the mask of the same file name, in natural order of the image names."
-    image_paths, mask_paths = find_em_images(images), find_em_images(masks, MASK_EXTENSIONS)
+    image_paths, mask_paths = find_em_images(images), find_masks(masks)
     by_name = {}
     for p in mask_paths:
         if p.stem in by_name: raise ValueError(f"Two masks for one image name: {by_name[p.stem]} and {p}. Keep one of them.")
@@ -125,13 +138,16 @@ def fit_dense_probe(patches:torch.Tensor, # (N, h, w, D) patch tokens of the tra
                     weight_decay:float=1e-4, # L2 penalty on the weights
                     balanced:bool=False, # weight classes by inverse frequency (helps rare classes, costs the common ones)
                     max_iter:int=30, # L-BFGS iterations (the problem is convex: a few dozen suffice)
+                    seed:int|None=None, # seeds the probe's initial weights (None: the global random state)
                     device=None,
                    ) -> DenseLinearProbe:
     "A linear classifier on frozen patch tokens, trained on pixel labels through bilinearly upsampled logits."
     device = torch.device(device) if device is not None else patches.device
     patches = patches.to(device).float()
     flat = patches.reshape(-1, patches.shape[-1])
-    probe = DenseLinearProbe(flat.mean(0), flat.std(0) + 1e-6, n_classes).to(device)
+    with torch.random.fork_rng(devices=[]):         # a seed here leaves the caller's random state alone
+        if seed is not None: torch.manual_seed(seed)
+        probe = DenseLinearProbe(flat.mean(0), flat.std(0) + 1e-6, n_classes).to(device)
     grid = (patches.shape[1] * upsample, patches.shape[2] * upsample)
     x = F.interpolate(probe.standardize(patches).permute(0, 3, 1, 2), size=grid, mode='bilinear', align_corners=False)
     x = x.permute(0, 2, 3, 1).reshape(-1, patches.shape[-1])
@@ -153,16 +169,23 @@ def confusion_matrix(predictions:list, masks:list, n_classes:int) -> torch.Tenso
     for p, m in zip(predictions, masks): counts += torch.bincount((m.flatten().cpu() * n_classes + p.flatten().cpu()), minlength=n_classes**2)
     return counts.reshape(n_classes, n_classes)
 
+def confusion_scores(counts) -> dict:
+    "IoU and Dice per class, their means and pixel accuracy from confusion matrices `(..., K, K)` (any leading dimensions)."
+    counts = np.asarray(counts, dtype=np.float64)
+    tp = np.diagonal(counts, axis1=-2, axis2=-1)
+    fp, fn = counts.sum(-2) - tp, counts.sum(-1) - tp
+    with np.errstate(invalid='ignore', divide='ignore'):            # 0/0 -> NaN: class absent everywhere
+        iou, dice = tp / (tp + fp + fn), 2 * tp / (2 * tp + fp + fn)
+    return dict(iou=iou, dice=dice, mean_iou=np.nanmean(iou, -1), mean_dice=np.nanmean(dice, -1),
+                pixel_accuracy=tp.sum(-1) / counts.sum((-2, -1)))
+
 def segmentation_scores(predictions:list, # (H, W) predicted class indices per image
                         masks:list, # (H, W) true class indices per image, same sizes
                         n_classes:int,
                        ) -> dict:
     "Per-class IoU and Dice (NaN where a class is absent from both), their means, and pixel accuracy."
-    cm = confusion_matrix(predictions, masks, n_classes).double()
-    tp, fp, fn = cm.diag(), cm.sum(0) - cm.diag(), cm.sum(1) - cm.diag()
-    iou, dice = tp / (tp + fp + fn), 2 * tp / (2 * tp + fp + fn)        # 0/0 -> NaN: class absent everywhere
-    return dict(iou=iou.tolist(), dice=dice.tolist(), mean_iou=iou.nanmean().item(), mean_dice=dice.nanmean().item(),
-                pixel_accuracy=(tp.sum() / cm.sum()).item())
+    scores = confusion_scores(confusion_matrix(predictions, masks, n_classes))
+    return {k: v.tolist() if v.ndim else float(v) for k, v in scores.items()}
 
 def majority_predictions(train_masks:list, masks:list, n_classes:int) -> list:
     "The trivial predictor: every pixel gets the class most frequent in the training masks."
@@ -176,15 +199,90 @@ def predict_masks(probe:DenseLinearProbe, patches:torch.Tensor, sizes:list) -> l
     return [probe(p[None].to(device), size=s)[0].argmax(0).cpu() for p, s in zip(patches, sizes)]
 
 # %% ../nbs/01_evaluate.ipynb #06d094bf
+def probe_patches(train_patches:torch.Tensor, test_patches:torch.Tensor, # (N, h, w, F) features of the training / held-out images
+                  train:LabelledImages, test:LabelledImages, # their masks
+                  seeds:int=1, # probe fits with different initial weights
+                  device=None, **fit_kwargs, # passed to `fit_dense_probe` (upsample, weight_decay, balanced, ...)
+                 ) -> dict:
+    "Fit the dense probe `seeds` times on any patch features; scores (mean over seeds), per-image confusions `(seeds, N, K, K)`, the first fit."
+    confusions, first = [], {}
+    for seed in range(seeds):
+        probe = fit_dense_probe(train_patches, train.masks, train.n_classes, seed=seed, device=device, **fit_kwargs)
+        predictions = predict_masks(probe, test_patches, [m.shape for m in test.masks])
+        confusions.append(torch.stack([confusion_matrix([p], [m], test.n_classes) for p, m in zip(predictions, test.masks)]))
+        if seed == 0: first = dict(predictions=predictions, probe=probe)
+    confusions = torch.stack(confusions).numpy()
+    scores = confusion_scores(confusions.sum(1))                      # one pooled score per seed
+    return dict(scores={k: v.mean(0).tolist() if v.ndim > 1 else float(v.mean()) for k, v in scores.items()}, confusions=confusions, **first)
+
 def dense_probe(backbone:nn.Module, train:LabelledImages, test:LabelledImages, # the few labelled images, the held-out ones
                 device=None, # default: CUDA when available
-                batch_size:int=8, **fit_kwargs, # passed to `fit_dense_probe` (upsample, weight_decay, balanced, ...)
+                batch_size:int=8,
+                seeds:int=1, # probe fits with different initial weights (scores are their mean)
+                **fit_kwargs, # passed to `fit_dense_probe` (upsample, weight_decay, balanced, ...)
                ) -> dict:
     "Fit a dense linear probe on `train` with `backbone` frozen; scores, predictions and the probe on `test`."
     device = default_device() if device is None else torch.device(device)
-    probe = fit_dense_probe(patch_features(backbone, train.images, batch_size, device), train.masks, train.n_classes, device=device, **fit_kwargs)
-    predictions = predict_masks(probe, patch_features(backbone, test.images, batch_size, device), [m.shape for m in test.masks])
-    return dict(scores=segmentation_scores(predictions, test.masks, test.n_classes), predictions=predictions, probe=probe)
+    return probe_patches(patch_features(backbone, train.images, batch_size, device), patch_features(backbone, test.images, batch_size, device),
+                         train, test, seeds, device, **fit_kwargs)
+
+# %% ../nbs/01_evaluate.ipynb #8b54fab4
+def bootstrap_scores(confusions, # (seeds, N, K, K) pixel counts per probe fit and held-out image
+                     n_bootstrap:int=1000, # resamples of the held-out images (0: the images as they are)
+                     seed:int=0, # same seed and N, same resamples: rows scored on the same images are paired
+                    ) -> dict:
+    "Scores for every probe fit on every bootstrap resample of the held-out images: arrays `(seeds, n_bootstrap[, K])`."
+    confusions = np.asarray(confusions)
+    n = confusions.shape[1]
+    draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1 / n), size=n_bootstrap) if n_bootstrap else np.ones((1, n))
+    return confusion_scores(np.einsum('bn,snkl->sbkl', draws, confusions))
+
+def score_row(label:str, confusions, # a row label; (seeds, N, K, K) pixel counts
+              n_bootstrap:int=1000, seed:int=0) -> dict:
+    "A table row: each score on all held-out images (mean over seeds) with its spread `<score>_std` over seeds x resamples."
+    point, samples = confusion_scores(np.asarray(confusions).sum(1)), bootstrap_scores(confusions, n_bootstrap, seed)
+    row = dict(backbone=label)
+    for k in ('iou', 'dice', 'mean_iou', 'mean_dice', 'pixel_accuracy'):
+        mean = np.nanmean(point[k], 0) if point[k].ndim > 1 else point[k].mean()
+        with np.errstate(invalid='ignore'): std = np.nanstd(samples[k].reshape(-1, *samples[k].shape[2:]), 0)
+        row[k], row[f'{k}_std'] = mean.tolist(), std.tolist()
+    row['n_seeds'] = len(confusions)
+    return row
+
+def difference_spread(confusions, reference_confusions, # (seeds, N, K, K) of two rows scored on the same held-out images
+                      n_bootstrap:int=1000, seed:int=0) -> float:
+    "Standard deviation of the mean-IoU difference over paired resamples (same images for both) and all pairs of seeds."
+    a, r = (bootstrap_scores(c, n_bootstrap, seed)['mean_iou'] for c in (confusions, reference_confusions))
+    return float((a[:, None] - r[None]).std())
+
+# %% ../nbs/01_evaluate.ipynb #65adfb00
+FILTER_SIGMAS = (0.7, 1.0, 1.6, 3.5, 5.0)
+
+def filter_responses(image:np.ndarray, # (H, W) grey image
+                     sigmas=FILTER_SIGMAS, # Gaussian scales in pixels
+                    ) -> np.ndarray:
+    "ilastik's pixel features: per scale Gaussian, gradient magnitude, Laplacian of Gaussian, both Hessian eigenvalues; `(H, W, 5 * len(sigmas))`."
+    from scipy import ndimage
+    image, responses = np.asarray(image, np.float32), []
+    for s in sigmas:
+        hrr, hcc, hrc = (ndimage.gaussian_filter(image, s, order=o) for o in ((2, 0), (0, 2), (1, 1)))
+        trace, root = (hrr + hcc) / 2, np.sqrt(((hrr - hcc) / 2) ** 2 + hrc ** 2)
+        responses += [ndimage.gaussian_filter(image, s), ndimage.gaussian_gradient_magnitude(image, s),
+                      ndimage.gaussian_laplace(image, s), trace + root, trace - root]
+    return np.stack(responses, -1)
+
+def filter_bank_features(images:torch.Tensor, # (N, 3, H, W) images as the backbones get them (channel 0 is used), or (N, H, W)
+                         patch_size:int=14, # the ViT's patch: features land on the same grid as its patch tokens
+                         sigmas=FILTER_SIGMAS,
+                        ) -> torch.Tensor:
+    "The classical baseline: mean and std of each filter response per patch, `(N, h, w, 2 * 5 * len(sigmas))` float32."
+    grey = images[:, 0] if images.ndim == 4 else images
+    features = []
+    for image in grey.float().cpu().numpy():
+        h, w = image.shape[0] // patch_size, image.shape[1] // patch_size
+        r = filter_responses(image, sigmas)[:h * patch_size, :w * patch_size].reshape(h, patch_size, w, patch_size, -1)
+        features.append(np.concatenate([r.mean((1, 3)), r.std((1, 3))], -1))
+    return torch.from_numpy(np.stack(features)).float()
 
 # %% ../nbs/01_evaluate.ipynb #0146fe7a
 def cls_probe(backbone:nn.Module, train_images:torch.Tensor, train_labels, # (N, 3, H, W) normalised images and N labels
@@ -205,48 +303,105 @@ def cls_probe(backbone:nn.Module, train_images:torch.Tensor, train_labels, # (N,
     return dict(knn_accuracy=float(knn.score(test_x, np.asarray(test_labels))), linear_accuracy=float(linear.score(test_x, np.asarray(test_labels))))
 
 # %% ../nbs/01_evaluate.ipynb #d1aa078d
+_DIMS = {96: 'dinov2_tiny14', 384: 'dinov2_vits14', 768: 'dinov2_vitb14', 1024: 'dinov2_vitl14', 1536: 'dinov2_vitg14'}
+
+def _architecture(state:dict, path) -> str:
+    "The DINOv2 name of a bare state dict (e.g. Meta's dinov2_vits14_pretrain.pth), from its width and register tokens."
+    width = next((v.shape[-1] for k, v in state.items() if k.endswith('cls_token')), None)
+    if width not in _DIMS:
+        raise ValueError(f"{path} does not say which DINOv2 it holds and its width ({width}) matches none: export it with "
+                         "export_backbone, which records the architecture.")
+    return _DIMS[width] + ('_reg' if any('register_tokens' in k or k.endswith('reg_token') for k in state) else '')
+
+def _is_random(spec) -> bool: return isinstance(spec, str) and (spec.startswith('random:') or spec == 'dinov2_tiny14')
+
+def check_backbone_spec(spec):
+    "Fail with the remedy unless `spec` is a module, an existing file or a DINOv2 name (`random:` allowed): before any work."
+    if isinstance(spec, nn.Module) or Path(str(spec)).is_file() or str(spec).removeprefix('random:') in DINOV2_ARCHS: return
+    raise ValueError(f"Backbone {str(spec)!r} is neither a file nor a DINOv2 name: give a checkpoint_epoch_N.pth, an "
+                     f"adapted_backbone.pth, a downloaded weights file, or one of {', '.join(DINOV2_ARCHS)} (random:NAME for random weights).")
+
 def resolve_backbone(spec, # a DINOv2 name, 'random:NAME', a checkpoint or backbone .pth file, or an nn.Module
                      seed:int=0, # seed for randomly initialised backbones
                     ) -> nn.Module:
     "A frozen backbone in eval mode from what a user has at hand."
     if isinstance(spec, nn.Module): backbone = unwrap(spec)
-    elif Path(str(spec)).is_file(): backbone = load_dinov2(weights=spec)
+    elif Path(str(spec)).is_file():
+        state, meta = read_backbone_file(spec)
+        name = meta.get('name') or _architecture(state, spec)
+        backbone = load_backbone_weights(load_dinov2(name, pretrained=False, **meta.get('timm_kwargs', {})), state, str(spec))
     else:
-        name, random_init = str(spec).removeprefix('random:'), str(spec).startswith('random:') or str(spec) == 'dinov2_tiny14'
-        if name not in DINOV2_ARCHS:
-            raise ValueError(f"Backbone {spec!r} is neither a file nor a DINOv2 name: give a checkpoint_epoch_N.pth, an "
-                             f"adapted_backbone.pth, or one of {', '.join(DINOV2_ARCHS)} (random:NAME for random weights).")
+        check_backbone_spec(spec)
+        name, random_init = str(spec).removeprefix('random:'), _is_random(spec)
         torch.manual_seed(seed)
-        backbone = load_dinov2(name, pretrained=not random_init)
+        try: backbone = load_dinov2(name, pretrained=not random_init)
+        except RuntimeError as e:
+            file = dinov2_weights_url(name).rsplit('/', 1)[1]
+            raise RuntimeError(f"Could not fetch the pretrained {name} through torch.hub ({type(e.__cause__).__name__}). Offline? Download "
+                               f"{dinov2_weights_url(name)} on a machine with internet, copy it here and give the file's path as the "
+                               f"backbone instead of the name (ssl-dino-probe IMAGES MASKS path/to/{file}).") from e
     backbone = getattr(backbone, 'backbone', backbone)      # a DINOModel: its backbone
     return backbone.eval().requires_grad_(False)
 
-def _label(spec) -> str:
-    if isinstance(spec, nn.Module): return getattr(unwrap(spec), 'dinov2_name', type(spec).__name__)
-    return Path(spec).name if Path(str(spec)).is_file() else str(spec)
+def backbone_labels(specs:list) -> list[tuple[str, int]]:
+    "A distinct row label and init seed per spec: file names (with the run folder when two collide); repeats of a random backbone get seeds 1, 2, ..."
+    def run_folder(p): return next((q.name for q in Path(p).resolve().parents if q.name != 'checkpoints'), '')
+    def name(s): return getattr(unwrap(s), 'dinov2_name', type(s).__name__) if isinstance(s, nn.Module) else Path(s).name if Path(str(s)).is_file() else str(s)
+    names = [name(s) for s in specs]
+    labels = [f'{run_folder(s)}/{n}' if isinstance(s, (str, Path)) and Path(str(s)).is_file() and names.count(n) > 1 else n
+              for s, n in zip(specs, names)]
+    out = []
+    for s, label in zip(specs, labels):
+        k = labels[:len(out)].count(label)                   # earlier rows with this label
+        out.append(((f'{label} seed {k}', k) if _is_random(s) else (f'{label} ({k + 1})', 0)) if k else (label, 0))
+    return out
 
 # %% ../nbs/01_evaluate.ipynb #339aec2f
+def _pca_rgb(patches:torch.Tensor) -> np.ndarray:
+    "First three principal components of `(n, h, w, F)` patch features, as RGB in [0, 1] `(n, h, w, 3)`."
+    flat = patches.reshape(-1, patches.shape[-1]).float()
+    flat = (flat - flat.mean(0)) / (flat.std(0) + 1e-6)
+    rgb = flat @ torch.pca_lowrank(flat, q=3, center=False)[2][:, :3]
+    rgb = (rgb - rgb.min(0).values) / (rgb.max(0).values - rgb.min(0).values + 1e-8)
+    return rgb.reshape(*patches.shape[:3], 3).numpy()
+
 def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone`), or a dict label -> spec
                       train:LabelledImages, test:LabelledImages, # the few labelled images, the held-out ones
                       device=None, batch_size:int=8,
                       progress:bool=True, # tqdm bar over the backbones
                       n_show:int=3, # held-out images drawn in the figure (0: no figure)
+                      filter_bank:bool=True, # also score the classical filter bank (`filter_bank_features`) through the same probe
+                      seeds:int=3, # probe fits per backbone, from different initial weights
+                      n_bootstrap:int=1000, # resamples of the held-out images for the spread
+                      class_names=None, # for the figure's legend; default: the mask values
                       **fit_kwargs, # passed to `fit_dense_probe`
                      ) -> dict:
-    "The dense probe for every backbone and the majority-class baseline: table rows, and a figure of PCA pictures and predictions."
+    "The dense probe for every backbone, the filter bank and the majority class: rows with spreads and gaps to the first backbone, and a figure."
     device = default_device() if device is None else torch.device(device)
-    specs = backbones if isinstance(backbones, dict) else {_label(b): b for b in backbones}
-    trivial = segmentation_scores(majority_predictions(train.masks, test.masks, test.n_classes), test.masks, test.n_classes)
-    rows, shown = [dict(backbone='majority class', **trivial)], {}
-    show = test[:n_show]
-    for label, spec in tqdm(specs.items(), desc='backbones', disable=not progress):
-        backbone = resolve_backbone(spec).to(device)
-        result = dense_probe(backbone, train, test, device, batch_size, **fit_kwargs)
-        rows.append(dict(backbone=label, **result['scores']))
-        if n_show:
-            shown[label] = dict(pca=patch_pca_rgb(backbone, show.images.to(device)), predictions=result['predictions'][:n_show])
-    figure = plot_comparison(show, shown) if n_show else None
-    return dict(rows=rows, figure=figure, class_values=test.class_values)
+    specs = {label: (spec, 0) for label, spec in backbones.items()} if isinstance(backbones, dict) else \
+            {label: (spec, seed) for spec, (label, seed) in zip(backbones, backbone_labels(list(backbones)))}
+    for spec, _ in specs.values(): check_backbone_spec(spec)      # a typo fails before any work
+    confusions, shown, show = {}, {}, test[:n_show]
+    def probe(label, train_patches, test_patches):
+        result = probe_patches(train_patches, test_patches, train, test, seeds, device, **fit_kwargs)
+        confusions[label] = result['confusions']
+        if n_show: shown[label] = dict(pca=_pca_rgb(test_patches[:n_show]), predictions=result['predictions'][:n_show])
+    for label, (spec, seed) in tqdm(specs.items(), desc='backbones', disable=not progress):
+        backbone = resolve_backbone(spec, seed).to(device)
+        probe(label, patch_features(backbone, train.images, batch_size, device), patch_features(backbone, test.images, batch_size, device))
+    if filter_bank: probe('filter bank', filter_bank_features(train.images), filter_bank_features(test.images))
+    trivial = majority_predictions(train.masks, test.masks, test.n_classes)
+    confusions['majority class'] = torch.stack([confusion_matrix([p], [m], test.n_classes) for p, m in zip(trivial, test.masks)])[None].numpy()
+    order = ['majority class'] + ['filter bank'] * filter_bank + list(specs)           # baselines first
+    rows = {label: score_row(label, confusions[label], n_bootstrap) for label in order}
+    reference = next(iter(specs), None)                  # gaps are measured from the first backbone given
+    for label, row in rows.items() if reference else ():
+        gap, std = row['mean_iou'] - rows[reference]['mean_iou'], difference_spread(confusions[label], confusions[reference], n_bootstrap)
+        row.update(reference=reference, delta_mean_iou=gap, delta_mean_iou_std=std,
+                   within_noise=None if label == reference else bool(abs(gap) <= 2 * std))
+    names = list(class_names) if class_names else [str(v) for v in test.class_values]
+    figure = plot_comparison(show, {l: shown[l] for l in order if l in shown}, class_names=names) if n_show else None
+    return dict(rows=list(rows.values()), figure=figure, class_values=test.class_values, reference=reference, seeds=seeds, n_bootstrap=n_bootstrap)
 
 # %% ../nbs/01_evaluate.ipynb #4b46c984
 def _overlay(ax, image:torch.Tensor, classes:torch.Tensor, title:str=''):
@@ -257,51 +412,87 @@ def _overlay(ax, image:torch.Tensor, classes:torch.Tensor, title:str=''):
     ax.set_title(title, fontsize=7, loc='left'); ax.axis('off')
 
 def plot_comparison(show:LabelledImages, # the held-out images drawn, one column each
-                    shown:dict, # backbone label -> dict(pca=(n, h, w, 3) array, predictions=n class maps)
-                    save_path=None):
-    "True masks, then per backbone the patch-feature PCA and the probe's predictions, on the same images."
+                    shown:dict, # row label -> dict(pca=(n, h, w, 3) array, predictions=n class maps)
+                    save_path=None,
+                    class_names=None, # legend entries, one per class; default: the mask values
+                   ):
+    "True masks, then per backbone the patch-feature PCA and the probe's predictions, on the same images, with a class legend."
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
     n_rows, n_cols = 1 + 2 * len(shown), len(show)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.3 * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols, 2.3 * n_rows + 0.3), squeeze=False)
     for j in range(n_cols):
         _overlay(axes[0, j], show.images[j], show.masks[j], f'{show.names[j]}: true mask' if j == 0 else show.names[j])
         for i, (label, pictures) in enumerate(shown.items()):
             axes[1 + 2 * i, j].imshow(pictures['pca'][j], interpolation='nearest'); axes[1 + 2 * i, j].axis('off')
             if j == 0: axes[1 + 2 * i, j].set_title(f'{label}: patch PCA', fontsize=7, loc='left')
             _overlay(axes[2 + 2 * i, j], show.images[j], pictures['predictions'][j], f'{label}: probe' if j == 0 else '')
-    fig.tight_layout()
+    names = list(class_names or map(str, show.class_values))
+    colours = plt.get_cmap('tab10', 10)
+    fig.legend(handles=[Patch(color=colours(k), alpha=0.6, label=n) for k, n in enumerate(names)], loc='upper center',
+               ncol=len(names), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     if save_path: fig.savefig(save_path, dpi=110)
     return fig
 
 # %% ../nbs/01_evaluate.ipynb #5571793e
+def _cell(value:float, std:float|None=None) -> str: return f'{value:.3f}' if std is None else f'{value:.3f}±{std:.3f}'
+
+def _gap(row:dict) -> str:
+    if row.get('within_noise') is None: return '(reference)' if 'reference' in row else ''
+    return f"{row['delta_mean_iou']:+.3f}±{row['delta_mean_iou_std']:.3f}" + (' within noise' if row['within_noise'] else '')
+
 def format_table(rows:list, # the rows of `compare_backbones`
                  class_names=None, # one name per class; default: the mask values
                  class_values=None) -> str:
-    "A plain-text table of per-class IoU and Dice, mean IoU and Dice, and pixel accuracy per backbone."
+    "A plain-text table of per-class IoU and Dice, mean IoU and Dice, and pixel accuracy per backbone, each as mean±std, and the mIoU gap to the reference."
     n = len(rows[0]['iou'])
     names = list(class_names) if class_names else [str(v) for v in (class_values or range(n))]
+    gaps = any('reference' in r for r in rows)
     header = ['backbone'] + [f'IoU {c}' for c in names] + [f'Dice {c}' for c in names] + ['mIoU', 'mDice', 'pixel acc']
-    lines = [[r['backbone']] + [f'{v:.3f}' for v in r['iou'] + r['dice'] + [r['mean_iou'], r['mean_dice'], r['pixel_accuracy']]] for r in rows]
+    header += [f"mIoU - {next(r['reference'] for r in rows if 'reference' in r)}"] if gaps else []
+    lines = [[r['backbone']] + [_cell(r[k][i], r.get(f'{k}_std', [None] * n)[i]) for k in ('iou', 'dice') for i in range(n)]
+             + [_cell(r[k], r.get(f'{k}_std')) for k in ('mean_iou', 'mean_dice', 'pixel_accuracy')] + ([_gap(r)] if gaps else []) for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    fmt = lambda cells: '  '.join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    left = {0, len(header) - 1} if gaps else {0}              # names left, numbers right
+    fmt = lambda cells: '  '.join(str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
 
 # %% ../nbs/01_evaluate.ipynb #2eecf992
 def _json_number(x): return None if isinstance(x, float) and math.isnan(x) else x
 
+def check_writable(path, # a file the command will write at the end
+                   option:str='--out', # how the user named it
+                  ):
+    "Fail before any work when `path` cannot be written (a folder, a read-only place, a parent that is a file)."
+    path = Path(path)
+    if path.is_dir(): raise ValueError(f"{option} {path} is a folder: give a file name, e.g. {path / 'probe.json'}.")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, 'a'): pass
+    except OSError as e: raise OSError(f"{option} {path} cannot be written ({e.strerror or e}): choose a writable folder.") from e
+    if not existed: path.unlink()
+
 def probe_cli(argv=None):
     "Entry point of `ssl-dino-probe`."
-    p = argparse.ArgumentParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe (IoU, Dice).",
+    p = argparse.ArgumentParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe "
+                                "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('images', help="folder of EM images")
     p.add_argument('masks', help="folder of masks with the same file names (PNG/TIFF, 0/255 or class numbers)")
     p.add_argument('backbones', nargs='+', metavar='BACKBONE',
-                   help="DINOv2 name (dinov2_vits14; dinov2_tiny14 or random:NAME are random), checkpoint_epoch_N.pth or adapted_backbone.pth")
+                   help=f"a DINOv2 name ({', '.join(DINOV2_ARCHS)}; dinov2_tiny14 and random:NAME are randomly initialised), "
+                        "a local weights file (Meta's dinov2_vits14_pretrain.pth, a run's checkpoint_latest.pth or checkpoint_epoch_N.pth, "
+                        "an adapted_backbone.pth). Gaps are measured from the first")
     p.add_argument('--out', default='probe_results.json', help="JSON file of the scores")
     p.add_argument('--n-train', type=int, default=4, help="the first N images (in file-name order) train the probe, the rest score it")
     p.add_argument('--size', type=int, default=448, help="images are resized to size x size for the backbone (a multiple of 14)")
     p.add_argument('--class-names', default=None, help="comma-separated names, one per mask value in increasing order (e.g. membrane,interior)")
     p.add_argument('--balanced', action='store_true', help="weight classes by inverse frequency in the probe's loss")
+    p.add_argument('--seeds', type=int, default=3, help="probe fits per backbone from different initial weights (part of the spread)")
+    p.add_argument('--bootstrap', type=int, default=1000, help="resamples of the held-out images (part of the spread)")
+    p.add_argument('--no-filter-bank', action='store_true', help="leave out the classical filter-bank row")
     p.add_argument('--figure', default=None, help="also save the PCA / prediction picture here (PNG)")
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--device', default=None, help="default: CUDA when available")
@@ -309,24 +500,30 @@ def probe_cli(argv=None):
     args = p.parse_args(argv)
     import matplotlib; matplotlib.use('Agg')
     try:
+        for path, option in [(args.out, '--out'), (args.figure, '--figure')]:
+            if path: check_writable(path, option)
+        for spec in args.backbones: check_backbone_spec(spec)
+        if args.seeds < 1 or args.bootstrap < 0: raise ValueError(f"--seeds {args.seeds} and --bootstrap {args.bootstrap}: give at least 1 seed and 0 or more resamples.")
         data = load_labelled(args.images, args.masks, size=args.size)
         if not 0 < args.n_train < len(data):
             raise ValueError(f"--n-train {args.n_train} leaves no training or no held-out image among the {len(data)} labelled images: give 1 to {len(data) - 1}.")
-        names = args.class_names.split(',') if args.class_names else None
-        if names and len(names) != data.n_classes:
+        names = args.class_names.split(',') if args.class_names else [str(v) for v in data.class_values]
+        if len(names) != data.n_classes:
             raise ValueError(f"--class-names gives {len(names)} names but the masks hold {data.n_classes} values ({', '.join(map(str, data.class_values))}).")
         device = torch.device(args.device) if args.device else default_device()
         comparison = compare_backbones(args.backbones, data[:args.n_train], data[args.n_train:], device, args.batch_size,
-                                       progress=not args.no_progress, n_show=3 if args.figure else 0, balanced=args.balanced)
+                                       progress=not args.no_progress, n_show=3 if args.figure else 0, filter_bank=not args.no_filter_bank,
+                                       seeds=args.seeds, n_bootstrap=args.bootstrap, class_names=names, balanced=args.balanced)
     except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
-    names = names or [str(v) for v in data.class_values]
-    print(f"{args.n_train} training and {len(data) - args.n_train} held-out images, {args.size} px, {device}")
+    n_test = len(data) - args.n_train
+    print(f"{args.n_train} training and {n_test} held-out images, {args.size} px, {device}")
     print(format_table(comparison['rows'], names))
-    rows = [dict(backbone=r['backbone'], iou=dict(zip(names, map(_json_number, r['iou']))), dice=dict(zip(names, map(_json_number, r['dice']))),
-                 **{k: _json_number(r[k]) for k in ('mean_iou', 'mean_dice', 'pixel_accuracy')}) for r in comparison['rows']]
-    report = dict(images=str(args.images), masks=str(args.masks), n_train=args.n_train, n_test=len(data) - args.n_train, size=args.size,
-                  class_values=data.class_values, class_names=names, train_images=data.names[:args.n_train], results=rows)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    print(f"± is the standard deviation over {args.seeds} probe seeds x {args.bootstrap} resamples of the {n_test} held-out images; "
+          "a gap is within noise when it is under twice its own (paired) standard deviation.")
+    rows = [{k: dict(zip(names, map(_json_number, v))) if isinstance(v, list) else _json_number(v) for k, v in r.items()} for r in comparison['rows']]
+    report = dict(images=str(args.images), masks=str(args.masks), n_train=args.n_train, n_test=n_test, size=args.size,
+                  class_values=data.class_values, class_names=names, train_images=data.names[:args.n_train], seeds=args.seeds,
+                  n_bootstrap=args.bootstrap, reference=comparison['reference'], results=rows)
     Path(args.out).write_text(json.dumps(report, indent=1))
     if args.figure: comparison['figure'].savefig(args.figure, dpi=110)
     print(f"Scores written to {args.out}" + (f", picture to {args.figure}" if args.figure else ''))

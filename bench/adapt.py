@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""Does adaptation help? One DINO run of a fixed budget, then the dense segmentation probe before and after (issue 14).
+
+For a named configuration (TrainConfig overrides, all in CONFIGS below) it trains with
+`core.train(TrainConfig(...))` on a folder of unlabelled EM images, then scores with the project's dense
+linear probe (`evaluate.compare_backbones`, the same probe settings for every row) on a labelled set:
+
+- start:    the backbone the run started from, rebuilt from the config stored in the run's checkpoint
+            exactly as `core.train` builds it before training (same seed, same init or weights), and
+            checked against the fingerprint of the weights training really started from;
+- adapted:  the run's teacher backbone, as exported to `adapted_backbone.pth` (LoRA merged);
+- filter bank and majority class: the baselines any backbone has to beat.
+
+It prints the probe table and one summary line per configuration: start and adapted mean IoU, the gain
+with its spread (paired bootstrap of the held-out images x probe seeds; 'within noise' when the gain is
+under twice its spread), the filter bank, wall times, and the run's health warnings (records of kind
+'diagnosis' in checkpoints/health.jsonl).
+
+    python bench/adapt.py --config cpu                             # at most ~20 minutes on a 2-core CPU
+    python bench/adapt.py --config gpu-vits --weights dinov2_vits14_pretrain.pth --json adapt.jsonl
+    python bench/adapt.py --quick                                  # the whole path on synthetic data, ~1 minute
+    python bench/adapt.py --config cpu --unlabeled DIR --images DIR --masks DIR --class-names background,mito
+"""
+from __future__ import annotations
+import argparse, json, math, sys, tempfile, time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
+
+import numpy as np
+import torch
+from PIL import Image
+from semisupervised_learning import core
+from semisupervised_learning.evaluate import compare_backbones, format_table, load_labelled
+
+VNC = ROOT.parent / 'shared' / 'data' / 'vnc-gerhard2013'
+UNLABELED = VNC / 'stack2' / 'raw'                   # 20 unlabelled sections, for self-supervision
+IMAGES, MASKS = VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'mitochondria'   # 20 labelled sections
+CLASS_NAMES = ['other', 'mitochondria']
+
+# The recipes: TrainConfig overrides (see TrainConfig in semisupervised_learning/core.py), one place to edit.
+CONFIGS = {
+    # the tiny 2-block ViT from random weights, trained whole. 20 sections / batch 8 = 2 steps per epoch, measured
+    # 4.6 s per epoch on the shared 2-core CPU: 200 epochs ~ 15 minutes, plus the pictures and the probe
+    'cpu': dict(backbone='dinov2_tiny14', pretrained=False, adapt='full', head_warmup_epochs=5,
+                epochs=200, warmup_epochs=10, batch_size=8, lr=5e-4, momentum_teacher=0.99, center_momentum=0.9,
+                out_dim=256, hidden_dim=512, bottleneck_dim=128, teacher_temp=0.04,
+                global_size=224, local_size=98, n_local_crops=6, num_workers=2, save_every=50, log_every=20, device='cpu'),
+    # ViT-S/14 (random weights unless --weights), LoRA. One step of 16 per epoch, loaded by one worker: estimated (not
+    # yet measured) ~0.7 s per epoch on an H100 machine, so 300 epochs ~ 4 minutes; check the wall time it reports
+    'gpu-vits': dict(backbone='dinov2_vits14', pretrained=False, adapt='lora', head_warmup_epochs=15,
+                     epochs=300, warmup_epochs=30, batch_size=16, momentum_teacher=0.996,
+                     out_dim=1024, hidden_dim=2048, bottleneck_dim=256,
+                     global_size=224, local_size=98, n_local_crops=8, num_workers=8, save_every=100, log_every=50, device='cuda'),
+}
+BUDGET_MINUTES = {'cpu': 20, 'gpu-vits': 5}          # what each recipe must fit in (reported, not enforced)
+# --quick: on top of the chosen config, a run that only checks the path (synthetic data, a minute on a CPU)
+QUICK = dict(backbone='dinov2_tiny14', epochs=3, warmup_epochs=1, head_warmup_epochs=1, batch_size=8, lr=1e-3,
+             out_dim=64, hidden_dim=128, bottleneck_dim=64, global_size=112, local_size=56, n_local_crops=2,
+             num_workers=0, save_every=3, log_every=2, device='cpu', amp=None, compile=False)
+# the probe, the same for every row: resize for the backbone, the first n_train images train it, the rest score it
+PROBE = dict(size=448, n_train=10, seeds=3, n_bootstrap=1000)
+QUICK_PROBE = dict(size=224, n_train=3, seeds=2, n_bootstrap=200)
+
+
+def log(*a): print(*a, flush=True)
+
+def starting_backbone(config:dict) -> torch.nn.Module:
+    "The backbone a run started from, rebuilt from its stored config the way `core.train` builds it before training."
+    torch.manual_seed(config['seed'])                 # core.train seeds first; building the data draws nothing from torch
+    random_init = config['pretrained'] is False and config['weights'] is None
+    arch = dict(drop_path_rate=config['drop_path']) if config.get('drop_path') else {}
+    if random_init and config.get('layerscale_init') is not None: arch['init_values'] = config['layerscale_init']
+    return core.load_dinov2(config['backbone'], pretrained=config['pretrained'] and config['weights'] is None,
+                            weights=config['weights'], **arch)
+
+def health_warnings(run:Path) -> list[str]:
+    "The run's diagnoses (checkpoints/health.jsonl records of kind 'diagnosis'), one line per symptom with its epochs."
+    path = run / 'checkpoints' / 'health.jsonl'
+    epochs = {}
+    for record in core.read_health(path) if path.exists() else []:
+        if record['kind'] == 'diagnosis': epochs.setdefault(record['symptom'], []).append(record['epoch'] + 1)
+    return [f"{symptom} (epoch{'s' if len(e) > 1 else ''} {', '.join(map(str, e[:8]))}{' ...' if len(e) > 8 else ''})"
+            for symptom, e in epochs.items()]
+
+def write_quick_data(folder:Path) -> tuple[Path, Path, Path]:
+    "Synthetic EM: 24 unlabelled images, and 6 labelled ones with membrane masks (0 = background, 255 = membrane)."
+    core.write_synthetic_em(folder / 'unlabeled', n=24, size=192, seed=1)
+    images, masks = core.make_synthetic_em(6, 224, seed=7, return_masks=True)
+    for sub in ('images', 'masks'): (folder / sub).mkdir(parents=True, exist_ok=True)
+    for i, (image, mask) in enumerate(zip(images, masks)):
+        Image.fromarray(image).save(folder / 'images' / f'{i}.png')
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(folder / 'masks' / f'{i}.png')
+    return folder / 'unlabeled', folder / 'images', folder / 'masks'
+
+def run_config(name:str, args) -> dict:
+    "Train one configuration, probe its start and adapted backbones; returns what the summary and the JSON need."
+    overrides = {**CONFIGS[name], **(QUICK if args.quick else {})}
+    if args.weights: overrides.update(weights=str(args.weights), pretrained=True, backbone=CONFIGS[name]['backbone'])   # the file's architecture
+    if overrides.get('device') == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit(f"error: config {name!r} needs a CUDA GPU (none here); try --config cpu, or --quick.")
+    run = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix='adapt-quick-')) if args.quick else \
+          ROOT / 'runs' / f"adapt-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if run.exists() and any(run.iterdir()): raise SystemExit(f"error: --out {run} is not empty: give a new folder.")
+    config = core.TrainConfig(**{**overrides, 'data': str(args.unlabeled), 'out': str(run), 'progress': False})
+    log(f"\n######## {name}{' (quick)' if args.quick else ''}: training on {args.unlabeled} -> {run}")
+    t0 = time.time()
+    result = core.train(config)
+    train_s = time.time() - t0
+    stored = core.read_checkpoint(run / 'checkpoints' / 'checkpoint_latest.pth')['config']
+    start = starting_backbone(stored)
+    expected = getattr(result['teacher'].backbone, 'start_fingerprint', None)
+    if expected is not None and not math.isclose(core.weights_fingerprint(start), expected, rel_tol=1e-9, abs_tol=1e-6):
+        raise RuntimeError("The rebuilt starting backbone differs from the weights training started from "
+                           f"(fingerprint {core.weights_fingerprint(start):.6f} vs {expected:.6f}): core.train builds it differently now; update starting_backbone.")
+    log(f"start backbone: {stored['backbone']} rebuilt from the run's stored config" + (", the same weights training started from" if expected is not None else ''))
+    probe = QUICK_PROBE if args.quick else PROBE
+    data = load_labelled(args.images, args.masks, size=probe['size'])
+    names = args.class_names or (['background', 'membrane'] if args.quick else CLASS_NAMES if args.masks == MASKS else [str(v) for v in data.class_values])
+    t1 = time.time()
+    comparison = compare_backbones({'start': start, 'adapted': result['outputs']['backbone']}, data[:probe['n_train']], data[probe['n_train']:],
+                                   device=result['device'], progress=False, n_show=0, seeds=probe['seeds'], n_bootstrap=probe['n_bootstrap'])
+    probe_s = time.time() - t1
+    log(f"\nprobe: {probe['n_train']} training and {len(data) - probe['n_train']} held-out images of {args.images}, {probe['size']} px, "
+        f"{probe['seeds']} seeds x {probe['n_bootstrap']} resamples")
+    log(format_table(comparison['rows'], names))
+    rows = {r['backbone']: r for r in comparison['rows']}
+    return dict(config=name, quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
+                start=rows['start']['mean_iou'], start_std=rows['start']['mean_iou_std'],
+                adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
+                gain=rows['adapted']['delta_mean_iou'], gain_std=rows['adapted']['delta_mean_iou_std'], within_noise=rows['adapted']['within_noise'],
+                filter_bank=rows['filter bank']['mean_iou'], majority=rows['majority class']['mean_iou'],
+                loss=[result['history'][0], result['history'][-1]], epochs=len(result['history']),
+                train_s=train_s, probe_s=probe_s, budget_min=None if args.quick else BUDGET_MINUTES.get(name),
+                health=health_warnings(run), device=str(result['device']))
+
+def summary_table(results:list) -> str:
+    "One line per configuration: start, adapted, gain ± spread, the baselines, wall time, health."
+    header = ['config', 'start mIoU', 'adapted mIoU', 'gain', '', 'filter bank', 'majority', 'train', 'probe', 'health warnings']
+    lines = [[r['config'] + (' (quick)' if r['quick'] else ''), f"{r['start']:.3f}±{r['start_std']:.3f}", f"{r['adapted']:.3f}±{r['adapted_std']:.3f}",
+              f"{r['gain']:+.3f}±{r['gain_std']:.3f}", 'within noise' if r['within_noise'] else 'beyond noise',
+              f"{r['filter_bank']:.3f}", f"{r['majority']:.3f}",
+              f"{r['train_s'] / 60:.1f} min" + (f" (budget {r['budget_min']})" if r['budget_min'] else ''), f"{r['probe_s']:.0f} s",
+              '; '.join(r['health']) or 'none'] for r in results]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--config', default='cpu', help=f"one or more of {', '.join(CONFIGS)}, comma-separated")
+    p.add_argument('--weights', default=None, help="start from these pretrained weights (Meta's dinov2_*_pretrain.pth or an adapted_backbone.pth)")
+    p.add_argument('--unlabeled', type=Path, default=UNLABELED, help="folder of unlabelled EM images to adapt on")
+    p.add_argument('--images', type=Path, default=IMAGES, help="labelled EM images for the probe")
+    p.add_argument('--masks', type=Path, default=MASKS, help="their masks (same file names)")
+    p.add_argument('--class-names', type=lambda s: s.split(','), default=None, help="comma-separated, one per mask value")
+    p.add_argument('--out', default=None, help="run folder (one config only; default: runs/adapt-CONFIG-TIME, a temp folder with --quick)")
+    p.add_argument('--json', default=None, help="append one JSON line per configuration here")
+    p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
+    args = p.parse_args(argv)
+    names = args.config.split(',')
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown: p.error(f"unknown config {', '.join(unknown)}: choose from {', '.join(CONFIGS)}")
+    if args.out and len(names) > 1: p.error("--out takes one config; leave it out to get a folder per config")
+    if args.quick:
+        args.unlabeled, args.images, args.masks = write_quick_data(Path(tempfile.mkdtemp(prefix='adapt-quick-data-')))
+    for option in ('unlabeled', 'images', 'masks'):
+        if not getattr(args, option).exists():
+            p.error(f"--{option} {getattr(args, option)} does not exist (see ../shared/data/vnc-gerhard2013/README.md), or use --quick")
+    results = []
+    for name in names:
+        results.append(run_config(name, args))
+        if args.json:
+            with open(args.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
+    log('\n' + summary_table(results))
+    log("gain = adapted - start mean IoU on the same held-out images; ± = standard deviation over probe seeds x bootstrap "
+        "resamples of the held-out images (paired for the gain); within noise = |gain| < 2 x its ±.")
+
+if __name__ == '__main__': main()

@@ -594,9 +594,10 @@ class DINOLoss(nn.Module):
         self.last_stats = {}
 
     def teacher_temp_at(self, epoch:int|None=None) -> float:
-        "The teacher temperature for `epoch` (the warm-up ramps linearly, then stays at `teacher_temp`)."
-        if epoch is None or self.warmup_teacher_temp is None or epoch >= self.warmup_teacher_temp_epochs: return self.teacher_temp
-        return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * epoch / self.warmup_teacher_temp_epochs
+        "The teacher temperature for `epoch`: DINO's schedule, `linspace(warmup, final, W)` over the first W epochs, then `teacher_temp`."
+        W = self.warmup_teacher_temp_epochs
+        if epoch is None or self.warmup_teacher_temp is None or epoch >= W: return self.teacher_temp
+        return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * epoch / max(1, W - 1)   # DINO's linspace
 
     def forward(self, student_out:torch.Tensor, # (n_crops * B, out_dim), crop-major
                 teacher_out:torch.Tensor, # (n_global_crops * B, out_dim), crop-major
@@ -604,7 +605,7 @@ class DINOLoss(nn.Module):
         if student_out.shape[-1] != self.out_dim or teacher_out.shape[-1] != self.out_dim:
             raise ValueError(f"DINOLoss(out_dim={self.out_dim}) got outputs of width {student_out.shape[-1]}/{teacher_out.shape[-1]}: "
                              "give the loss the head's out_dim.")
-        student_out, teacher_out = student_out.float(), teacher_out.float()
+        student_out, teacher_out = student_out.float(), teacher_out.detach().float()   # no gradient through the teacher, whoever calls
         B = teacher_out.shape[0] // self.n_global_crops
         teacher_probs = F.softmax((teacher_out - self.center) / self.teacher_temp_at(epoch), dim=-1).view(self.n_global_crops, B, -1)
         student_logp = F.log_softmax(student_out / self.student_temp, dim=-1).view(-1, B, self.out_dim)
@@ -1134,7 +1135,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum)
                 raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved "
-                                          f"{checkpoint_dir / 'checkpoint_latest.pth'}. Resume with resume_from='latest' (--resume).") from None
+                                          f"{checkpoint_dir / 'checkpoint_latest.pth'}. Resume with resume_from='latest' (--resume); the backbone trained "
+                                          f"so far is load_dinov2(weights='{checkpoint_dir / 'checkpoint_latest.pth'}').") from None
             except NonFiniteLossError as e:
                 latest = checkpoint_dir / 'checkpoint_latest.pth'
                 raise NonFiniteLossError(f"{e} The last good checkpoint, {latest if latest.exists() else 'none yet'}, is "
@@ -1192,6 +1194,10 @@ def extract_features(model:nn.Module, # a DINOModel (student / teacher) or a bar
 
 def save_features(features:torch.Tensor, path, labels=None, image_paths=None):
     "Save features (with optional labels and the image each row came from) for later analysis."
+    for name, values in [('image_paths', image_paths), ('labels', labels)]:
+        if values is not None and len(values) != len(features):
+            raise ValueError(f"{len(features)} feature rows but {len(values)} {name}: each row needs its own. Extract features with "
+                             "create_dataloader(EMImageDataset(folder), shuffle=False, drop_last=False) for one row per image in file order.")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(dict(features=features, labels=None if labels is None else torch.as_tensor(labels),
                      image_paths=[str(p) for p in image_paths] if image_paths is not None else None), path)
@@ -1399,7 +1405,9 @@ def train(config:TrainConfig) -> dict:
         if world_size > 1: dist.barrier()
     dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
                                on_error=config.on_error, seed=config.seed)
-    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
+    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed)
     random_init = config.pretrained is False and config.weights is None
     arch = dict(drop_path_rate=config.drop_path) if config.drop_path else {}
     if random_init and config.layerscale_init is not None: arch['init_values'] = config.layerscale_init
@@ -1421,7 +1429,8 @@ def train(config:TrainConfig) -> dict:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:
         print(f"{len(dataset)} images from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
-              f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}")
+              f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}"
+              + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
         if config.adapt == 'frozen' and random_init:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='lora' or "
                           "'full' (--adapt), or start from pretrained weights (--weights).")

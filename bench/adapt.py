@@ -23,7 +23,7 @@ under twice its spread), the filter bank, wall times, and the run's health warni
 """
 from __future__ import annotations
 import argparse, json, math, sys, tempfile, time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def write_quick_data(folder:Path) -> tuple[Path, Path, Path]:
 
 def run_config(name:str, args) -> dict:
     "Train one configuration, probe its start and adapted backbones; returns what the summary and the JSON need."
-    overrides = {**CONFIGS[name], **(QUICK if args.quick else {})}
+    overrides = {**CONFIGS[name], **dict(args.set), **(QUICK if args.quick else {})}
     if args.weights: overrides.update(weights=str(args.weights), pretrained=True, backbone=CONFIGS[name]['backbone'])   # the file's architecture
     if overrides.get('device') == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f"error: config {name!r} needs a CUDA GPU (none here); try --config cpu, or --quick.")
@@ -127,7 +127,7 @@ def run_config(name:str, args) -> dict:
         f"{probe['seeds']} seeds x {probe['n_bootstrap']} resamples")
     log(format_table(comparison['rows'], names))
     rows = {r['backbone']: r for r in comparison['rows']}
-    return dict(config=name, quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
+    return dict(config=name + ''.join(f' {k}={v}' for k, v in args.set), quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
                 start=rows['start']['mean_iou'], start_std=rows['start']['mean_iou_std'],
                 adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
                 gain=rows['adapted']['delta_mean_iou'], gain_std=rows['adapted']['delta_mean_iou_std'], within_noise=rows['adapted']['within_noise'],
@@ -148,6 +148,14 @@ def summary_table(results:list) -> str:
     fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
 
+def setting(text:str) -> tuple:
+    "A `FIELD=VALUE` option as (field, value): numbers, true/false and null as JSON, anything else as a string."
+    field, sep, value = text.partition('=')
+    if not sep or field not in {f.name for f in fields(core.TrainConfig)}:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a TrainConfig field (see semisupervised_learning/core.py)")
+    try: return field, json.loads(value)
+    except json.JSONDecodeError: return field, value
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--config', default='cpu', help=f"one or more of {', '.join(CONFIGS)}, comma-separated")
@@ -158,6 +166,8 @@ def main(argv=None):
     p.add_argument('--class-names', type=lambda s: s.split(','), default=None, help="comma-separated, one per mask value")
     p.add_argument('--out', default=None, help="run folder (one config only; default: runs/adapt-CONFIG-TIME, a temp folder with --quick)")
     p.add_argument('--json', default=None, help="append one JSON line per configuration here")
+    p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
+                   help="override one TrainConfig field of the config (repeatable), e.g. --set centering=sinkhorn_knopp --set lr=2e-4")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
     args = p.parse_args(argv)
     names = args.config.split(',')

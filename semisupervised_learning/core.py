@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #9d313c90
 from __future__ import annotations
-import copy, math, os, random, re, shutil, signal, time, warnings
+import contextlib, copy, math, os, random, re, shutil, signal, time, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -14,6 +14,7 @@ from PIL import Image, ImageFilter
 import tifffile
 from tqdm.auto import tqdm
 from .lora import add_lora, has_lora, merged_state_dict
+from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masking, sinkhorn_knopp
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT',
@@ -23,15 +24,15 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'dinov2_weights_url', 'load_dinov2',
            'read_backbone_file', 'check_state_dict', 'load_backbone_weights', 'backbone_tokens', 'DINOHead',
            'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'weights_fingerprint',
-           'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'lr_scale', 'create_optimizer', 'warmup_cosine',
-           'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema', 'is_main_process', 'rng_states',
-           'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint', 'HealthWarning',
-           'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError', 'TrainingInterrupted',
-           'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'keep_copy', 'find_checkpoint',
-           'train_dino', 'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
-           'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone', 'setup_distributed',
-           'TrainConfig', 'demo_config', 'describe_images', 'describe_adaptation', 'train', 'write_run_outputs',
-           'run_summary', 'resume_config']
+           'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale', 'create_optimizer',
+           'warmup_cosine', 'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema', 'is_main_process',
+           'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
+           'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError',
+           'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir',
+           'keep_copy', 'find_checkpoint', 'train_dino', 'EMImageDataset', 'extract_features', 'save_features',
+           'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca',
+           'export_backbone', 'setup_distributed', 'TrainConfig', 'demo_config', 'describe_images',
+           'describe_adaptation', 'train', 'write_run_outputs', 'run_summary', 'resume_config']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -325,7 +326,9 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
                          "lower the batch size or add images.")
     return MultiCropLoader(dataset, batch_sampler=ResumableBatchSampler(sampler, batch_size, drop_last),
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
-                           persistent_workers=persistent_workers and num_workers > 0)
+                           persistent_workers=persistent_workers and num_workers > 0,
+                           generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
+                                                                             # which the training step uses (iBOT masks) and resume restores
 
 # %% ../nbs/00_core.ipynb #8738594f
 DINOV2_ARCHS = {f'dinov2_vit{s}14{r}': (f'vit_{size}_patch14{"_reg4" if r else ""}_dinov2', {})
@@ -454,11 +457,15 @@ def check_state_dict(model:nn.Module, state:dict, source:str='weights'):
                          + "Build the model with the settings it was trained with.")
 
 def load_backbone_weights(model:nn.Module, state:dict, source:str='weights'):
-    "Load a backbone state dict (hub, timm or wrapped keys) into `model`, strictly."
+    "Load a backbone state dict (hub, timm or wrapped keys) into `model`, strictly; a `mask_token` (iBOT) comes along."
     state = _strip_prefixes(state)
+    mask_token = state.pop('mask_token', None) if type(model).__module__.startswith('timm') else None
     if type(model).__module__.startswith('timm'):
         from timm.models.vision_transformer import checkpoint_filter_fn
-        state = checkpoint_filter_fn(state, model)   # hub names (mask_token, register_tokens) to timm's
+        state = checkpoint_filter_fn(state, model)   # hub names (register_tokens) to timm's
+    if mask_token is not None:                       # official DINOv2 weights carry a trained one; timm's ViT has none
+        add_mask_token(model)
+        state['mask_token'] = mask_token.reshape(model.mask_token.shape)
     check_state_dict(model, state, source)
     model.load_state_dict(state)
     return model
@@ -505,20 +512,33 @@ class DINOModel(nn.Module):
         super().__init__()
         self.backbone, self.head = backbone, head
 
-    def forward_backbone(self, crops) -> torch.Tensor:
+    def forward_backbone(self, crops, patch_tokens:bool=False, # also the first resolution group's patch tokens (B', h, w, D)
+                         masks:torch.Tensor|None=None, # with patch_tokens: patches that take the mask token (the iBOT student)
+                        ):
         "CLS embeddings of all crops, crop-major, with consecutive same-size crops batched into one call."
         crops = [crops] if isinstance(crops, torch.Tensor) else list(crops)
-        out, start = [], 0
+        out, patches, start = [], None, 0
         while start < len(crops):
             end = start + 1
             while end < len(crops) and crops[end].shape[-2:] == crops[start].shape[-2:]: end += 1
-            out.append(self.backbone(torch.cat(crops[start:end])))
+            x = torch.cat(crops[start:end])
+            if patch_tokens and start == 0:              # CLS and patch tokens from the same call
+                with masking(self.backbone, masks) if masks is not None else contextlib.nullcontext():
+                    cls, patches = backbone_tokens(self.backbone, x)
+                out.append(cls)
+            else: out.append(self.backbone(x))
             start = end
-        return torch.cat(out)
+        return (torch.cat(out), patches) if patch_tokens else torch.cat(out)
 
-    def forward(self, crops, backbone_features:torch.Tensor|None=None) -> torch.Tensor:
-        "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops."
-        return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
+    def forward(self, crops, backbone_features:torch.Tensor|None=None,
+                masks:torch.Tensor|None=None, # (n_global * B, h, w): also return the head outputs at these patches, and the CLS tokens
+                mask_input:bool=True, # replace the masked patches by the mask token (student); False: see them (teacher)
+               ):
+        "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops; with `masks`, also (masked patch outputs, CLS tokens)."
+        if masks is None: return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
+        cls, patches = self.forward_backbone(crops, patch_tokens=True, masks=masks if mask_input else None)
+        out = self.head(torch.cat([cls, patches[masks.to(patches.device)]]))    # one head call: CLS tokens and masked patches
+        return out[:len(cls)], out[len(cls):], cls
 
 # %% ../nbs/00_core.ipynb #c073968c
 ADAPT_MODES = ('frozen', 'lora', 'blocks', 'full')
@@ -540,6 +560,7 @@ def adapt_backbone(backbone:nn.Module,
     if mode == 'blocks':
         for block in backbone.blocks[n_blocks - blocks:]: block.requires_grad_(True)
         if blocks and hasattr(backbone, 'norm'): backbone.norm.requires_grad_(True)
+    if isinstance(getattr(backbone, 'mask_token', None), nn.Parameter): backbone.mask_token.requires_grad_(mode != 'frozen')   # iBOT's
     return backbone
 
 # %% ../nbs/00_core.ipynb #d37f2096
@@ -586,8 +607,12 @@ class DINOLoss(nn.Module):
     def __init__(self, out_dim:int=256, teacher_temp:float=0.04, student_temp:float=0.1, center_momentum:float=0.9,
                  n_global_crops:int=2, # how many of the student's crops the teacher saw
                  warmup_teacher_temp:float|None=None, # start value of an optional linear teacher-temperature warm-up
-                 warmup_teacher_temp_epochs:int=0):
+                 warmup_teacher_temp_epochs:int=0,
+                 centering:str='centering', # 'centering' (running centre, DINO) or 'sinkhorn_knopp' (DINOv2's option)
+                ):
         super().__init__()
+        if centering not in ('centering', 'sinkhorn_knopp'): raise ValueError(f"centering must be 'centering' or 'sinkhorn_knopp', not {centering!r}.")
+        self.centering = centering
         self.out_dim, self.teacher_temp, self.student_temp, self.center_momentum = out_dim, teacher_temp, student_temp, center_momentum
         self.n_global_crops, self.warmup_teacher_temp, self.warmup_teacher_temp_epochs = n_global_crops, warmup_teacher_temp, warmup_teacher_temp_epochs
         self.register_buffer('center', torch.zeros(1, out_dim))
@@ -607,12 +632,15 @@ class DINOLoss(nn.Module):
                              "give the loss the head's out_dim.")
         student_out, teacher_out = student_out.float(), teacher_out.detach().float()   # no gradient through the teacher, whoever calls
         B = teacher_out.shape[0] // self.n_global_crops
-        teacher_probs = F.softmax((teacher_out - self.center) / self.teacher_temp_at(epoch), dim=-1).view(self.n_global_crops, B, -1)
+        temp = self.teacher_temp_at(epoch)
+        teacher_probs = (sinkhorn_knopp(teacher_out, temp) if self.centering == 'sinkhorn_knopp' else
+                         F.softmax((teacher_out - self.center) / temp, dim=-1)).view(self.n_global_crops, B, -1)
         student_logp = F.log_softmax(student_out / self.student_temp, dim=-1).view(-1, B, self.out_dim)
         pair_ce = -torch.einsum('tbk,sbk->ts', teacher_probs, student_logp) / B     # (teacher view, student view)
         loss = (pair_ce.sum() - pair_ce.diagonal().sum()) / (pair_ce.numel() - min(pair_ce.shape))   # pairs of different views
         self.update_center(teacher_out)
-        self.last_stats = dict(teacher_probs=teacher_probs.detach(), student_logp=student_logp[:self.n_global_crops].detach())   # for health checks
+        self.last_stats = dict(teacher_probs=teacher_probs.detach(), student_logp=student_logp[:self.n_global_crops].detach(),
+                               dino_loss=loss.detach())   # for health checks
         return loss
 
     @torch.no_grad()
@@ -623,6 +651,42 @@ class DINOLoss(nn.Module):
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(batch_center); dist.all_reduce(n)
         self.center.mul_(self.center_momentum).add_(batch_center / n, alpha=1 - self.center_momentum)
+
+# %% ../nbs/00_core.ipynb #b4325d9f
+class DINOv2Loss(DINOLoss):
+    "DINO's loss plus DINOv2's terms on the same step: iBOT on masked patch tokens, KoLeo on the student's CLS tokens."
+    def __init__(self, out_dim:int=256,
+                 ibot_weight:float=1.0, # weight of the iBOT masked-patch loss (0: off)
+                 koleo_weight:float=0.1, # weight of the KoLeo regulariser (0: off)
+                 mask_probability:float=0.5, mask_ratio=(0.1, 0.5), # share of global crops masked; masked share of their patches
+                 **dino_kwargs, # DINOLoss settings: teacher_temp, student_temp, center_momentum, centering, ...
+                ):
+        super().__init__(out_dim, **dino_kwargs)
+        self.ibot_weight, self.koleo_weight, self.mask_probability, self.mask_ratio = ibot_weight, koleo_weight, mask_probability, tuple(mask_ratio)
+        self.ibot = IBOTPatchLoss(out_dim, self.student_temp, self.center_momentum)
+
+    def draw_masks(self, n_images:int, grid:tuple[int, int]) -> torch.Tensor:
+        "Block masks for the student's global crops (none when iBOT is off), from torch's random state."
+        if not self.ibot_weight: return torch.zeros(n_images, *grid, dtype=torch.bool)
+        return block_masks(n_images, grid, self.mask_probability, self.mask_ratio)
+
+    def extra_terms(self, student_patch_out:torch.Tensor, # (M, K) student head outputs at the masked patches
+                    teacher_patch_out:torch.Tensor, # (M, K) teacher head outputs at the same patches, seen unmasked
+                    masks:torch.Tensor, # (n_global * B, h, w)
+                    student_cls:torch.Tensor, # (n_global * B, D) student backbone CLS tokens of the global crops, crop-major
+                    epoch:int|None=None) -> torch.Tensor:
+        "ibot_weight x iBOT + koleo_weight x KoLeo (their values go to `last_stats`)."
+        total, temp = student_cls.new_zeros(()).float(), self.teacher_temp_at(epoch)
+        if self.ibot_weight:
+            probs = sinkhorn_knopp(teacher_patch_out, temp) if self.centering == 'sinkhorn_knopp' else None
+            ibot = self.ibot(student_patch_out, teacher_patch_out, masks, temp, teacher_probs=probs)
+            total = total + self.ibot_weight * ibot
+            self.last_stats.update(ibot_loss=ibot.detach(), ibot_teacher_probs=self.ibot.last_stats['teacher_probs'])
+        if self.koleo_weight:
+            koleo = sum(koleo_loss(cls) for cls in student_cls.chunk(self.n_global_crops))
+            total = total + self.koleo_weight * koleo
+            self.last_stats.update(koleo_loss=koleo.detach())
+        return total
 
 # %% ../nbs/00_core.ipynb #c1256e93
 def lr_scale(name:str, # parameter name in a DINOModel: 'backbone.blocks.3.attn.qkv.weight', 'head.mlp.0.bias', ...
@@ -827,8 +891,13 @@ class TrainingMonitor:
         distance = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub([s for s, _ in trainable], [t for _, t in trainable]))))
         teacher_sum = sum(t.double().sum() for _, t in trainable)         # a float64 fingerprint: any EMA update moves it
         K = probs.shape[-1]
-        record = dict(kind='interval', epoch=epoch, step=step, loss=loss.item(), teacher_entropy=teacher_entropy.item(),
-                      batch_mean_entropy=batch_entropy.item(), kl_teacher_student=(loss - teacher_entropy).item(),
+        stats = loss_fn.last_stats
+        dino_loss = stats.get('dino_loss', loss)
+        terms = {k: stats[k].item() for k in ('ibot_loss', 'koleo_loss') if k in stats}     # DINOv2 terms, while the backbone trains
+        if len(stats.get('ibot_teacher_probs', ())): terms['ibot_teacher_entropy'] = _entropy(stats['ibot_teacher_probs']).mean().item()
+        record = dict(kind='interval', epoch=epoch, step=step, loss=loss.item(), dino_loss=dino_loss.item(), **terms,
+                      teacher_entropy=teacher_entropy.item(),
+                      batch_mean_entropy=batch_entropy.item(), kl_teacher_student=(dino_loss - teacher_entropy).item(),
                       ln_K=math.log(K),
                       center_norm=loss_fn.center.norm().item(), teacher_student_distance=distance.item(),
                       teacher_sum=teacher_sum.item(), grad_norm=grad_norm.item(), lr=optimizer.param_groups[0]['lr'],
@@ -854,7 +923,9 @@ class TrainingMonitor:
                       center_change=None if all(c is None for c in changes) else sum(c for c in changes if c is not None),
                       teacher_student_distance=last['teacher_student_distance'],
                       teacher_change=None if reference is None else abs(last['teacher_sum'] - reference),
-                      lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'])
+                      lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'],
+                      **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'ibot_teacher_entropy')
+                         if any(k in r for r in self._interval)})
         self._last_teacher_sum = last['teacher_sum']
         self._interval = []
         self._write(record)
@@ -883,6 +954,10 @@ class TrainingMonitor:
                 "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
                 "a higher teacher_temp=0.07" if s.get('teacher_temp', 0.04) < 0.07 else None,
                 "a smaller out_dim=64" if r['ln_K'] > math.log(64) + 1e-6 else None, "a lower lr"))
+        if r.get('ibot_teacher_entropy', 0) > 0.9 * r['ln_K']:
+            found['uniform patch collapse'] = (f"Epoch {e}: uniform patch collapse - the iBOT teacher's entropy on masked patches is "
+                f"{r['ibot_teacher_entropy']:.3f}, {r['ibot_teacher_entropy'] / r['ln_K']:.0%} of ln K: the patch outputs carry no information." + advice(
+                "a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
         base_momentum = s.get('momentum_teacher')
         should_move = (base_momentum is not None and base_momentum >= 1) or 1 - r['momentum'] > 1e-3   # near 1 by design late in a run
         if r['teacher_change'] == 0 and should_move:
@@ -920,17 +995,21 @@ def plot_training_health(health, # a health.jsonl path or its records
     steps = [r for r in records if r['kind'] == 'interval']
     if not steps: raise ValueError("No interval records to draw: was the run logged (log_every) at least once?")
     x = np.arange(len(steps)); ln_k = steps[-1]['ln_K']
-    panels = [('loss', 'DINO loss', None), ('teacher_entropy', 'teacher entropy (per sample)', ('above', 0.9 * ln_k)),
+    panels = [('loss', 'loss (all terms)', None), ('teacher_entropy', 'teacher entropy (per sample)', ('above', 0.9 * ln_k)),
               ('batch_mean_entropy', 'entropy of batch-mean teacher', ('below', 0.1 * ln_k)),
               ('kl_teacher_student', 'KL(teacher || student)', None), ('center_norm', 'centre norm', None),
               ('teacher_student_distance', 'teacher-student distance', None), ('grad_norm', 'gradient norm (pre-clip)', ('above', max_grad_norm)),
               ('lr', 'learning rate', None), ('momentum', 'teacher momentum', None)]
-    fig, axes = plt.subplots(3, 3, figsize=(12, 8))
+    panels += [(k, title, band) for k, title, band in [('dino_loss', 'DINO term', None), ('ibot_loss', 'iBOT term', None),
+               ('koleo_loss', 'KoLeo term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
+               if any(k in r for r in steps) and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
+    fig, axes = plt.subplots(math.ceil(len(panels) / 3), 3, figsize=(12, 8 / 3 * math.ceil(len(panels) / 3)), squeeze=False)
+    for ax in axes.ravel()[len(panels):]: ax.axis('off')
     epoch_starts = [i for i in range(1, len(steps)) if steps[i]['epoch'] != steps[i - 1]['epoch']]
     for ax, (key, title, band) in zip(axes.ravel(), panels):
         values = [r.get(key) for r in steps]
         ax.plot(x, [np.nan if v is None else v for v in values], lw=1.2)
-        if key in ('teacher_entropy', 'batch_mean_entropy'): ax.axhline(ln_k, color='gray', ls=':', lw=1)
+        if key in ('teacher_entropy', 'batch_mean_entropy', 'ibot_teacher_entropy'): ax.axhline(ln_k, color='gray', ls=':', lw=1)
         if band:
             side, limit = band
             top = max(ax.get_ylim()[1], limit * 1.05) if side == 'above' else limit
@@ -961,16 +1040,22 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
     crops = [c.to(device, non_blocking=True) for c in crops]
-    n_global, batch_size = loss_fn.n_global_crops, crops[0].shape[0]
+    n_global, batch_size, frozen = loss_fn.n_global_crops, crops[0].shape[0], backbone_is_frozen(student)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda' if amp is None else amp):
-        if backbone_is_frozen(student):      # student and teacher backbones are the same function: run it once,
+        if frozen:      # student and teacher backbones are the same function: run it once,
             with torch.no_grad(): features = unwrap(teacher).forward_backbone(crops)   # the teacher's copy (eval mode: no drop path)
             student_out = student(crops, backbone_features=features)
             with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
+        elif isinstance(loss_fn, DINOv2Loss):  # iBOT and KoLeo: masked global crops for the student, unmasked for the teacher
+            masks = loss_fn.draw_masks(n_global * batch_size, (crops[0].shape[-2] // 14, crops[0].shape[-1] // 14)).to(device)
+            student_out, student_patch_out, student_cls = student(crops, masks=masks)
+            with torch.no_grad(): teacher_out, teacher_patch_out, _ = teacher(crops[:n_global], masks=masks, mask_input=False)
         else:
             student_out = student(crops)
             with torch.no_grad(): teacher_out = teacher(crops[:n_global])
     loss = loss_fn(student_out, teacher_out, epoch=epoch)
+    if isinstance(loss_fn, DINOv2Loss) and not frozen:
+        loss = loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks, student_cls[:n_global * batch_size], epoch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if freeze_last_layer:
@@ -1267,7 +1352,8 @@ def export_backbone(model:nn.Module, # teacher (DINOModel) or a bare backbone
     backbone = model.backbone if isinstance(model, DINOModel) else model
     if weights_fingerprint(backbone) == getattr(backbone, 'start_fingerprint', None):
         warnings.warn(f"{path}: this backbone equals the weights training started from (nothing in it trained: adapt='frozen', "
-                      "or a head warm-up that never ended). Train with adapt='lora' (--adapt lora) to adapt it.", stacklevel=2)
+                      "a head warm-up that never ended, or too few backbone steps for the teacher's average to move its float32 "
+                      "weights). Train with adapt='lora' (--adapt lora) and more epochs after head_warmup_epochs.", stacklevel=2)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_save(dict(format=BACKBONE_FORMAT, name=getattr(backbone, 'dinov2_name', None),
                             timm_kwargs=_plain(getattr(backbone, 'timm_kwargs', {})), embed_dim=backbone.embed_dim,
@@ -1320,6 +1406,12 @@ class TrainConfig:
     warmup_teacher_temp_epochs:int = 0
     student_temp:float = 0.1
     center_momentum:float = 0.9
+    centering:str = 'centering'       # teacher centring: centering (running centre, DINO) or sinkhorn_knopp (DINOv2 option)
+    ibot_weight:float = 1.0           # iBOT masked-patch loss on the patch tokens (DINOv2: 1.0; 0: off)
+    koleo_weight:float = 0.1          # KoLeo spreading of the CLS tokens (DINOv2: 0.1; 0: off)
+    mask_probability:float = 0.5      # iBOT: share of global crops masked
+    mask_ratio_min:float = 0.1        # iBOT: masked share of a masked crop's patches, from
+    mask_ratio_max:float = 0.5        # to
     n_global_crops:int = 2
     n_local_crops:int = 8
     global_size:int = 224
@@ -1341,7 +1433,7 @@ class TrainConfig:
 
     def __post_init__(self):
         "Refuse impossible settings before anything is created (a clear message, naming the value)."
-        choices = dict(adapt=ADAPT_MODES, on_error=('raise', 'skip'))
+        choices = dict(adapt=ADAPT_MODES, on_error=('raise', 'skip'), centering=('centering', 'sinkhorn_knopp'))
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}.")
@@ -1351,6 +1443,10 @@ class TrainConfig:
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
         for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs'):
             if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
+        if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
+            raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, mask_ratio_max={self.mask_ratio_max}: "
+                             "each between 0 and 1, the minimum at most the maximum.")
+        if self.koleo_weight and self.batch_size < 2: raise ValueError("koleo_weight needs batch_size >= 2 (nearest neighbours within the batch); set koleo_weight=0.")
         if self.lr is not None and not self.lr > 0: raise ValueError(f"lr={self.lr} must be positive (or None for 5e-4 x batch / 256).")
         if self.backbone is not None and self.backbone not in DINOV2_ARCHS:
             raise ValueError(f"backbone={self.backbone!r} is not one of {', '.join(DINOV2_ARCHS)}.")
@@ -1412,6 +1508,7 @@ def train(config:TrainConfig) -> dict:
     arch = dict(drop_path_rate=config.drop_path) if config.drop_path else {}
     if random_init and config.layerscale_init is not None: arch['init_values'] = config.layerscale_init
     backbone = load_dinov2(config.backbone_name, pretrained=config.pretrained and config.weights is None, weights=config.weights, **arch)
+    if config.ibot_weight: add_mask_token(backbone)
     adapt_backbone(backbone, config.adapt, config.trainable_blocks, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_mlp)
     student, teacher = create_dino_models(backbone, False, device,     # False: keep what adapt_backbone chose
                                           hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
@@ -1421,8 +1518,12 @@ def train(config:TrainConfig) -> dict:
     head_warmup_epochs = 0 if config.adapt == 'frozen' else config.head_warmup_epochs
     scheduler = WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader), config.epochs * len(loader), config.min_lr,
                                      weight_decay_end=config.weight_decay_end, backbone_start_step=head_warmup_epochs * len(loader))
-    loss_fn = DINOLoss(config.out_dim, config.teacher_temp, config.student_temp, config.center_momentum, config.n_global_crops,
-                       config.warmup_teacher_temp, config.warmup_teacher_temp_epochs).to(device)
+    dino = dict(teacher_temp=config.teacher_temp, student_temp=config.student_temp, center_momentum=config.center_momentum,
+                n_global_crops=config.n_global_crops, warmup_teacher_temp=config.warmup_teacher_temp,
+                warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs, centering=config.centering)
+    loss_fn = (DINOv2Loss(config.out_dim, config.ibot_weight, config.koleo_weight, config.mask_probability,
+                          (config.mask_ratio_min, config.mask_ratio_max), **dino) if config.ibot_weight or config.koleo_weight
+               else DINOLoss(config.out_dim, **dino)).to(device)
     if config.compile:          # in place: parameter names, and so checkpoints, stay the same
         student.backbone.compile(); teacher.backbone.compile()
     if world_size > 1:
@@ -1446,7 +1547,7 @@ def train(config:TrainConfig) -> dict:
     return result
 
 # %% ../nbs/00_core.ipynb #d33f6b44
-COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse')
+COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'uniform patch collapse')
 
 def write_run_outputs(result:dict, # what `train` returns
                       config:TrainConfig) -> dict:
@@ -1497,6 +1598,7 @@ def _config_from_dict(stored:dict) -> dict:
         frozen, blocks = stored.get('freeze_backbone', True), stored.get('trainable_blocks')
         stored.update(adapt='blocks' if blocks is not None else 'frozen' if frozen else 'full', head_warmup_epochs=0,
                       layer_decay=1.0, patch_embed_lr_scale=1.0)
+    if 'ibot_weight' not in stored: stored.update(ibot_weight=0.0, koleo_weight=0.0)   # DINO only, as it was trained
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in stored.items() if k in names}
 

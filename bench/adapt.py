@@ -132,16 +132,20 @@ def run_config(name:str, args) -> dict:
                 adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
                 gain=rows['adapted']['delta_mean_iou'], gain_std=rows['adapted']['delta_mean_iou_std'], within_noise=rows['adapted']['within_noise'],
                 filter_bank=rows['filter bank']['mean_iou'], majority=rows['majority class']['mean_iou'],
+                target_class=names[-1], target_start=rows['start']['iou'][-1], target_adapted=rows['adapted']['iou'][-1],
+                target_std=max(rows['start']['iou_std'][-1], rows['adapted']['iou_std'][-1]), target_filter_bank=rows['filter bank']['iou'][-1],
                 loss=[result['history'][0], result['history'][-1]], epochs=len(result['history']),
                 train_s=train_s, probe_s=probe_s, budget_min=None if args.quick else BUDGET_MINUTES.get(name),
                 health=health_warnings(run), device=str(result['device']))
 
 def summary_table(results:list) -> str:
     "One line per configuration: start, adapted, gain ± spread, the baselines, wall time, health."
-    header = ['config', 'start mIoU', 'adapted mIoU', 'gain', '', 'filter bank', 'majority', 'train', 'probe', 'health warnings']
+    header = ['config', 'start mIoU', 'adapted mIoU', 'gain', '', 'filter bank', 'majority', 'last class IoU: start -> adapted (filter bank)',
+              'train', 'probe', 'health warnings']
     lines = [[r['config'] + (' (quick)' if r['quick'] else ''), f"{r['start']:.3f}±{r['start_std']:.3f}", f"{r['adapted']:.3f}±{r['adapted_std']:.3f}",
               f"{r['gain']:+.3f}±{r['gain_std']:.3f}", 'within noise' if r['within_noise'] else 'beyond noise',
               f"{r['filter_bank']:.3f}", f"{r['majority']:.3f}",
+              f"{r['target_class']}: {r['target_start']:.3f} -> {r['target_adapted']:.3f} ±{r['target_std']:.3f} ({r['target_filter_bank']:.3f})",
               f"{r['train_s'] / 60:.1f} min" + (f" (budget {r['budget_min']})" if r['budget_min'] else ''), f"{r['probe_s']:.0f} s",
               '; '.join(r['health']) or 'none'] for r in results]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]

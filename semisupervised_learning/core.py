@@ -32,7 +32,7 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'keep_copy', 'find_checkpoint', 'train_dino', 'EMImageDataset', 'extract_features', 'save_features',
            'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca',
            'export_backbone', 'setup_distributed', 'TrainConfig', 'demo_config', 'describe_images',
-           'describe_adaptation', 'train', 'write_run_outputs', 'run_summary', 'resume_config']
+           'describe_adaptation', 'build_backbone', 'train', 'write_run_outputs', 'run_summary', 'resume_config']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -463,9 +463,11 @@ def load_backbone_weights(model:nn.Module, state:dict, source:str='weights'):
     if type(model).__module__.startswith('timm'):
         from timm.models.vision_transformer import checkpoint_filter_fn
         state = checkpoint_filter_fn(state, model)   # hub names (register_tokens) to timm's
-    if mask_token is not None:                       # official DINOv2 weights carry a trained one; timm's ViT has none
-        add_mask_token(model)
+    if mask_token is not None and mask_token.numel() == model.embed_dim:   # official DINOv2 weights carry a trained one;
+        add_mask_token(model)                                               # timm's ViT has none
         state['mask_token'] = mask_token.reshape(model.mask_token.shape)
+    elif getattr(model, 'mask_token', None) is not None and 'mask_token' not in state:
+        state['mask_token'] = model.mask_token.detach()                     # a file without one keeps the model's own
     check_state_dict(model, state, source)
     model.load_state_dict(state)
     return model
@@ -1488,6 +1490,16 @@ def describe_adaptation(config:TrainConfig, optimizer, head_warmup_epochs:int) -
             'blocks': f"the last {config.trainable_blocks} blocks", 'full': "the whole backbone"}[config.adapt]
     return f"{what} train ({n:,} backbone parameters)" + (f" after {head_warmup_epochs} head-only epochs" if head_warmup_epochs else '')
 
+def build_backbone(config:TrainConfig|dict, # a run's configuration (a checkpoint's `config` dict works too)
+                  ) -> nn.Module:
+    "The backbone a run trains, as `train` builds it: loaded (weights, or random init), iBOT's mask token, the adaptation."
+    if isinstance(config, dict): config = TrainConfig(**_config_from_dict(config))
+    arch = dict(drop_path_rate=config.drop_path) if config.drop_path else {}
+    if config.pretrained is False and config.weights is None and config.layerscale_init is not None: arch['init_values'] = config.layerscale_init
+    backbone = load_dinov2(config.backbone_name, pretrained=config.pretrained and config.weights is None, weights=config.weights, **arch)
+    if config.ibot_weight: add_mask_token(backbone)
+    return adapt_backbone(backbone, config.adapt, config.trainable_blocks, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_mlp)
+
 def train(config:TrainConfig) -> dict:
     "Build everything from `config`, train, export the adapted backbone, draw the pictures; returns the history and the built parts."
     rank, world_size = setup_distributed()
@@ -1504,12 +1516,7 @@ def train(config:TrainConfig) -> dict:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
     loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed)
-    random_init = config.pretrained is False and config.weights is None
-    arch = dict(drop_path_rate=config.drop_path) if config.drop_path else {}
-    if random_init and config.layerscale_init is not None: arch['init_values'] = config.layerscale_init
-    backbone = load_dinov2(config.backbone_name, pretrained=config.pretrained and config.weights is None, weights=config.weights, **arch)
-    if config.ibot_weight: add_mask_token(backbone)
-    adapt_backbone(backbone, config.adapt, config.trainable_blocks, config.lora_rank, config.lora_alpha, config.lora_dropout, config.lora_mlp)
+    backbone = build_backbone(config)
     student, teacher = create_dino_models(backbone, False, device,     # False: keep what adapt_backbone chose
                                           hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
     lr = config.lr if config.lr is not None else 5e-4 * config.batch_size * world_size / 256
@@ -1532,7 +1539,7 @@ def train(config:TrainConfig) -> dict:
         print(f"{len(dataset)} images from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}"
               + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
-        if config.adapt == 'frozen' and random_init:
+        if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='lora' or "
                           "'full' (--adapt), or start from pretrained weights (--weights).")
     history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,

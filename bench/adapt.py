@@ -70,11 +70,7 @@ def log(*a): print(*a, flush=True)
 def starting_backbone(config:dict) -> torch.nn.Module:
     "The backbone a run started from, rebuilt from its stored config the way `core.train` builds it before training."
     torch.manual_seed(config['seed'])                 # core.train seeds first; building the data draws nothing from torch
-    random_init = config['pretrained'] is False and config['weights'] is None
-    arch = dict(drop_path_rate=config['drop_path']) if config.get('drop_path') else {}
-    if random_init and config.get('layerscale_init') is not None: arch['init_values'] = config['layerscale_init']
-    return core.load_dinov2(config['backbone'], pretrained=config['pretrained'] and config['weights'] is None,
-                            weights=config['weights'], **arch)
+    return core.build_backbone(config)
 
 def health_warnings(run:Path) -> list[str]:
     "The run's diagnoses (checkpoints/health.jsonl records of kind 'diagnosis'), one line per symptom with its epochs."

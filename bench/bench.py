@@ -113,13 +113,15 @@ def make_loader(paths, cfg, n_batches):
 def build(cfg, device, compile=False):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
+    if cfg.get('objective') == 'dinov2': core.add_mask_token(backbone)       # iBOT's, as core.train adds it
     train = cfg['train']
     if train not in ('frozen', 'full') and int(train) > len(backbone.blocks):   # e.g. gpu.sh --dry-run's 2-block tiny backbone
         log(f"  trainable_blocks={train} > depth {len(backbone.blocks)}: using {len(backbone.blocks)}"); train = cfg["train"] = len(backbone.blocks)
     student, teacher = core.create_dino_models(backbone, freeze_backbone=train == 'frozen',
                                                trainable_blocks=None if train in ('frozen', 'full') else int(train),
                                                device=device, out_dim=cfg['out_dim'])
-    loss_fn = core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']).to(device)
+    loss_fn = (core.DINOv2Loss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']) if cfg.get('objective') == 'dinov2'   # + iBOT, KoLeo
+               else core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global'])).to(device)
     if compile: student.backbone.compile(); teacher.backbone.compile()   # as core.train(TrainConfig(compile=True))
     optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
@@ -293,6 +295,8 @@ def main(argv=None):
                    help="bf16 autocast: 'core' = core's default (CUDA only); 'bf16' = amp=True, also on CPU; 'off' = amp=False")
     p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
+    p.add_argument('--objective', choices=['dino', 'dinov2'], default='dino',
+                   help="dino: the DINO loss alone; dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, core's TrainConfig default)")
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
     if a.list:
@@ -306,6 +310,7 @@ def main(argv=None):
         for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim', 'backbone', 'device'):
             if getattr(a, k) is not None: cfg[k] = getattr(a, k)
         if a.train is not None: cfg['train'] = a.train if a.train in ('frozen', 'full') else int(a.train)
+        cfg['objective'] = a.objective
         if cfg['device'] == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
         device = torch.device(cfg['device'])
         bf16 = device.type == 'cuda' if a.amp == 'core' else a.amp == 'bf16'

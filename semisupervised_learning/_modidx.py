@@ -166,6 +166,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.atomic_save': ( 'core.html#atomic_save',
                                                                                             'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.backbone_change': ( 'core.html#backbone_change',
+                                                                                                'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.backbone_is_frozen': ( 'core.html#backbone_is_frozen',
                                                                                                    'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.backbone_state_dict': ( 'core.html#backbone_state_dict',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, copy, math, os, random, re, shutil, signal, time, warnings
+import contextlib, copy, json, math, os, random, re, shutil, signal, time, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -23,15 +23,15 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
            'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'dinov2_weights_url', 'load_dinov2',
            'read_backbone_file', 'check_state_dict', 'load_backbone_weights', 'backbone_tokens', 'DINOHead',
-           'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'weights_fingerprint',
-           'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale', 'create_optimizer',
-           'warmup_cosine', 'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema', 'is_main_process',
-           'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint', 'load_checkpoint',
-           'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health', 'NonFiniteLossError',
-           'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir',
-           'keep_copy', 'find_checkpoint', 'train_dino', 'EMImageDataset', 'extract_features', 'save_features',
-           'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca',
-           'export_backbone', 'setup_distributed', 'TrainConfig', 'demo_config', 'describe_images',
+           'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'backbone_change',
+           'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale',
+           'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema',
+           'is_main_process', 'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint',
+           'load_checkpoint', 'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health',
+           'NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes',
+           'check_checkpoint_dir', 'keep_copy', 'find_checkpoint', 'train_dino', 'EMImageDataset', 'extract_features',
+           'save_features', 'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb',
+           'plot_patch_pca', 'export_backbone', 'setup_distributed', 'TrainConfig', 'demo_config', 'describe_images',
            'describe_adaptation', 'build_backbone', 'train', 'write_run_outputs', 'run_summary', 'resume_config']
 
 # %% ../nbs/00_core.ipynb #b5361787
@@ -579,6 +579,18 @@ def default_device() -> torch.device:
 def backbone_state_dict(backbone:nn.Module) -> dict:
     "The backbone's weights as a plain DINOv2 state dict: LoRA adapters merged into the weights they adapt."
     return merged_state_dict(backbone) if has_lora(backbone) else backbone.state_dict()
+
+def backbone_change(backbone:nn.Module, start_state:dict, # the backbone's `backbone_state_dict` when training started
+                   ) -> dict[str, float]:
+    "How far each block moved from its start: relative weight change ||W - W0|| / ||W0|| (LoRA merged), per block and for the rest."
+    sums = {}
+    for key, value in backbone_state_dict(backbone).items():
+        if key not in start_state or not value.is_floating_point(): continue
+        block = re.match(r'blocks\.(\d+)\.', key)
+        start = start_state[key].float()
+        change = sums.setdefault(f'block {block.group(1)}' if block else 'embeddings, norm', [0.0, 0.0])
+        change[0] += float((value.detach().float().cpu() - start).pow(2).sum()); change[1] += float(start.pow(2).sum())
+    return {name: math.sqrt(diff / norm) if norm else 0.0 for name, (diff, norm) in sums.items()}
 
 def weights_fingerprint(backbone:nn.Module) -> float:
     "A float64 sum over the backbone's (merged) weights: any training step changes it, equal sums mean unchanged weights."
@@ -1542,6 +1554,7 @@ def train(config:TrainConfig) -> dict:
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='lora' or "
                           "'full' (--adapt), or start from pretrained weights (--weights).")
+    start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
     history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
                          config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
                          config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
@@ -1549,6 +1562,9 @@ def train(config:TrainConfig) -> dict:
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
                   optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
     if rank == 0:
+        result['backbone_change'] = backbone_change(teacher.backbone, start_state)
+        with open(config.checkpoint_dir / 'health.jsonl', 'a') as f:
+            f.write(json.dumps(dict(kind='backbone_change', epoch=len(history), relative_change=result['backbone_change'])) + '\n')
         result['outputs'] = write_run_outputs(result, config)
         print(run_summary(result, config))
     return result
@@ -1581,13 +1597,17 @@ def write_run_outputs(result:dict, # what `train` returns
     return paths
 
 def run_summary(result:dict, config:TrainConfig) -> str:
-    "The final word on a run: loss, whether the backbone moved, collapse, and what was written."
+    "The final word on a run: loss, whether and how far the backbone moved, collapse, and what was written."
     h, records = result['history'], read_health(config.checkpoint_dir / 'health.jsonl')
     collapsed = sorted({r['epoch'] for r in records if r['kind'] == 'diagnosis' and r['symptom'] in COLLAPSE_SYMPTOMS})
-    backbone = result['teacher'].backbone
+    backbone, change = result['teacher'].backbone, result.get('backbone_change') or {}
     moved = weights_fingerprint(backbone) != getattr(backbone, 'start_fingerprint', None)
+    blocks = {k: v for k, v in change.items() if k.startswith('block')} or change
+    most = max(blocks, key=blocks.get) if blocks else None
+    share = lambda x: f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}"           # relative change ||W - W0|| / ||W0||
+    how_far = (f" by {share(np.mean(list(blocks.values())))} on average per block (most: {most}, {share(blocks[most])})" if most else '')
     lines = [f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs." if h else "Done: no epoch ran.",
-             "Backbone: " + ("adapted (its weights moved from the start)." if moved else
+             "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "." if moved else
                              "unchanged: the exported backbone equals the starting weights" +
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"

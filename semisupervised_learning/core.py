@@ -1367,7 +1367,7 @@ def export_backbone(model:nn.Module, # teacher (DINOModel) or a bare backbone
     if weights_fingerprint(backbone) == getattr(backbone, 'start_fingerprint', None):
         warnings.warn(f"{path}: this backbone equals the weights training started from (nothing in it trained: adapt='frozen', "
                       "a head warm-up that never ended, or too few backbone steps for the teacher's average to move its float32 "
-                      "weights). Train with adapt='lora' (--adapt lora) and more epochs after head_warmup_epochs.", stacklevel=2)
+                      "weights). Train with adapt='lora', and more epochs after the head_warmup_epochs.", stacklevel=2)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_save(dict(format=BACKBONE_FORMAT, name=getattr(backbone, 'dinov2_name', None),
                             timm_kwargs=_plain(getattr(backbone, 'timm_kwargs', {})), embed_dim=backbone.embed_dim,
@@ -1552,8 +1552,8 @@ def train(config:TrainConfig) -> dict:
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}"
               + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
-            warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='lora' or "
-                          "'full' (--adapt), or start from pretrained weights (--weights).")
+            warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
+                          "(or adapt='lora'), or start from pretrained weights.")
     start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
     history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
                          config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,

@@ -10,7 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['LORA_ATTN_LAYERS', 'LORA_MLP_LAYERS', 'LoRALinear', 'has_lora', 'add_lora', 'merged_state_dict', 'merge_lora']
+__all__ = ['LORA_ATTN_LAYERS', 'LORA_MLP_LAYERS', 'LoRALinear', 'has_lora', 'add_lora', 'merge_lora_state', 'merged_state_dict',
+           'merge_lora']
 
 # %% ../nbs/05_lora.ipynb #331d633a
 class LoRALinear(nn.Module):
@@ -89,20 +90,28 @@ def add_lora(backbone:nn.Module, # a DINOv2 ViT (timm or torch.hub) with transfo
     return len(targets)
 
 # %% ../nbs/05_lora.ipynb #ea983ca4
+def merge_lora_state(state:dict, # a state dict with LoRA keys (`<layer>.base.weight`, `<layer>.lora_A`, `<layer>.lora_B`)
+                     scaling, # alpha / rank: one number, or {layer name: scaling}
+                    ) -> dict:
+    "A state dict with every adapter folded into its layer (`W + scaling B A`, in float32) under the plain key names."
+    merged = {}
+    for key, value in state.items():
+        owner, _, leaf = key.rpartition('.')                      # 'blocks.0.attn.qkv.base', 'weight'
+        if leaf in ('lora_A', 'lora_B') and f'{owner}.base.weight'.lstrip('.') in state: continue
+        layer, _, part = owner.rpartition('.')                    # 'blocks.0.attn.qkv', 'base'
+        prefix = f'{layer}.' if layer else ''
+        if part == 'base' and f'{prefix}lora_A' in state:
+            if leaf == 'weight':
+                s = scaling[layer] if isinstance(scaling, dict) else scaling
+                value = (value.float() + s * (state[f'{prefix}lora_B'].float() @ state[f'{prefix}lora_A'].float())).to(value.dtype)
+            key = prefix + leaf
+        merged[key] = value.detach()
+    return merged
+
 def merged_state_dict(module:nn.Module) -> dict:
     "`module`'s state dict with every `LoRALinear` folded into plain `weight`/`bias` keys; `module` is left as it is."
-    loras = {name: m for name, m in module.named_modules() if isinstance(m, LoRALinear)}
-    state = {}
     with torch.no_grad():
-        for key, value in module.state_dict().items():
-            owner, _, leaf = key.rpartition('.')                  # 'blocks.0.attn.qkv.base', 'weight'
-            if owner in loras and leaf in ('lora_A', 'lora_B'): continue
-            layer_name, _, part = owner.rpartition('.')           # 'blocks.0.attn.qkv', 'base'
-            if part == 'base' and layer_name in loras:
-                if leaf == 'weight': value = loras[layer_name].merged_weight()
-                key = f'{layer_name}.{leaf}' if layer_name else leaf
-            state[key] = value.detach()
-    return state
+        return merge_lora_state(module.state_dict(), {name: m.scaling for name, m in module.named_modules() if isinstance(m, LoRALinear)})
 
 # %% ../nbs/05_lora.ipynb #59f6254f
 def merge_lora(module:nn.Module) -> nn.Module:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, copy, json, math, os, random, re, shutil, signal, time, warnings
+import contextlib, copy, functools, json, math, os, random, re, shutil, signal, time, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -13,7 +13,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from PIL import Image, ImageFilter
 import tifffile
 from tqdm.auto import tqdm
-from .lora import add_lora, has_lora, merged_state_dict
+from .lora import add_lora, has_lora, merge_lora_state, merged_state_dict
 from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masking, sinkhorn_knopp
 
 # %% auto #0
@@ -397,20 +397,6 @@ def _file_kind(path:Path) -> str:
     try: head.decode('utf-8'); return 'a text file'
     except UnicodeDecodeError: return f'{len(head)}+ bytes of unknown binary data'
 
-def _merge_lora_state(state:dict, scaling:float) -> dict:
-    "A state dict with LoRA adapters folded into plain weights (W + scaling B A) under the original key names."
-    merged = {}
-    for key, value in state.items():
-        if key.endswith(('.lora_A', '.lora_B')): continue
-        adapted = re.match(r'(.*)\.base\.(weight|bias)$', key)
-        if adapted:
-            prefix, kind = adapted.groups()
-            if kind == 'weight':
-                value = (value.float() + scaling * state[f'{prefix}.lora_B'].float() @ state[f'{prefix}.lora_A'].float()).to(value.dtype)
-            key = f'{prefix}.{kind}'
-        merged[key] = value
-    return merged
-
 def read_backbone_file(path) -> tuple[dict, dict]:
     "The state dict and metadata in a backbone weights file (LoRA adapters merged), loaded safely (no code can run)."
     path = Path(path)
@@ -427,7 +413,7 @@ def read_backbone_file(path) -> tuple[dict, dict]:
             if not config.get('lora_rank'):
                 raise ValueError(f"{path} holds LoRA adapters but its config does not say their rank and alpha: rebuild the model "
                                  "with adapt_backbone(..., 'lora', lora_rank=..., lora_alpha=...) and use load_checkpoint.")
-            state = _merge_lora_state(state, config.get('lora_alpha', 16.0) / config['lora_rank'])
+            state = merge_lora_state(state, config.get('lora_alpha', 16.0) / config['lora_rank'])
         return state, dict(name=config.get('backbone'))
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict): return obj['model'], {}
     if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
@@ -592,9 +578,10 @@ def backbone_change(backbone:nn.Module, start_state:dict, # the backbone's `back
         change[0] += float((value.detach().float().cpu() - start).pow(2).sum()); change[1] += float(start.pow(2).sum())
     return {name: math.sqrt(diff / norm) if norm else 0.0 for name, (diff, norm) in sums.items()}
 
-def weights_fingerprint(backbone:nn.Module) -> float:
+def weights_fingerprint(backbone_or_state) -> float: # a backbone, or its `backbone_state_dict`
     "A float64 sum over the backbone's (merged) weights: any training step changes it, equal sums mean unchanged weights."
-    return sum(float(v.double().sum()) for v in backbone_state_dict(backbone).values() if v.is_floating_point())
+    state = backbone_or_state if isinstance(backbone_or_state, dict) else backbone_state_dict(backbone_or_state)
+    return sum(float(v.double().sum()) for v in state.values() if v.is_floating_point())
 
 def create_dino_models(backbone:nn.Module, # anything mapping images to (B, embed_dim) CLS embeddings
                        freeze_backbone:bool=True, # train only the head; False keeps what `adapt_backbone` chose (default: all)
@@ -1364,14 +1351,15 @@ def export_backbone(model:nn.Module, # teacher (DINOModel) or a bare backbone
     "Save the (adapted) backbone as a plain DINOv2 state dict (LoRA merged) with what `load_dinov2(weights=path)` needs."
     model = unwrap(model)
     backbone = model.backbone if isinstance(model, DINOModel) else model
-    if weights_fingerprint(backbone) == getattr(backbone, 'start_fingerprint', None):
+    state = backbone_state_dict(backbone)
+    if weights_fingerprint(state) == getattr(backbone, 'start_fingerprint', None):
         warnings.warn(f"{path}: this backbone equals the weights training started from (nothing in it trained: adapt='frozen', "
                       "a head warm-up that never ended, or too few backbone steps for the teacher's average to move its float32 "
                       "weights). Train with adapt='lora', and more epochs after the head_warmup_epochs.", stacklevel=2)
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_save(dict(format=BACKBONE_FORMAT, name=getattr(backbone, 'dinov2_name', None),
                             timm_kwargs=_plain(getattr(backbone, 'timm_kwargs', {})), embed_dim=backbone.embed_dim,
-                            config=_plain(config or {}), state_dict=backbone_state_dict(backbone)), path)
+                            config=_plain(config or {}), state_dict=state), path)
 
 # %% ../nbs/00_core.ipynb #a66950ae
 def setup_distributed() -> tuple[int, int]:
@@ -1482,7 +1470,7 @@ class TrainConfig:
 def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
     "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
     return TrainConfig(**{**dict(data=None, out=out, backbone='dinov2_tiny14', pretrained=False, adapt='lora', head_warmup_epochs=2,
-                                 epochs=10, batch_size=8, lr=1e-4, warmup_epochs=2, out_dim=64, hidden_dim=256, center_momentum=0.998,
+                                 epochs=10, batch_size=8, lr=1e-3, momentum_teacher=0.99, warmup_epochs=2, out_dim=64, hidden_dim=256, center_momentum=0.998,
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 
@@ -1584,7 +1572,8 @@ def write_run_outputs(result:dict, # what `train` returns
         except Exception as e:
             warnings.warn(f"{out / name} was not drawn ({type(e).__name__}: {e}); the training and {paths['backbone'].name} are unaffected.")
         finally: plt.close('all')
-    def eval_images():
+    @functools.cache
+    def eval_images():                 # built on first use, inside a picture's best-effort block
         eval_ds = EMImageDataset(readable, size=max(224, config.global_size // 14 * 14))   # at least a 16 x 16 patch grid
         return eval_ds, create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
     picture('loss.png', lambda p: plot_loss_history(result['history'], p))
@@ -1601,7 +1590,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     h, records = result['history'], read_health(config.checkpoint_dir / 'health.jsonl')
     collapsed = sorted({r['epoch'] for r in records if r['kind'] == 'diagnosis' and r['symptom'] in COLLAPSE_SYMPTOMS})
     backbone, change = result['teacher'].backbone, result.get('backbone_change') or {}
-    moved = weights_fingerprint(backbone) != getattr(backbone, 'start_fingerprint', None)
+    moved = any(change.values()) if change else weights_fingerprint(backbone) != getattr(backbone, 'start_fingerprint', None)
     blocks = {k: v for k, v in change.items() if k.startswith('block')} or change
     most = max(blocks, key=blocks.get) if blocks else None
     share = lambda x: f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}"           # relative change ||W - W0|| / ||W0||

@@ -13,7 +13,7 @@ from .core import *
 from .core import EMImageError, NonFiniteLossError, TrainingInterrupted, is_main_process
 
 # %% auto #0
-__all__ = ['CHOICES', 'NUMBERS', 'config_from_args', 'cli_words', 'exit_with_error', 'train_cli', 'features_cli']
+__all__ = ['CHOICES', 'NUMBERS', 'fractions', 'config_from_args', 'cli_words', 'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/03_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -25,10 +25,18 @@ def _field_comments(cls) -> dict:
 CHOICES = dict(adapt=ADAPT_MODES, on_error=('raise', 'skip'), backbone=tuple(DINOV2_ARCHS))
 NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)
 
+def fractions(text:str) -> tuple[float, float]:
+    "'0.4,1.0' as (0.4, 1.0): the crop-scale options."
+    try: low, high = (float(x) for x in text.split(','))
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give two fractions as MIN,MAX, e.g. 0.4,1.0") from None
+    return low, high
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
     p.add_argument('data', nargs='?', help="folder of EM images (PNG/JPEG/TIFF, searched recursively)")
     p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, about a minute")
+    p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
+                   + ', '.join(f"{k}={v}" for k, v in RANDOM_INIT_RECIPE.items()) + " (options given override it)")
     defaults, notes = TrainConfig(), _field_comments(TrainConfig)
     for f in fields(TrainConfig):
         if f.name in ('data', 'progress'): continue
@@ -36,10 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         if str(f.type).startswith('bool'):       # bool and bool|None fields become --x / --no-x switches
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
-            kind = NUMBERS.get(f.name, type(default) if default is not None else str)
+            kind = fractions if isinstance(default, tuple) else NUMBERS.get(f.name, type(default) if default is not None else str)
             choices = CHOICES.get(f.name)
-            p.add_argument(flag, type=kind, default=None, choices=choices, metavar=None if choices else f.name.upper(),
-                           help=f"{notes.get(f.name, '')} (default: {default})")
+            metavar = None if choices else 'MIN,MAX' if kind is fractions else f.name.upper()
+            shown = ','.join(map(str, default)) if kind is fractions else default
+            p.add_argument(flag, type=kind, default=None, choices=choices, metavar=metavar, help=f"{notes.get(f.name, '')} (default: {shown})")
     p.add_argument('--no-progress', action='store_true', help="no progress bar: one line per epoch")
     return p
 
@@ -48,6 +57,7 @@ def config_from_args(argv=None) -> TrainConfig:
     args = vars(_parser().parse_args(argv))
     given = {k: v for k, v in args.items() if v is not None and k in {f.name for f in fields(TrainConfig)}}
     if args['no_progress']: given['progress'] = False
+    if args['from_scratch']: given = {**RANDOM_INIT_RECIPE, 'pretrained': False, **given}
     if args['demo']:
         if 'out' not in given: given['out'] = next(f'runs/demo{s}' for s in [''] + [f'_{i}' for i in range(2, 10_000)] if not Path(f'runs/demo{s}').exists())
         return demo_config(**given)

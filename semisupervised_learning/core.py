@@ -14,25 +14,26 @@ from PIL import Image, ImageFilter
 import tifffile
 from tqdm.auto import tqdm
 from .lora import add_lora, has_lora, merge_lora_state, merged_state_dict
-from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masking, sinkhorn_knopp
+from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masked_index, masking, sinkhorn_knopp
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT',
-           'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE', 'make_synthetic_em',
-           'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em', 'count_pages',
-           'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
+           'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE',
+           'make_synthetic_em', 'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
+           'count_pages', 'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
            'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'dinov2_weights_url', 'load_dinov2',
            'read_backbone_file', 'check_state_dict', 'load_backbone_weights', 'backbone_tokens', 'DINOHead',
            'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'backbone_change',
            'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale',
            'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema',
-           'is_main_process', 'rng_states', 'set_rng_states', 'atomic_save', 'save_checkpoint', 'read_checkpoint',
-           'load_checkpoint', 'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health',
-           'NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'checkpoint_bytes',
-           'check_checkpoint_dir', 'keep_copy', 'find_checkpoint', 'train_dino', 'EMImageDataset', 'extract_features',
-           'save_features', 'load_features', 'plot_loss_history', 'visualize_features_tsne', 'patch_pca_rgb',
-           'plot_patch_pca', 'export_backbone', 'setup_distributed', 'TrainConfig', 'demo_config', 'describe_images',
-           'describe_adaptation', 'build_backbone', 'train', 'write_run_outputs', 'run_summary', 'resume_config']
+           'is_main_process', 'rng_states', 'set_rng_states', 'atomic_save', 'checkpoint_state', 'save_checkpoint',
+           'keep_copy', 'CheckpointWriter', 'read_checkpoint', 'load_checkpoint', 'HealthWarning', 'TrainingMonitor',
+           'read_health', 'plot_training_health', 'amp_enabled', 'NonFiniteLossError', 'TrainingInterrupted',
+           'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
+           'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
+           'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone', 'setup_distributed',
+           'TrainConfig', 'demo_config', 'describe_images', 'describe_adaptation', 'build_backbone', 'train',
+           'write_run_outputs', 'run_summary', 'resume_config']
 
 # %% ../nbs/00_core.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -194,10 +195,13 @@ class MultiCropDataset(Dataset):
                  noise_std:float=0.0, # Gaussian noise on every crop, in [0, 1] intensity units
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, # normalisation the backbone was trained with
                  on_error:str='raise', # 'raise' stops at a broken file, 'skip' warns, counts and uses the next image
+                 samples_per_image:int=1, # multi-crop samples of every image per epoch: small folders of large images get more steps
+                 cache_mb:float=512, # decoded images kept in memory per loader process (small folders are decoded once, not every epoch)
                  seed:int=0):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
         if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+        if samples_per_image < 1: raise ValueError(f"samples_per_image={samples_per_image} must be at least 1.")
         for name, size in [('global_size', global_size), ('local_size', local_size)]:
             if size % 14: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size 14; the border is cut off.")
         self.items = []
@@ -208,8 +212,9 @@ class MultiCropDataset(Dataset):
         self._mean, self._std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()   # seen by every worker process
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
+        self._cache, self._cache_bytes = {}, 0                  # per process: every loader worker fills its own
 
-    def __len__(self): return len(self.items)
+    def __len__(self): return len(self.items) * self.samples_per_image
     @property
     def image_names(self) -> list[str]:
         "One name per item: the path, with `[page]` for pages of multi-page files."
@@ -227,7 +232,8 @@ class MultiCropDataset(Dataset):
         warnings.warn(f"skipping: {message}")
 
     def load_image(self, index:int) -> torch.Tensor:
-        "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop."
+        "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop; decoded once while `cache_mb` lasts."
+        if index in self._cache: return self._cache[index]
         path, page = self.items[index]
         image = torch.from_numpy(load_em_image(path, page))[None]
         if min(image.shape[-2:]) < self.global_size:
@@ -235,18 +241,21 @@ class MultiCropDataset(Dataset):
                           "global crop: upsampling it. Use larger images or a smaller global_size for sharp crops.")
             factor = self.global_size / min(image.shape[-2:])
             image = F.interpolate(image[None], scale_factor=factor, mode='bilinear', align_corners=False)[0]
+        if self._cache_bytes + image.nbytes <= self.cache_mb * 2**20:
+            self._cache[index] = image; self._cache_bytes += image.nbytes
         return image
 
-    def __getitem__(self, index:int) -> list[torch.Tensor]:
-        for attempt in range(len(self)):
-            i = (index + attempt) % len(self)
+    def __getitem__(self, index) -> list[torch.Tensor]: # an int (the epoch of `set_epoch`), or (epoch, index) as the loader gives them
+        epoch, index = index if isinstance(index, tuple) else (int(self._epoch), index)
+        for attempt in range(len(self.items)):
+            i = (index + attempt) % len(self.items)
             try: image = self.load_image(i); break
             except (OSError, EMImageError) as e:
                 if self.on_error == 'raise': raise
                 if not self._failed[i]: warnings.warn(f"skipping {self.image_names[i]}: {e}")
                 self._failed[i] = True
-        else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index]}")
-        rng = np.random.default_rng([self.seed, int(self._epoch), index])
+        else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
+        rng = np.random.default_rng([self.seed, epoch, index])
         crops = []
         for c in range(self.n_global_crops + self.n_local_crops):
             is_global = c < self.n_global_crops
@@ -291,32 +300,48 @@ def show_crops(dataset:MultiCropDataset, index:int=0, # which sample
 
 # %% ../nbs/00_core.ipynb #1adc5710
 class ResumableBatchSampler(BatchSampler):
-    "A `BatchSampler` that can start its next pass at batch `start_batch`."
-    start_batch = 0
+    "Batches of epoch `epoch` from batch `start_batch` on; with `stream`, of every later epoch too, as (epoch, index) pairs."
+    epoch, start_batch, stream = 0, 0, False
     def __iter__(self):
-        skip, self.start_batch = self.start_batch, 0
-        batches = super().__iter__()
-        for _ in range(skip): next(batches, None)
-        return batches
+        epoch, skip = self.epoch, self.start_batch
+        while True:
+            if hasattr(self.sampler, 'set_epoch'): self.sampler.set_epoch(epoch)
+            for b, batch in enumerate(super().__iter__()):
+                if b >= skip: yield [(epoch, i) for i in batch] if self.stream else batch
+            if not self.stream: return
+            epoch, skip = epoch + 1, 0
 
 class MultiCropLoader(DataLoader):
-    "DataLoader whose epoch (shuffling, and a `MultiCropDataset`'s crops) advances at every pass."
-    epoch = 0
+    """DataLoader whose every pass is the next epoch (shuffling, and a `MultiCropDataset`'s crops). With `prefetch_next_epoch`
+    its workers run on into the next epoch while this one trains, so short epochs do not wait for a restarted loader."""
+    epoch, _next_start, _stream, _position = 0, 0, None, None
     def set_epoch(self, epoch:int, start_batch:int=0):
         "Make the next pass epoch `epoch`, starting at batch `start_batch` (for resuming mid-epoch)."
-        self.epoch, self.batch_sampler.start_batch = epoch, start_batch
+        self.epoch, self._next_start = epoch, start_batch
     def __iter__(self):
-        self.batch_sampler.sampler.set_epoch(self.epoch)
-        if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(self.epoch)
-        self.epoch += 1
-        return super().__iter__()
+        epoch, start = self.epoch, self._next_start
+        self.epoch, self._next_start = epoch + 1, 0
+        if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(epoch)
+        self.batch_sampler.epoch, self.batch_sampler.start_batch = epoch, start
+        if not self.batch_sampler.stream: return super().__iter__()
+        if self._stream is None or self._position != (epoch, start):     # elsewhere than where the stream stands: restart it there
+            self._stream, self._position = super().__iter__(), (epoch, start)
+        return self._pass(epoch, len(self) - start)
+    def _pass(self, epoch:int, n_batches:int):
+        for _ in range(n_batches):
+            batch = next(self._stream)
+            self._position = (epoch, self._position[1] + 1)
+            yield batch
+        self._position = (epoch + 1, 0)
 
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process
                       shuffle:bool=True, num_workers:int=4,
                       seed:int|None=None, # shuffling seed; defaults to the dataset's seed
                       drop_last:bool=True, # equal batches for training; False for feature extraction
                       pin_memory:bool|None=None, # defaults to True when CUDA is available
-                      persistent_workers:bool=True) -> MultiCropLoader:
+                      persistent_workers:bool=True,
+                      prefetch_next_epoch:bool|None=None, # workers run on into the next epoch (MultiCropDataset); default: with CUDA
+                     ) -> MultiCropLoader:
     "Batches of multi-crop views; under torch.distributed each process gets its own share of every epoch."
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
     seed = getattr(dataset, 'seed', 0) if seed is None else seed
@@ -324,7 +349,11 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     if drop_last and len(sampler) < batch_size:
         raise ValueError(f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
                          "lower the batch size or add images.")
-    return MultiCropLoader(dataset, batch_sampler=ResumableBatchSampler(sampler, batch_size, drop_last),
+    batch_sampler = ResumableBatchSampler(sampler, batch_size, drop_last)
+    # Its items know their epoch, so workers may run ahead: right when a GPU trains; on a CPU they would compete with the step
+    # for the same cores (measured: 15-20% slower on 2 cores), so there each epoch's first batch is made while the step waits.
+    batch_sampler.stream = isinstance(dataset, MultiCropDataset) and (torch.cuda.is_available() if prefetch_next_epoch is None else prefetch_next_epoch)
+    return MultiCropLoader(dataset, batch_sampler=batch_sampler,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
                            generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
@@ -525,7 +554,8 @@ class DINOModel(nn.Module):
         "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops; with `masks`, also (masked patch outputs, CLS tokens)."
         if masks is None: return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
         cls, patches = self.forward_backbone(crops, patch_tokens=True, masks=masks if mask_input else None)
-        out = self.head(torch.cat([cls, patches[masks.to(patches.device)]]))    # one head call: CLS tokens and masked patches
+        masked = patches.flatten(0, -2).index_select(0, masked_index(masks, patches.device))   # = patches[masks], no host sync
+        out = self.head(torch.cat([cls, masked]))           # one head call: CLS tokens and masked patches
         return out[:len(cls)], out[len(cls):], cls
 
 # %% ../nbs/00_core.ipynb #c073968c
@@ -660,10 +690,12 @@ class DINOv2Loss(DINOLoss):
                  ibot_weight:float=1.0, # weight of the iBOT masked-patch loss (0: off)
                  koleo_weight:float=0.1, # weight of the KoLeo regulariser (0: off)
                  mask_probability:float=0.5, mask_ratio=(0.1, 0.5), # share of global crops masked; masked share of their patches
+                 dino_weight:float=1.0, # weight of the DINO CLS term next to them (0: the patch-level terms alone)
                  **dino_kwargs, # DINOLoss settings: teacher_temp, student_temp, center_momentum, centering, ...
                 ):
         super().__init__(out_dim, **dino_kwargs)
         self.ibot_weight, self.koleo_weight, self.mask_probability, self.mask_ratio = ibot_weight, koleo_weight, mask_probability, tuple(mask_ratio)
+        self.dino_weight = dino_weight
         self.ibot = IBOTPatchLoss(out_dim, self.student_temp, self.center_momentum)
 
     def draw_masks(self, n_images:int, grid:tuple[int, int]) -> torch.Tensor:
@@ -815,18 +847,72 @@ def atomic_save(obj, path):
         if tmp_path.exists(): tmp_path.unlink()
     return path
 
-def save_checkpoint(path, student, teacher, optimizer=None, scheduler=None, epoch:int=0, # completed epochs
-                    loss:float|None=None, loss_fn=None, loss_history=None, config:dict|None=None,
-                    step_in_epoch:int=0, # steps of the next epoch already done (an interrupted epoch)
-                    epoch_loss_sum:float=0.0, # their summed loss, so the resumed epoch's mean covers all its steps
-                   ):
-    "Write a resumable training checkpoint atomically."
-    return atomic_save(dict(
+def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int=0, # completed epochs
+                     loss:float|None=None, loss_fn=None, loss_history=None, config:dict|None=None,
+                     step_in_epoch:int=0, # steps of the next epoch already done (an interrupted epoch)
+                     epoch_loss_sum:float=0.0, # their summed loss, so the resumed epoch's mean covers all its steps
+                    ) -> dict:
+    "What a resumable training checkpoint holds (the tensors are the live ones: save or copy them before training goes on)."
+    return dict(
         format=CHECKPOINT_FORMAT, epoch=epoch, step_in_epoch=step_in_epoch, epoch_loss_sum=epoch_loss_sum, loss=loss,
         loss_history=list(loss_history or []),
         config=_plain(config or {}), student=unwrap(student).state_dict(), teacher=unwrap(teacher).state_dict(),
         optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
-        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states()), path)
+        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states())
+
+def save_checkpoint(path, *args, **kwargs): # then `checkpoint_state`'s arguments: student, teacher, optimizer, ...
+    "Write a resumable training checkpoint atomically."
+    return atomic_save(checkpoint_state(*args, **kwargs), path)
+
+def keep_copy(source, path):
+    "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
+    source, path = Path(source), Path(path)
+    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
+    try: os.link(source, tmp_path)        # safe: checkpoints are only ever replaced by rename, never rewritten in place
+    except OSError: shutil.copyfile(source, tmp_path)
+    os.replace(tmp_path, path)
+
+class CheckpointWriter:
+    """Writes checkpoints one at a time, each atomic (`atomic_save`). In the background (training on a GPU) it takes a host
+    copy at `save` (CUDA tensors into reused pinned buffers, asynchronously) and writes it in a thread while training goes on;
+    otherwise (training on the CPU, whose cores a writing thread would take from the step) it writes before returning."""
+    def __init__(self, background:bool=True): self.background, self._thread, self._error, self._pinned = background, None, None, {}
+    def save(self, path, state:dict, # a `checkpoint_state(...)`
+             keep_as=None): # also keep the written file under this name (`keep_copy`), e.g. checkpoint_epoch_10.pth
+        self.wait()                                                     # never two writes at once, and the buffers are free
+        if not self.background:
+            atomic_save(state, path)
+            if keep_as is not None: keep_copy(path, keep_as)
+            return
+        state = self._host_copy(state)
+        ready = None
+        if self._pinned: ready = torch.cuda.Event(); ready.record()     # the copies into pinned memory are queued, not done
+        def write():
+            try:
+                if ready is not None: ready.synchronize()
+                atomic_save(state, path)
+                if keep_as is not None: keep_copy(path, keep_as)
+            except BaseException as e: self._error = e
+        import threading
+        self._thread = threading.Thread(target=write, name='checkpoint-writer'); self._thread.start()
+    def wait(self):
+        "Return when the last checkpoint is on disk; raise its error if the write failed."
+        if self._thread is not None: self._thread.join(); self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.wait()
+    def _host_copy(self, obj, key=()):
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type != 'cuda': return obj.detach().clone()
+            buffer = self._pinned.get(key)
+            if buffer is None or buffer.shape != obj.shape or buffer.dtype != obj.dtype:
+                buffer = self._pinned[key] = torch.empty(obj.shape, dtype=obj.dtype, pin_memory=True)
+            return buffer.copy_(obj.detach(), non_blocking=True)
+        if isinstance(obj, dict): return {k: self._host_copy(v, key + (k,)) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)): return type(obj)(self._host_copy(v, key + (i,)) for i, v in enumerate(obj))
+        return obj
 
 def read_checkpoint(path, mmap:bool=False, # map tensors from disk instead of reading them (to look at the config only)
                    ) -> dict:
@@ -943,13 +1029,14 @@ class TrainingMonitor:
         found, e, s = {}, r['epoch'] + 1, self.settings
         frozen = r.get('backbone_frozen', False)
         def advice(*options): return ' Try: ' + ', '.join(o for o in options if o) + '.'
-        if r['teacher_entropy'] > 0.9 * r['ln_K']:
+        cls_trained = frozen or s.get('dino_weight', 1.0) > 0      # with dino_weight=0 only the patch terms train the backbone
+        if cls_trained and r['teacher_entropy'] > 0.9 * r['ln_K']:
             found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is {r['teacher_entropy'] / r['ln_K']:.0%} of "
                 f"ln K = {r['ln_K']:.3f}; the outputs carry no information." + advice(
                 "a lower teacher_temp=0.04" if s.get('teacher_temp', 0.04) > 0.04 else None, "a lower lr",
                 None if frozen else "fewer trainable backbone parameters (adapt='lora', a longer head_warmup_epochs)",
                 "center_momentum=0.998 on short runs" if s.get('center_momentum', 0.9) < 0.99 else None))
-        if r['batch_mean_entropy'] < 0.1 * r['ln_K']:
+        if cls_trained and r['batch_mean_entropy'] < 0.1 * r['ln_K']:
             found['one-prototype collapse'] = (f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher distribution is {r['batch_mean_entropy']:.3f} "
                 f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype." + advice(
                 "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
@@ -972,8 +1059,11 @@ class TrainingMonitor:
                    " Check that the loss is called with the teacher outputs."))
         losses = [x['loss'] for x in self.records if x['kind'] == 'epoch']
         k = self.loss_rising_epochs
-        if len(losses) > k and all(b > a for a, b in zip(losses[-k - 1:-1], losses[-k:])):
-            found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])})." + advice(
+        steps = np.diff(losses[-21:])          # epoch-to-epoch changes: short epochs of small data make the epoch loss noisy
+        noise = float(np.std(steps)) if len(steps) >= 5 else 0.0
+        if len(losses) > k and all(b > a for a, b in zip(losses[-k - 1:-1], losses[-k:])) and losses[-1] - losses[-k - 1] > 2 * noise:
+            found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs ({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])})"
+                + (f", beyond its epoch-to-epoch noise ({noise:.3f})." if noise else ".") + advice(
                 "a lower lr (halve it)", "a longer warmup_epochs" if s.get('warmup_epochs', 10) < 20 else None,
                 None if frozen else "adapt='lora' or a longer head_warmup_epochs"))
         if not math.isfinite(r['max_grad_norm']) or r['max_grad_norm'] > self.max_grad_norm:
@@ -1025,6 +1115,13 @@ def plot_training_health(health, # a health.jsonl path or its records
     return fig
 
 # %% ../nbs/00_core.ipynb #fd3a9352
+def amp_enabled(device, amp:bool|None=None) -> bool:
+    "Whether training autocasts to bf16: `amp` when given; by default on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), where it is about 2x faster."
+    if amp is not None: return amp
+    if torch.device(device).type == 'cuda': return True
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, 'get_capabilities') else {}
+    return torch.device(device).type == 'cpu' and any(capabilities.get(k) for k in ('avx512_bf16', 'amx_bf16'))
+
 class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
@@ -1036,19 +1133,20 @@ class TrainingInterrupted(KeyboardInterrupt):
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
                clip_grad:float|None=3.0, freeze_last_layer:bool=False, # drop the last head layer's gradient (first epoch)
-               device=None, amp:bool|None=None, # bf16 autocast; None: on CUDA only (CPU stays float32)
+               device=None, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default (CUDA, CPUs with bf16 units)
               ) -> tuple[torch.Tensor, torch.Tensor]:
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
     crops = [c.to(device, non_blocking=True) for c in crops]
     n_global, batch_size, frozen = loss_fn.n_global_crops, crops[0].shape[0], backbone_is_frozen(student)
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda' if amp is None else amp):
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(device, amp)):
         if frozen:      # student and teacher backbones are the same function: run it once,
             with torch.no_grad(): features = unwrap(teacher).forward_backbone(crops)   # the teacher's copy (eval mode: no drop path)
             student_out = student(crops, backbone_features=features)
             with torch.no_grad(): teacher_out = unwrap(teacher).head(features[:n_global * batch_size])
         elif isinstance(loss_fn, DINOv2Loss):  # iBOT and KoLeo: masked global crops for the student, unmasked for the teacher
-            masks = loss_fn.draw_masks(n_global * batch_size, (crops[0].shape[-2] // 14, crops[0].shape[-1] // 14)).to(device)
+            masks = loss_fn.draw_masks(n_global * batch_size, (crops[0].shape[-2] // 14, crops[0].shape[-1] // 14))   # stay on the CPU:
+            if device.type == 'cuda': masks = masks.pin_memory()     # counts and indices come from them without waiting for the GPU
             student_out, student_patch_out, student_cls = student(crops, masks=masks)
             with torch.no_grad(): teacher_out, teacher_patch_out, _ = teacher(crops[:n_global], masks=masks, mask_input=False)
         else:
@@ -1056,7 +1154,7 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
             with torch.no_grad(): teacher_out = teacher(crops[:n_global])
     loss = loss_fn(student_out, teacher_out, epoch=epoch)
     if isinstance(loss_fn, DINOv2Loss) and not frozen:
-        loss = loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks, student_cls[:n_global * batch_size], epoch)
+        loss = loss_fn.dino_weight * loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks, student_cls[:n_global * batch_size], epoch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if freeze_last_layer:
@@ -1076,7 +1174,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     start_step:int=0, # steps of this epoch already done (resuming mid-epoch)
                     start_loss_sum:float=0.0, # their summed loss (from the interrupted run's checkpoint)
                     should_stop=None, # callable; True stops cleanly after the current step
-                    amp:bool|None=None, # bf16 autocast; None: on CUDA only
+                    amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
@@ -1136,14 +1234,6 @@ def check_checkpoint_dir(checkpoint_dir, needed_bytes:int=0):
         raise OSError(f"{checkpoint_dir} has {free / 1e9:.2f} GB free but a checkpoint needs about {needed_bytes / 1e9:.2f} GB "
                       "(twice that while one is replaced). Free some space or choose another folder.")
 
-def keep_copy(source, path):
-    "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
-    source, path = Path(source), Path(path)
-    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
-    try: os.link(source, tmp_path)        # safe: checkpoints are only ever replaced by rename, never rewritten in place
-    except OSError: shutil.copyfile(source, tmp_path)
-    os.replace(tmp_path, path)
-
 def find_checkpoint(resume_from, checkpoint_dir) -> Path:
     "The checkpoint to resume: a path, or 'latest' / True for the rolling checkpoint in `checkpoint_dir`."
     if resume_from is True or resume_from == 'latest':
@@ -1173,7 +1263,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
                momentum_teacher:float=0.996, clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1,
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
-               progress:bool=True, amp:bool|None=None, # bf16 autocast; None: on CUDA only
+               progress:bool=True, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
               ) -> list[float]:
     "Train for `n_epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
@@ -1193,10 +1283,11 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
-    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0):
-        if main: save_checkpoint(path, student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
-                                 loss_fn, history, config, step_in_epoch, epoch_loss_sum)
-    with _DeferredSigint() as sigint:
+    writer = CheckpointWriter(background=device.type == 'cuda')      # on a GPU the next epoch starts while the file is written
+    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None):
+        if main: writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
+                                                    loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
+    with _DeferredSigint() as sigint, writer:                         # leaving it waits for the last write
         calls = [0]
         def should_stop():
             calls[0] += 1
@@ -1219,12 +1310,12 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                             momentum_teacher, clip_grad, freeze_last_layer_epochs, log_every, monitor, progress,
                                             start_step, start_loss_sum, should_stop, amp)
             except TrainingInterrupted as e:
-                save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum)
+                save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum); writer.wait()
                 raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved "
                                           f"{checkpoint_dir / 'checkpoint_latest.pth'}. Resume with resume_from='latest' (--resume); the backbone trained "
                                           f"so far is load_dinov2(weights='{checkpoint_dir / 'checkpoint_latest.pth'}').") from None
             except NonFiniteLossError as e:
-                latest = checkpoint_dir / 'checkpoint_latest.pth'
+                latest = checkpoint_dir / 'checkpoint_latest.pth'; writer.wait()
                 raise NonFiniteLossError(f"{e} The last good checkpoint, {latest if latest.exists() else 'none yet'}, is "
                                          "untouched: resume from it with a lower lr (resume_from='latest', --resume --lr).") from None
             start_step, start_loss_sum = 0, 0.0
@@ -1235,9 +1326,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             n_skipped = getattr(getattr(train_loader, 'dataset', None), 'n_skipped', 0)
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")
-            save(checkpoint_dir / 'checkpoint_latest.pth', done)
-            if main and (done % save_every == 0 or done == n_epochs):
-                keep_copy(checkpoint_dir / 'checkpoint_latest.pth', checkpoint_dir / f'checkpoint_epoch_{done}.pth')
+            save(checkpoint_dir / 'checkpoint_latest.pth', done,
+                 keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if done % save_every == 0 or done == n_epochs else None)
             if distributed: dist.barrier()
     return history
 
@@ -1409,6 +1499,7 @@ class TrainConfig:
     student_temp:float = 0.1
     center_momentum:float = 0.9
     centering:str = 'centering'       # teacher centring: centering (running centre, DINO) or sinkhorn_knopp (DINOv2 option)
+    dino_weight:float = 1.0           # DINO CLS term once the backbone trains (0: patch-level iBOT alone; the head warm-up always uses it)
     ibot_weight:float = 1.0           # iBOT masked-patch loss on the patch tokens (DINOv2: 1.0; 0: off)
     koleo_weight:float = 0.1          # KoLeo spreading of the CLS tokens (DINOv2: 0.1; 0: off)
     mask_probability:float = 0.5      # iBOT: share of global crops masked
@@ -1418,6 +1509,10 @@ class TrainConfig:
     n_local_crops:int = 8
     global_size:int = 224
     local_size:int = 98
+    global_scale:tuple = (0.4, 1.0)   # global crops cover this fraction of the image area (min, max)
+    local_scale:tuple = (0.05, 0.4)   # local crops likewise
+    samples_per_image:int = 1         # multi-crop samples of every image per epoch (small folders of large images: more steps)
+    image_cache_mb:float = 512        # decoded images kept in memory by each loader process (0: decode at every sample)
     clip_grad:float = 3.0
     freeze_last_layer_epochs:int = 1
     num_workers:int = 4               # loader processes (at most the CPU cores available)
@@ -1427,7 +1522,7 @@ class TrainConfig:
     on_error:str = 'raise'            # raise: stop at a broken image; skip: train past it (warned and counted)
     resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth with the run's own settings
     device:str|None = None            # default: CUDA when available
-    amp:bool|None = None              # bf16 autocast; None: on CUDA only. True also on CPUs with bf16 (AMX) units
+    amp:bool|None = None              # bf16 autocast; None: on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), else float32
     compile:bool = False              # torch.compile the backbones (minutes of compiling, then faster steps)
     progress:bool = True
     synthetic_images:int = 64         # how many synthetic images when `data` is None
@@ -1440,7 +1535,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}.")
         positive = ('epochs', 'batch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'n_global_crops', 'global_size',
-                    'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images')
+                    'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images', 'samples_per_image')
         for name in positive:
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
         for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs'):
@@ -1448,6 +1543,12 @@ class TrainConfig:
         if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
             raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, mask_ratio_max={self.mask_ratio_max}: "
                              "each between 0 and 1, the minimum at most the maximum.")
+        for name in ('global_scale', 'local_scale'):
+            value = tuple(getattr(self, name)); setattr(self, name, value)       # a list from a JSON config or the CLI
+            if len(value) != 2 or not 0 < value[0] <= value[1] <= 1:
+                raise ValueError(f"{name}={value}: two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0)).")
+        for name in ('dino_weight', 'ibot_weight', 'koleo_weight'):
+            if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
         if self.koleo_weight and self.batch_size < 2: raise ValueError("koleo_weight needs batch_size >= 2 (nearest neighbours within the batch); set koleo_weight=0.")
         if self.lr is not None and not self.lr > 0: raise ValueError(f"lr={self.lr} must be positive (or None for 5e-4 x batch / 256).")
         if self.backbone is not None and self.backbone not in DINOV2_ARCHS:
@@ -1466,6 +1567,11 @@ class TrainConfig:
         "The backbone to build: the given name, else the one stored in `weights`, else DINOv2 ViT-L/14."
         if self.backbone: return self.backbone
         return (read_backbone_file(self.weights)[1].get('name') if self.weights else None) or 'dinov2_vitl14'
+
+# From random weights (no pretrained start) the recipe that adapts without collapse on the adaptation benchmark
+# (BENCHMARKS.md): patch-level iBOT + KoLeo without the DINO CLS term (at random init the CLS tokens barely differ between
+# images and that term collapses), a sharp teacher, global crops only, and every layer at the full lr.
+RANDOM_INIT_RECIPE = dict(adapt='full', dino_weight=0.0, teacher_temp=0.01, n_local_crops=0, layer_decay=1.0, patch_embed_lr_scale=1.0)
 
 def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
     "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
@@ -1512,10 +1618,11 @@ def train(config:TrainConfig) -> dict:
         if rank == 0 and not any(data.glob('*.png')): write_synthetic_em(data, config.synthetic_images, config.synthetic_size, config.seed)
         if world_size > 1: dist.barrier()
     dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
-                               on_error=config.on_error, seed=config.seed)
+                               config.global_scale, config.local_scale, on_error=config.on_error,
+                               samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
-    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed)
+    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, prefetch_next_epoch=device.type == 'cuda')
     backbone = build_backbone(config)
     student, teacher = create_dino_models(backbone, False, device,     # False: keep what adapt_backbone chose
                                           hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
@@ -1529,15 +1636,16 @@ def train(config:TrainConfig) -> dict:
                 n_global_crops=config.n_global_crops, warmup_teacher_temp=config.warmup_teacher_temp,
                 warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs, centering=config.centering)
     loss_fn = (DINOv2Loss(config.out_dim, config.ibot_weight, config.koleo_weight, config.mask_probability,
-                          (config.mask_ratio_min, config.mask_ratio_max), **dino) if config.ibot_weight or config.koleo_weight
-               else DINOLoss(config.out_dim, **dino)).to(device)
+                          (config.mask_ratio_min, config.mask_ratio_max), config.dino_weight, **dino)
+               if config.ibot_weight or config.koleo_weight or config.dino_weight != 1 else DINOLoss(config.out_dim, **dino)).to(device)
     if config.compile:          # in place: parameter names, and so checkpoints, stay the same
         student.backbone.compile(); teacher.backbone.compile()
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:
-        print(f"{len(dataset)} images from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
-              f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}"
+        print(f"{len(dataset.items)} images" + (f" x {config.samples_per_image} samples per epoch" if config.samples_per_image > 1 else '') + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
+              f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
+              f"{'bf16 autocast' if amp_enabled(device, config.amp) else 'float32'}"
               + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
@@ -1595,7 +1703,15 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     most = max(blocks, key=blocks.get) if blocks else None
     share = lambda x: f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}"           # relative change ||W - W0|| / ||W0||
     how_far = (f" by {share(np.mean(list(blocks.values())))} on average per block (most: {most}, {share(blocks[most])})" if most else '')
-    lines = [f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs." if h else "Done: no epoch ran.",
+    epochs = [r for r in records if r['kind'] == 'epoch']
+    def term(key, name):                                   # each term from the first epoch it was trained in to the last
+        values = [(r['epoch'], r[key]) for r in epochs if key in r]
+        if not values: return None
+        first = f" from epoch {values[0][0] + 1}" if values[0][0] > epochs[0]['epoch'] else ''
+        return f"{name} {values[0][1]:.4f} -> {values[-1][1]:.4f}{first}"
+    terms = [t for t in (term('dino_loss', 'DINO'), term('ibot_loss', 'iBOT'), term('koleo_loss', 'KoLeo')) if t]
+    if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs): terms[0] += " (trained in the head warm-up only, dino_weight=0)"
+    lines = [(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs" + (f"; {', '.join(terms)}." if len(terms) > 1 else '.')) if h else "Done: no epoch ran.",
              "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "." if moved else
                              "unchanged: the exported backbone equals the starting weights" +
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
@@ -1605,7 +1721,8 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/00_core.ipynb #365c99c9
-RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress')
+RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
+                     'image_cache_mb')
 
 def _config_from_dict(stored:dict) -> dict:
     "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."
@@ -1626,7 +1743,7 @@ def resume_config(config:TrainConfig, verbose:bool=True) -> TrainConfig:
     for f in fields(TrainConfig):
         given, default = getattr(config, f.name), getattr(defaults, f.name)
         if f.name == 'resume' or f.name not in stored: merged[f.name] = given; continue
-        old = stored[f.name]
+        old = tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]   # JSON-like storage keeps tuples as lists
         if f.name == 'data' and given is not None and old is not None and Path(given).resolve() == Path(old).resolve(): old = given
         if given == old or (f.name == 'lr' and given is None): merged[f.name] = old
         elif f.name in RESUME_MAY_CHANGE: merged[f.name] = given; changed.append(f"{f.name} {old} -> {given}")

@@ -13,7 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['block_masks', 'add_mask_token', 'masking', 'IBOTPatchLoss', 'koleo_loss', 'sinkhorn_knopp']
+__all__ = ['block_masks', 'to_device_async', 'masked_index', 'add_mask_token', 'masking', 'IBOTPatchLoss', 'koleo_loss',
+           'sinkhorn_knopp']
 
 # %% ../nbs/06_objective.ipynb #ff845973
 def _add_block(mask:torch.Tensor, max_new:int, generator=None, min_block:int=4, max_aspect:float=1/0.3) -> int:
@@ -62,11 +63,22 @@ def block_masks(n_images:int, # images in the batch (DINOv2: all global crops, c
     return masks[torch.randperm(n_images, generator=generator)]
 
 # %% ../nbs/06_objective.ipynb #3fd8b11f
+def to_device_async(x:torch.Tensor, device) -> torch.Tensor:
+    "`x` on `device`; a CPU tensor goes to CUDA from pinned memory without the host waiting for the GPU (pageable memory would make it wait)."
+    device = torch.device(device)
+    if x.device == device or device.type != 'cuda': return x.to(device)
+    return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
+
+def masked_index(masks:torch.Tensor, # (n, h, w) bool, best on the CPU (where the step draws them)
+                 device) -> torch.Tensor:
+    "Flat positions of the masked patches, row-major like `tokens[masks]`, on `device`: `tokens.flatten(0, -2)[index]` without a host sync on CUDA."
+    return to_device_async(masks.flatten().nonzero().squeeze(1), device)
+
 def _swap_in_mask_token(backbone:nn.Module, patch_embed:nn.Module, args, patches:torch.Tensor):
     "Forward hook on `backbone.patch_embed`: inside `masking`, masked positions take `backbone.mask_token`."
     masks = backbone.__dict__.get('_patch_masks')
     if masks is None: return None                                  # outside `masking`: the output is untouched
-    masks = masks.to(patches.device, non_blocking=True)
+    masks = to_device_async(masks, patches.device)
     if patches.dim() != 4: masks = masks.flatten(1)               # (B, N, D) patch embeddings
     if masks.shape != patches.shape[:-1]:
         raise ValueError(f"masking: masks of shape {tuple(masks.shape)} do not fit this forward's patch grid {tuple(patches.shape[:-1])}: "
@@ -117,8 +129,8 @@ class IBOTPatchLoss(nn.Module):
                 teacher_temp:float, # teacher sharpening (DINOv2: 0.04 -> 0.07)
                 teacher_probs:torch.Tensor|None=None, # (M, K) targets computed elsewhere (`sinkhorn_knopp`); None: centred softmax
                ) -> torch.Tensor:
-        masks = masks.to(student_patch_out.device)
-        n_masked = masks.flatten(1).sum(1)                                             # |M_i|, (n,)
+        device = student_patch_out.device                   # the counts and weights come from `masks` where they are (the CPU in training):
+        n_masked = masks.flatten(1).sum(1)                  # |M_i|, (n,); no host sync on CUDA
         if student_patch_out.shape != teacher_patch_out.shape or student_patch_out.shape != (int(n_masked.sum()), self.out_dim):
             raise ValueError(f"IBOTPatchLoss(out_dim={self.out_dim}) with {int(n_masked.sum())} masked patches got student {tuple(student_patch_out.shape)} "
                              f"and teacher {tuple(teacher_patch_out.shape)} outputs: pass head(tokens[masks]) of both, with the head's out_dim.")
@@ -127,7 +139,7 @@ class IBOTPatchLoss(nn.Module):
         teacher_probs = teacher_probs.detach().float()
         patch_ce = -(teacher_probs * F.log_softmax(student_out / self.student_temp, dim=-1)).sum(-1)   # (M,)
         per_patch_weight = (1 / n_masked.clamp(min=1).float())[:, None, None].expand_as(masks)[masks]   # 1/|M_i| at image i's patches
-        loss = (patch_ce * per_patch_weight).sum() / masks.shape[0]
+        loss = (patch_ce * to_device_async(per_patch_weight, device)).sum() / masks.shape[0]
         self.update_center(teacher_out)
         self.last_stats = dict(teacher_probs=teacher_probs,                       # (M, K), for the entropy health metrics
                                loss_per_masked_image=loss.detach() * masks.shape[0] / (n_masked > 0).sum().clamp(min=1))

@@ -42,12 +42,13 @@ CLASS_NAMES = ['other', 'mitochondria']
 
 # The recipes: TrainConfig overrides (see TrainConfig in semisupervised_learning/core.py), one place to edit.
 CONFIGS = {
-    # the tiny 2-block ViT from random weights, trained whole. 20 sections / batch 8 = 2 steps per epoch, measured
-    # 4.6 s per epoch on the shared 2-core CPU: 200 epochs ~ 15 minutes, plus the pictures and the probe
-    'cpu': dict(backbone='dinov2_tiny14', pretrained=False, adapt='full', head_warmup_epochs=5,
-                epochs=200, warmup_epochs=10, batch_size=8, lr=5e-4, momentum_teacher=0.99, center_momentum=0.9,
-                out_dim=256, hidden_dim=512, bottleneck_dim=128, teacher_temp=0.04,
-                global_size=224, local_size=98, n_local_crops=6, num_workers=2, save_every=50, log_every=20, device='cpu'),
+    # the tiny 2-block ViT from random weights, trained whole with core's RANDOM_INIT_RECIPE (iBOT + KoLeo without the DINO
+    # CLS term, sharp teacher, no local crops, every layer at the full lr). 20 sections x 4 samples / batch 8 = 10 steps per
+    # epoch, 400 epochs = 4000 steps: 9-15 minutes on the shared 2-core CPU, plus the pictures and the probe
+    'cpu': dict(backbone='dinov2_tiny14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5,
+                epochs=400, warmup_epochs=10, batch_size=8, lr=5e-4, momentum_teacher=0.99, center_momentum=0.9,
+                out_dim=256, hidden_dim=512, bottleneck_dim=128, global_size=224, samples_per_image=4,
+                global_scale=(0.14, 0.35), num_workers=2, save_every=100, log_every=20, device='cpu'),
     # ViT-S/14 (random weights unless --weights), LoRA. One step of 16 per epoch, loaded by one worker: estimated (not
     # yet measured) ~0.7 s per epoch on an H100 machine, so 300 epochs ~ 4 minutes; check the wall time it reports
     'gpu-vits': dict(backbone='dinov2_vits14', pretrained=False, adapt='lora', head_warmup_epochs=15,
@@ -117,26 +118,33 @@ def run_config(name:str, args) -> dict:
     names = args.class_names or (['background', 'membrane'] if args.quick else CLASS_NAMES if args.masks == MASKS else [str(v) for v in data.class_values])
     t1 = time.time()
     comparison = compare_backbones({'start': start, 'adapted': result['outputs']['backbone']}, data[:probe['n_train']], data[probe['n_train']:],
-                                   device=result['device'], progress=False, n_show=0, seeds=probe['seeds'], n_bootstrap=probe['n_bootstrap'])
+                                   device=result['device'], progress=False, n_show=2 if args.figure else 0, seeds=probe['seeds'],
+                                   n_bootstrap=probe['n_bootstrap'], class_names=names)
+    if args.figure:
+        comparison['figure'].savefig(args.figure, dpi=80)
+        Image.open(args.figure).convert('RGB').quantize(colors=128).save(args.figure, optimize=True)   # a third of the size, for a repository
+        log(f"figure: {args.figure} (true masks; per row: patch PCA and probe predictions)")
     probe_s = time.time() - t1
     log(f"\nprobe: {probe['n_train']} training and {len(data) - probe['n_train']} held-out images of {args.images}, {probe['size']} px, "
         f"{probe['seeds']} seeds x {probe['n_bootstrap']} resamples")
     log(format_table(comparison['rows'], names))
     rows = {r['backbone']: r for r in comparison['rows']}
+    if args.target_class and args.target_class not in names: raise SystemExit(f"error: --target-class {args.target_class} is not one of {', '.join(names)}")
+    k = names.index(args.target_class) if args.target_class else len(names) - 1      # the class the summary reports
     return dict(config=name + ''.join(f' {k}={v}' for k, v in args.set), quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
                 start=rows['start']['mean_iou'], start_std=rows['start']['mean_iou_std'],
                 adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
                 gain=rows['adapted']['delta_mean_iou'], gain_std=rows['adapted']['delta_mean_iou_std'], within_noise=rows['adapted']['within_noise'],
                 filter_bank=rows['filter bank']['mean_iou'], majority=rows['majority class']['mean_iou'],
-                target_class=names[-1], target_start=rows['start']['iou'][-1], target_adapted=rows['adapted']['iou'][-1],
-                target_std=max(rows['start']['iou_std'][-1], rows['adapted']['iou_std'][-1]), target_filter_bank=rows['filter bank']['iou'][-1],
+                target_class=names[k], target_start=rows['start']['iou'][k], target_adapted=rows['adapted']['iou'][k],
+                target_std=max(rows['start']['iou_std'][k], rows['adapted']['iou_std'][k]), target_filter_bank=rows['filter bank']['iou'][k],
                 loss=[result['history'][0], result['history'][-1]], epochs=len(result['history']),
                 train_s=train_s, probe_s=probe_s, budget_min=None if args.quick else BUDGET_MINUTES.get(name),
                 health=health_warnings(run), device=str(result['device']))
 
 def summary_table(results:list) -> str:
     "One line per configuration: start, adapted, gain ± spread, the baselines, wall time, health."
-    header = ['config', 'start mIoU', 'adapted mIoU', 'gain', '', 'filter bank', 'majority', 'last class IoU: start -> adapted (filter bank)',
+    header = ['config', 'start mIoU', 'adapted mIoU', 'gain', '', 'filter bank', 'majority', 'target class IoU: start -> adapted (filter bank)',
               'train', 'probe', 'health warnings']
     lines = [[r['config'] + (' (quick)' if r['quick'] else ''), f"{r['start']:.3f}±{r['start_std']:.3f}", f"{r['adapted']:.3f}±{r['adapted_std']:.3f}",
               f"{r['gain']:+.3f}±{r['gain_std']:.3f}", 'within noise' if r['within_noise'] else 'beyond noise',
@@ -164,8 +172,10 @@ def main(argv=None):
     p.add_argument('--images', type=Path, default=IMAGES, help="labelled EM images for the probe")
     p.add_argument('--masks', type=Path, default=MASKS, help="their masks (same file names)")
     p.add_argument('--class-names', type=lambda s: s.split(','), default=None, help="comma-separated, one per mask value")
+    p.add_argument('--target-class', default=None, help="the class whose IoU the summary reports (default: the last), e.g. membrane on ISBI")
     p.add_argument('--out', default=None, help="run folder (one config only; default: runs/adapt-CONFIG-TIME, a temp folder with --quick)")
     p.add_argument('--json', default=None, help="append one JSON line per configuration here")
+    p.add_argument('--figure', default=None, help="save the probe's picture here (2 held-out images: true mask, then patch PCA and predictions of start and adapted)")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
                    help="override one TrainConfig field of the config (repeatable), e.g. --set centering=sinkhorn_knopp --set lr=2e-4")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")

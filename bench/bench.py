@@ -20,7 +20,7 @@ ViT formula), achieved TFLOP/s and MFU against a matmul peak measured first in t
     python bench/bench.py --list                                   # the configurations
 """
 from __future__ import annotations
-import argparse, gc, json, math, os, re, resource, statistics, subprocess, sys, tempfile, time
+import argparse, gc, json, math, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,25 @@ CONFIGS = {
     'gpu-vitl-full':    dict(backbone='dinov2_vitl14', train='full',   batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
 }
 DEFAULTS = dict(depth=None, n_global=2, n_local=8, global_size=224, local_size=98, out_dim=256)
+# Whole runs of `core.train(TrainConfig(...))`, data and between-epoch work included: a folder of `images` synthetic
+# EM images of `size` px (or --images), and the TrainConfig settings. head_warmup_epochs=0: the backbone trains from step 1.
+RUNS = {
+    'run-cpu-folder20': dict(images=20, size=512, config=dict(backbone='dinov2_tiny14', adapt='full', head_warmup_epochs=0,
+                             epochs=30, warmup_epochs=2, batch_size=8, out_dim=256, hidden_dim=512, bottleneck_dim=128,
+                             num_workers=2, save_every=10, log_every=2, device='cpu')),
+    # the same 20 images as one long epoch of 60 steps (24 samples per image): what short epochs cost, measured against it
+    'run-cpu-folder20-long': dict(images=20, size=512, config=dict(backbone='dinov2_tiny14', adapt='full', head_warmup_epochs=0,
+                                  epochs=1, samples_per_image=24, warmup_epochs=0, batch_size=8, out_dim=256, hidden_dim=512,
+                                  bottleneck_dim=128, num_workers=2, save_every=10, log_every=2, device='cpu')),
+    'run-gpu-vits-full': dict(images=640, size=512, config=dict(backbone='dinov2_vits14', adapt='full', head_warmup_epochs=0,
+                              epochs=12, warmup_epochs=1, batch_size=64, num_workers=14, save_every=5, log_every=10, device='cuda')),
+    'run-gpu-vitb-full': dict(images=640, size=512, config=dict(backbone='dinov2_vitb14', adapt='full', head_warmup_epochs=0,
+                              epochs=8, warmup_epochs=1, batch_size=64, num_workers=14, save_every=4, log_every=10, device='cuda')),
+    'run-gpu-vitl-full': dict(images=320, size=512, config=dict(backbone='dinov2_vitl14', adapt='full', head_warmup_epochs=0,
+                              epochs=4, warmup_epochs=1, batch_size=32, num_workers=14, save_every=2, log_every=10, device='cuda')),
+    'run-gpu-vits-folder20': dict(images=20, size=512, config=dict(backbone='dinov2_vits14', adapt='full', head_warmup_epochs=0,
+                                  epochs=100, warmup_epochs=5, batch_size=10, num_workers=14, save_every=20, log_every=2, device='cuda')),
+}
 
 
 def log(*a): print(*a, flush=True)
@@ -129,7 +148,7 @@ def build(cfg, device, compile=False):
 def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps, epoch=0,
               momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1, amp='core'):
     """`core.train_step` with the momentum schedule of `core.train_one_epoch`, minus its progress bar and logging.
-    amp='core' autocasts to bf16 as core does by default (CUDA only); 'bf16' on any device; 'off' never."""
+    amp='core' autocasts to bf16 as core does by default (`core.amp_enabled`); 'bf16' on any device; 'off' never."""
     amp = {'core': None, 'bf16': True, 'off': False}[amp]
     state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
     def step(crops, i):
@@ -236,6 +255,72 @@ def run_data_only(name, cfg, paths):
     del loader
     return res
 
+def run_train(name, spec, images=None, overrides=None, peak=None):
+    """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
+    (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
+    (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
+    to the next one's first: loader restart and first batch, checkpoint, health, logging) and the tail (last checkpoint,
+    export, pictures)."""
+    import dataclasses
+    work = Path(tempfile.mkdtemp(prefix=f'ssl_{name}_'))
+    if images: data, source = str(images), str(images)
+    else:
+        core.write_synthetic_em(work / 'images', n=spec['images'], size=spec['size'], seed=0)
+        data, source = str(work / 'images'), f"{spec['images']} synthetic {spec['size']} px EM images (core.write_synthetic_em)"
+    config = core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}),
+                                 'data': data, 'out': str(work / 'run')})
+    device = torch.device(config.device)
+    if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
+    stamps, original = [], core.train_step
+    steps_per_epoch = len(core.find_em_images(data)) * config.samples_per_image // config.batch_size
+    def timed_step(*args, **kwargs):
+        t0 = time.perf_counter(); out = original(*args, **kwargs)
+        if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway
+        stamps.append((args[6], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
+        return out
+    core.train_step = timed_step
+    try:
+        t_start = time.perf_counter()
+        result = core.train(config)
+        t_end = time.perf_counter()
+    finally: core.train_step = original
+    if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
+    epochs = sorted({s[0] for s in stamps})
+    first = {e: min(s[1] for s in stamps if s[0] == e) for e in epochs}
+    last = {e: max(s[2] for s in stamps if s[0] == e) for e in epochs}
+    between = [first[b] - last[a] for a, b in zip(epochs, epochs[1:])]
+    inside = [last[e] - first[e] for e in epochs]
+    train_span = last[epochs[-1]] - first[epochs[0]]
+    n_images = sum(s[3] for s in stamps)
+    res = dict(config=name, mode='train-run', device=device_name(device), data=source, backbone=config.backbone_name,
+               adapt=config.adapt, amp=core.amp_enabled(device, config.amp), batch=config.batch_size, workers=config.num_workers,
+               epochs=len(epochs), steps_per_epoch=steps_per_epoch, images_trained=n_images,
+               crops=f"{config.n_global_crops}x{config.global_size}+{config.n_local_crops}x{config.local_size}",
+               objective='dinov2' if isinstance(result['loss_fn'], core.DINOv2Loss) else 'dino',
+               wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
+               between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
+               between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
+               images_per_s=n_images / train_span, images_per_s_inside_epochs=n_images / sum(inside),
+               cpu_max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
+    if device.type == 'cuda': res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
+    if peak:
+        flop_cfg = dict(train='full' if config.adapt == 'full' else 'frozen', global_size=config.global_size, local_size=config.local_size,
+                        n_global=config.n_global_crops, n_local=config.n_local_crops, out_dim=config.out_dim)
+        flops = analytic_flops_per_image(result['teacher'].backbone, flop_cfg, config.hidden_dim, config.bottleneck_dim)
+        res.update(gflop_per_image_analytic=flops / 1e9, peak_tflops=peak[0], peak_dtype=peak[1],
+                   mfu_analytic=flops * res['images_per_s'] / 1e12 / peak[0],
+                   mfu_inside_epochs=flops * res['images_per_s_inside_epochs'] / 1e12 / peak[0])
+    log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs); "
+        f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
+        f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
+        f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, {res['workers']} workers; "
+        f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
+        f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"
+        + (f"; MFU {100 * res['mfu_analytic']:.1f}% over the training ({100 * res['mfu_inside_epochs']:.1f}% inside epochs) of {peak[0]:.0f} TFLOP/s {peak[1]}" if peak else '')
+        + (f"; CUDA max allocated {res['cuda_max_allocated_gb']:.1f} GB" if 'cuda_max_allocated_gb' in res else ''))
+    shutil.rmtree(work, ignore_errors=True)
+    return res
+
 def device_name(device):
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
     model = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), 'CPU') \
@@ -292,28 +377,48 @@ def main(argv=None):
     p.add_argument('--data-only', action='store_true', help='time the loader alone (no model): images/s the CPU pipeline delivers')
     p.add_argument('--no-peak', action='store_true', help='skip the matmul peak measurement')
     p.add_argument('--amp', choices=['core', 'bf16', 'off'], default='core',
-                   help="bf16 autocast: 'core' = core's default (CUDA only); 'bf16' = amp=True, also on CPU; 'off' = amp=False")
+                   help="bf16 autocast: 'core' = core's default (core.amp_enabled: CUDA and CPUs with bf16 units); 'bf16' = amp=True; 'off' = amp=False")
+    p.add_argument('--epochs', type=int, help='run-* configurations: override the epochs')
+    p.add_argument('--run-images', type=int, help='run-* configurations: how many synthetic images (without --images)')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
-    p.add_argument('--objective', choices=['dino', 'dinov2'], default='dino',
-                   help="dino: the DINO loss alone; dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, core's TrainConfig default)")
+    p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
+                   help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
     if a.list:
-        for k, v in CONFIGS.items(): print(f"{k:18s} {v}")
+        for k, v in {**CONFIGS, **RUNS}.items(): print(f"{k:22s} {v}")
         return
     if a.threads: torch.set_num_threads(a.threads)
     results, peaks = [], {}
     for name in a.config.split(','):
+        if name in RUNS:      # a whole train() run
+            spec = {**RUNS[name], **({'images': a.run_images} if a.run_images else {})}
+            overrides = {k: v for k, v in dict(batch_size=a.batch, num_workers=a.workers, backbone=a.backbone, device=a.device,
+                                                epochs=a.epochs).items() if v is not None}
+            if a.amp != 'core': overrides['amp'] = a.amp == 'bf16'
+            if a.objective == 'dino': overrides.update(ibot_weight=0.0, koleo_weight=0.0)
+            if a.compile: overrides['compile'] = True
+            device = torch.device(overrides.get('device', spec['config']['device']))
+            if device.type == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
+            bf16 = core.amp_enabled(device, overrides.get('amp'))
+            if device.type == 'cuda' and (device.type, bf16) not in peaks and not a.no_peak:
+                tf, how = matmul_peak(device, bf16); peaks[device.type, bf16] = (tf, 'bf16' if bf16 else 'fp32')
+                log(f"matmul peak on {device_name(device)}: {tf:.3f} TFLOP/s ({how})")
+            log(f"== {name}: {spec} overrides {overrides}")
+            results.append(run_train(name, spec, a.images, overrides, peaks.get((device.type, bf16))))
+            if a.json:
+                with open(a.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
+            continue
         if name not in CONFIGS: raise SystemExit(f"unknown configuration {name!r}; one of {', '.join(CONFIGS)}")
         cfg = {**DEFAULTS, **CONFIGS[name]}
         for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim', 'backbone', 'device'):
             if getattr(a, k) is not None: cfg[k] = getattr(a, k)
         if a.train is not None: cfg['train'] = a.train if a.train in ('frozen', 'full') else int(a.train)
-        cfg['objective'] = a.objective
+        cfg['objective'] = a.objective or 'dino'
         if cfg['device'] == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
         device = torch.device(cfg['device'])
-        bf16 = device.type == 'cuda' if a.amp == 'core' else a.amp == 'bf16'
+        bf16 = core.amp_enabled(device) if a.amp == 'core' else a.amp == 'bf16'
         if a.data_only:
             paths, source = image_paths(a.images)
             log(f"== {name} (data only): images: {len(paths)} files from {source}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU benchmark run for BENCHMARKS.md: every GPU number in about 3-6 minutes on one H100.
+# One prepared GPU benchmark run for BENCHMARKS.md: the GPU numbers of issue 16 in about 6-9 minutes on one H100.
 # Needs torch + timm (no nbdev/fastcore, no network, no install: the checkout is put on PYTHONPATH).
 #   bash bench/gpu.sh              # on the GPU machine, from the repository root; everything goes to stdout
 #   bash bench/gpu.sh --dry-run    # the same sequence on the CPU with a tiny backbone, to test the script
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 DRY=()
 if [ "${1:-}" = "--dry-run" ]; then
-  DRY=(--device cpu --backbone dinov2_tiny14 --batch 4 --warmup 1 --steps 2 --workers 2)
+  DRY=(--device cpu --backbone dinov2_tiny14 --batch 4 --warmup 1 --steps 2 --workers 2 --epochs 2 --run-images 8)
 fi
 JSON="${OUT:-/tmp}/bench_gpu.jsonl"
 T0=$(date +%s)
@@ -22,13 +22,16 @@ echo "######## machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 echo "CPU cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo)"
 python -c "import sys; sys.modules['fastcore'] = sys.modules['nbdev'] = None; import torch, timm, semisupervised_learning.core as c; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__, '| core imports without nbdev/fastcore:', c.__file__)"
-# 1. bf16 matmul peak + ViT-L/14 full fine-tune, batch 32: images/s, MFU, peak memory
-stage 130 --config gpu-vitl-full
-# 2. ViT-L/14 frozen backbone, batch 64, 14 loader workers: end-to-end images/s including data
-stage 110 --config gpu-vitl-frozen
-# 3. the CPU multi-crop pipeline alone with 14 workers: can it feed stage 2?
-stage 60 --config gpu-vitl-frozen --data-only --steps 16
-# 4. ViT-S/14 frozen (batch 128) and ViT-L/14 last 4 blocks (batch 32)
-stage 120 --config gpu-vits-frozen,gpu-vitl-last4
+# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64:
+#    images/s over the training and inside epochs, the share of time between epochs, MFU
+stage 150 --config run-gpu-vits-full
+# 2. a 20-image folder, 100 short epochs of 2 steps: what is lost between epochs
+stage 100 --config run-gpu-vits-folder20
+# 3. ViT-L/14 full fine-tune as a whole run: end-to-end MFU (target >= 40%)
+stage 150 --config run-gpu-vitl-full
+# 4. ViT-B/14 full fine-tune as a whole run
+stage 120 --config run-gpu-vitb-full
+# 5. the step alone: bf16 matmul peak + ViT-L/14 full fine-tune, batch 32 (compute-only MFU to compare with 3)
+stage 100 --config gpu-vitl-full
 echo; echo "######## done in $(( $(date +%s) - T0 )) s; JSON lines in $JSON"
 [ -f "$JSON" ] && cat "$JSON"

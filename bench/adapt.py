@@ -100,7 +100,7 @@ def run_config(name:str, args) -> dict:
         defaults = core.TrainConfig()
         overrides.update({k: getattr(defaults, k) for k in core.RANDOM_INIT_RECIPE}, weights=str(args.weights), pretrained=True,
                          backbone=CONFIGS[name]['backbone'])   # the file's architecture
-        overrides.update(dict(args.set))
+        overrides.update({**dict(args.set), **(QUICK if args.quick else {})})
     if overrides.get('device') == 'cuda' and not torch.cuda.is_available():
         raise SystemExit(f"error: config {name!r} needs a CUDA GPU (none here); try --config cpu, or --quick.")
     run = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix='adapt-quick-')) if args.quick else \
@@ -194,6 +194,8 @@ def main(argv=None):
     for option in ('unlabeled', 'images', 'masks'):
         if not getattr(args, option).exists():
             p.error(f"--{option} {getattr(args, option)} does not exist (see ../shared/data/vnc-gerhard2013/README.md), or use --quick")
+    if args.target_class and args.class_names and args.target_class not in args.class_names:
+        p.error(f"--target-class {args.target_class} is not one of --class-names {','.join(args.class_names)}")
     results = []
     for name in names:
         results.append(run_config(name, args))

@@ -272,7 +272,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
     device = torch.device(config.device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
     stamps, original = [], core.train_step
-    steps_per_epoch = len(core.find_em_images(data)) * config.samples_per_image // config.batch_size
+    steps_per_epoch = len(core.MultiCropDataset(data).items) * config.samples_per_image // config.batch_size   # pages of stacks count
     def timed_step(*args, **kwargs):
         t0 = time.perf_counter(); out = original(*args, **kwargs)
         if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway

@@ -294,7 +294,7 @@ def show_crops(dataset:MultiCropDataset, index:int=0, # which sample
         ax = axes[0, c] if c < n_global else axes[1, c - n_global]
         ax.imshow((crop[0] * dataset._std[0] + dataset._mean[0]).numpy(), cmap='gray', vmin=0, vmax=1)
         ax.set_title(f"{'global' if c < n_global else 'local'} {crop.shape[-1]}px", fontsize=7)
-    fig.suptitle(Path(dataset.image_names[index]).name, fontsize=8); fig.tight_layout()
+    fig.suptitle(Path(dataset.image_names[index % len(dataset.items)]).name, fontsize=8); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=100)
     return fig
 
@@ -303,9 +303,9 @@ class ResumableBatchSampler(BatchSampler):
     "Batches of epoch `epoch` from batch `start_batch` on; with `stream`, of every later epoch too, as (epoch, index) pairs."
     epoch, start_batch, stream = 0, 0, False
     def __iter__(self):
-        epoch, skip = self.epoch, self.start_batch
+        epoch, skip, self.start_batch = self.epoch, self.start_batch, 0
         while True:
-            if hasattr(self.sampler, 'set_epoch'): self.sampler.set_epoch(epoch)
+            if self.stream and hasattr(self.sampler, 'set_epoch'): self.sampler.set_epoch(epoch)   # else the loader sets it
             for b, batch in enumerate(super().__iter__()):
                 if b >= skip: yield [(epoch, i) for i in batch] if self.stream else batch
             if not self.stream: return
@@ -323,7 +323,8 @@ class MultiCropLoader(DataLoader):
         self.epoch, self._next_start = epoch + 1, 0
         if hasattr(self.dataset, 'set_epoch'): self.dataset.set_epoch(epoch)
         self.batch_sampler.epoch, self.batch_sampler.start_batch = epoch, start
-        if not self.batch_sampler.stream: return super().__iter__()
+        if not self.batch_sampler.stream:
+            self.batch_sampler.sampler.set_epoch(epoch); return super().__iter__()
         if self._stream is None or self._position != (epoch, start):     # elsewhere than where the stream stands: restart it there
             self._stream, self._position = super().__iter__(), (epoch, start)
         return self._pass(epoch, len(self) - start)
@@ -884,9 +885,11 @@ class CheckpointWriter:
             atomic_save(state, path)
             if keep_as is not None: keep_copy(path, keep_as)
             return
+        self._cuda = None
         state = self._host_copy(state)
         ready = None
-        if self._pinned: ready = torch.cuda.Event(); ready.record()     # the copies into pinned memory are queued, not done
+        if self._cuda is not None:                                      # the copies into pinned memory are queued, not done
+            ready = torch.cuda.Event(); ready.record(torch.cuda.current_stream(self._cuda))
         def write():
             try:
                 if ready is not None: ready.synchronize()
@@ -902,13 +905,18 @@ class CheckpointWriter:
             error, self._error = self._error, None
             raise error
     def __enter__(self): return self
-    def __exit__(self, *exc): self.wait()
+    def __exit__(self, kind, error, traceback):
+        if kind is None: self.wait(); return
+        try: self.wait()                                                # another error is on its way: report a failed write, do not hide that error
+        except Exception as write_error: warnings.warn(f"The last checkpoint write failed too: {write_error}")
     def _host_copy(self, obj, key=()):
         if isinstance(obj, torch.Tensor):
             if obj.device.type != 'cuda': return obj.detach().clone()
+            self._cuda = obj.device
             buffer = self._pinned.get(key)
             if buffer is None or buffer.shape != obj.shape or buffer.dtype != obj.dtype:
-                buffer = self._pinned[key] = torch.empty(obj.shape, dtype=obj.dtype, pin_memory=True)
+                try: buffer = self._pinned[key] = torch.empty(obj.shape, dtype=obj.dtype, pin_memory=True)
+                except RuntimeError: return obj.detach().to('cpu')       # no pinned memory to be had (memlock limit): a plain copy
             return buffer.copy_(obj.detach(), non_blocking=True)
         if isinstance(obj, dict): return {k: self._host_copy(v, key + (k,)) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)): return type(obj)(self._host_copy(v, key + (i,)) for i, v in enumerate(obj))
@@ -990,7 +998,7 @@ class TrainingMonitor:
                       teacher_sum=teacher_sum.item(), grad_norm=grad_norm.item(), lr=optimizer.param_groups[0]['lr'],
                       weight_decay=optimizer.param_groups[0]['weight_decay'], momentum=momentum,
                       teacher_temp=loss_fn.teacher_temp_at(epoch), images_per_s=images_per_s,
-                      backbone_frozen=backbone_is_frozen(student))
+                      backbone_frozen=backbone_is_frozen(student), dino_weight=getattr(loss_fn, 'dino_weight', 1.0))
         center = loss_fn.center.detach().clone()
         record['center_change'] = None if self._last_center is None else (center - self._last_center).norm().item()
         self._last_center = center
@@ -1011,6 +1019,7 @@ class TrainingMonitor:
                       teacher_student_distance=last['teacher_student_distance'],
                       teacher_change=None if reference is None else abs(last['teacher_sum'] - reference),
                       lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'],
+                      dino_weight=last.get('dino_weight', 1.0),
                       **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'ibot_teacher_entropy')
                          if any(k in r for r in self._interval)})
         self._last_teacher_sum = last['teacher_sum']
@@ -1029,7 +1038,7 @@ class TrainingMonitor:
         found, e, s = {}, r['epoch'] + 1, self.settings
         frozen = r.get('backbone_frozen', False)
         def advice(*options): return ' Try: ' + ', '.join(o for o in options if o) + '.'
-        cls_trained = frozen or s.get('dino_weight', 1.0) > 0      # with dino_weight=0 only the patch terms train the backbone
+        cls_trained = frozen or r.get('dino_weight', s.get('dino_weight', 1.0)) > 0   # with dino_weight=0 only the patch terms train the backbone
         if cls_trained and r['teacher_entropy'] > 0.9 * r['ln_K']:
             found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is {r['teacher_entropy'] / r['ln_K']:.0%} of "
                 f"ln K = {r['ln_K']:.3f}; the outputs carry no information." + advice(
@@ -1549,6 +1558,11 @@ class TrainConfig:
                 raise ValueError(f"{name}={value}: two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0)).")
         for name in ('dino_weight', 'ibot_weight', 'koleo_weight'):
             if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
+        if not (self.dino_weight or self.ibot_weight or self.koleo_weight):
+            raise ValueError("dino_weight, ibot_weight and koleo_weight are all 0: nothing would train the backbone. Keep one above 0.")
+        if self.n_global_crops < 2 and self.n_local_crops == 0:
+            raise ValueError(f"n_global_crops={self.n_global_crops} with n_local_crops=0: DINO compares different views, so it needs "
+                             "n_global_crops >= 2 or some local crops.")
         if self.koleo_weight and self.batch_size < 2: raise ValueError("koleo_weight needs batch_size >= 2 (nearest neighbours within the batch); set koleo_weight=0.")
         if self.lr is not None and not self.lr > 0: raise ValueError(f"lr={self.lr} must be positive (or None for 5e-4 x batch / 256).")
         if self.backbone is not None and self.backbone not in DINOV2_ARCHS:
@@ -1710,7 +1724,8 @@ def run_summary(result:dict, config:TrainConfig) -> str:
         first = f" from epoch {values[0][0] + 1}" if values[0][0] > epochs[0]['epoch'] else ''
         return f"{name} {values[0][1]:.4f} -> {values[-1][1]:.4f}{first}"
     terms = [t for t in (term('dino_loss', 'DINO'), term('ibot_loss', 'iBOT'), term('koleo_loss', 'KoLeo')) if t]
-    if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs): terms[0] += " (trained in the head warm-up only, dino_weight=0)"
+    if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs):
+        terms[0] += " (trained in the head warm-up only, dino_weight=0)" if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)"
     lines = [(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs" + (f"; {', '.join(terms)}." if len(terms) > 1 else '.')) if h else "Done: no epoch ran.",
              "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "." if moved else
                              "unchanged: the exported backbone equals the starting weights" +

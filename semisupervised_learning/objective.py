@@ -66,7 +66,7 @@ def block_masks(n_images:int, # images in the batch (DINOv2: all global crops, c
 def to_device_async(x:torch.Tensor, device) -> torch.Tensor:
     "`x` on `device`; a CPU tensor goes to CUDA from pinned memory without the host waiting for the GPU (pageable memory would make it wait)."
     device = torch.device(device)
-    if x.device == device or device.type != 'cuda': return x.to(device)
+    if x.device.type != 'cpu' or device.type != 'cuda': return x.to(device)
     return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
 
 def masked_index(masks:torch.Tensor, # (n, h, w) bool, best on the CPU (where the step draws them)

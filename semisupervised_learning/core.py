@@ -1576,7 +1576,7 @@ class TrainConfig:
 
     @property
     def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
-    @property
+    @functools.cached_property   # read once: `weights` may be a gigabyte file, and train() asks several times
     def backbone_name(self) -> str:
         "The backbone to build: the given name, else the one stored in `weights`, else DINOv2 ViT-L/14."
         if self.backbone: return self.backbone

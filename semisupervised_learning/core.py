@@ -14,22 +14,23 @@ from PIL import Image, ImageFilter
 import tifffile
 from tqdm.auto import tqdm
 from .lora import add_lora, has_lora, merge_lora_state, merged_state_dict
-from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masked_index, masking, sinkhorn_knopp
+from .objective import IBOTPatchLoss, add_mask_token, block_masks, koleo_loss, masked_index, masking, sinkhorn_knopp, to_device_async
 
 # %% auto #0
 __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT',
            'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE',
            'make_synthetic_em', 'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
-           'count_pages', 'load_em_image', 'random_resized_crop', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
-           'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'dinov2_weights_url', 'load_dinov2',
-           'read_backbone_file', 'check_state_dict', 'load_backbone_weights', 'backbone_tokens', 'DINOHead',
-           'DINOModel', 'adapt_backbone', 'unwrap', 'default_device', 'backbone_state_dict', 'backbone_change',
-           'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale',
-           'create_optimizer', 'warmup_cosine', 'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema',
-           'is_main_process', 'rng_states', 'set_rng_states', 'atomic_save', 'checkpoint_state', 'save_checkpoint',
-           'keep_copy', 'CheckpointWriter', 'read_checkpoint', 'load_checkpoint', 'HealthWarning', 'TrainingMonitor',
-           'read_health', 'plot_training_health', 'amp_enabled', 'NonFiniteLossError', 'TrainingInterrupted',
-           'train_step', 'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
+           'count_pages', 'load_em_image', 'crop_box', 'gaussian_blur', 'MultiCropDataset', 'show_crops',
+           'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop',
+           'GPUCropLoader', 'dinov2_weights_url', 'load_dinov2', 'read_backbone_file', 'check_state_dict',
+           'load_backbone_weights', 'backbone_tokens', 'DINOHead', 'DINOModel', 'adapt_backbone', 'unwrap',
+           'default_device', 'backbone_state_dict', 'backbone_change', 'weights_fingerprint', 'create_dino_models',
+           'backbone_is_frozen', 'DINOLoss', 'DINOv2Loss', 'lr_scale', 'create_optimizer', 'warmup_cosine',
+           'WarmupCosineSchedule', 'set_backbone_training', 'update_teacher_ema', 'is_main_process', 'rng_states',
+           'set_rng_states', 'atomic_save', 'checkpoint_state', 'save_checkpoint', 'keep_copy', 'CheckpointWriter',
+           'read_checkpoint', 'load_checkpoint', 'HealthWarning', 'TrainingMonitor', 'read_health',
+           'plot_training_health', 'amp_enabled', 'NonFiniteLossError', 'TrainingInterrupted', 'train_step',
+           'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
            'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
            'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone', 'setup_distributed',
            'TrainConfig', 'demo_config', 'describe_images', 'describe_adaptation', 'build_backbone', 'train',
@@ -156,21 +157,17 @@ def load_em_image(path, # PNG, JPEG or TIFF (8/16-bit, float32, big-endian)
 # %% ../nbs/00_core.ipynb #3913fda0
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-def random_resized_crop(image:torch.Tensor, # (1, H, W) float image
-                        size:int, # output side in pixels
-                        scale, # (min, max) fraction of the image area
-                        rng:np.random.Generator, ratio=(3/4, 4/3)) -> torch.Tensor:
-    "A random crop covering `scale` of the area, resized (bilinear, antialiased) to `size` x `size`."
-    H, W = image.shape[-2:]
+def crop_box(H:int, W:int, # image height and width in pixels
+             scale, # (min, max) fraction of the image area
+             rng:np.random.Generator, ratio=(3/4, 4/3)) -> tuple[int, int, int, int]:
+    "A random resized crop's box, (top, left, height, width), covering `scale` of the area with an aspect ratio in `ratio`."
     for _ in range(10):
         area = H * W * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
         w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
         if 0 < w <= W and 0 < h <= H: break
     else: h = w = min(H, W)
-    top, left = int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1))
-    crop = image[None, :, top:top + h, left:left + w]
-    return F.interpolate(crop, size=(size, size), mode='bilinear', antialias=True, align_corners=False)[0]
+    return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
 
 def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
     "Separable Gaussian blur of a (1, S, S) image with reflect padding."
@@ -184,6 +181,7 @@ def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
 # %% ../nbs/00_core.ipynb #179346df
 class MultiCropDataset(Dataset):
     "EM images as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."
+    epoch_items = True      # an item may be (epoch, index): the loader can run on into the next epoch
     def __init__(self, root_or_paths, # folder, file or list of files (multi-page TIFFs give one item per page)
                  n_global_crops:int=2, n_local_crops:int=8,
                  global_size:int=224, local_size:int=98, # multiples of the patch size 14
@@ -231,7 +229,7 @@ class MultiCropDataset(Dataset):
         if self.on_error == 'raise': raise EMImageError(message)
         warnings.warn(f"skipping: {message}")
 
-    def load_image(self, index:int) -> torch.Tensor:
+    def load_image(self, index:int, cache:bool=True) -> torch.Tensor:
         "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop; decoded once while `cache_mb` lasts."
         if index in self._cache: return self._cache[index]
         path, page = self.items[index]
@@ -241,7 +239,7 @@ class MultiCropDataset(Dataset):
                           "global crop: upsampling it. Use larger images or a smaller global_size for sharp crops.")
             factor = self.global_size / min(image.shape[-2:])
             image = F.interpolate(image[None], scale_factor=factor, mode='bilinear', align_corners=False)[0]
-        if self._cache_bytes + image.nbytes <= self.cache_mb * 2**20:
+        if cache and self._cache_bytes + image.nbytes <= self.cache_mb * 2**20:
             self._cache[index] = image; self._cache_bytes += image.nbytes
         return image
 
@@ -256,29 +254,48 @@ class MultiCropDataset(Dataset):
                 self._failed[i] = True
         else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
         rng = np.random.default_rng([self.seed, epoch, index])
-        crops = []
+        views = []
         for c in range(self.n_global_crops + self.n_local_crops):
-            is_global = c < self.n_global_crops
-            size, scale = (self.global_size, self.global_scale) if is_global else (self.local_size, self.local_scale)
-            x = random_resized_crop(image, size, scale, rng)
-            blur_prob = self.blur_probs[0 if c == 0 else 1 if is_global else 2]
-            crops.append(self.augment(x, rng, blur_prob, self.solarize_prob if c == 1 else 0.0))
-        return crops
+            view = self.draw_view(rng, *image.shape[-2:], c)
+            views.append(self.make_view(image, view, self.global_size if c < self.n_global_crops else self.local_size, rng))
+        return views
 
-    def augment(self, x:torch.Tensor, rng, blur_prob:float, solarize_prob:float) -> torch.Tensor:
-        "EM augmentations of one (1, S, S) crop, then normalisation to a (3, S, S) DINOv2 input."
-        if self.flips and rng.random() < 0.5: x = x.flip(-1)
-        if self.flips and rng.random() < 0.5: x = x.flip(-2)
-        if self.rotate90 and (k := int(rng.integers(4))): x = torch.rot90(x, k, (-2, -1))
-        uniform = lambda low, high: float(rng.uniform(low, high))    # Python floats keep the crop float32
-        if rng.random() < self.intensity_prob:
+    VIEW_FIELDS = ('top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',
+                   'blur', 'sigma', 'solarize')
+    def draw_view(self, rng, H:int, W:int, # the image's size in pixels
+                  c:int, # which crop: the globals first
+                 ) -> np.ndarray:
+        "Crop `c`'s random choices, one value per `VIEW_FIELDS` name: what `make_view` applies here and `GPUMultiCrop` on the GPU."
+        is_global = c < self.n_global_crops
+        top, left, h, w = crop_box(H, W, self.global_scale if is_global else self.local_scale, rng)
+        flip_x = self.flips and rng.random() < 0.5
+        flip_y = self.flips and rng.random() < 0.5
+        k = int(rng.integers(4)) if self.rotate90 else 0
+        uniform = lambda low, high: float(rng.uniform(low, high))
+        contrast, brightness, gamma = 1.0, 0.0, 1.0
+        if intensity := rng.random() < self.intensity_prob:
+            contrast, brightness = uniform(1 - self.contrast, 1 + self.contrast), uniform(-self.brightness, self.brightness)
+            gamma = math.exp(uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
+        sigma = uniform(*self.blur_sigma) if (blur := rng.random() < self.blur_probs[0 if c == 0 else 1 if is_global else 2]) else 0.0
+        solarize = rng.random() < (self.solarize_prob if c == 1 else 0.0)      # the second global crop, as in DINO
+        return np.array([top, left, h, w, flip_x, flip_y, k, intensity, contrast, brightness, gamma, blur, sigma, solarize], dtype=np.float64)
+
+    def make_view(self, image:torch.Tensor, view:np.ndarray, size:int, rng) -> torch.Tensor:
+        "One (1, H, W) image and a `draw_view` row to a normalised (3, size, size) DINOv2 input (noise, if any, drawn from `rng`)."
+        top, left, h, w, flip_x, flip_y, k, intensity, contrast, brightness, gamma, blur, sigma, solarize = view.tolist()
+        x = F.interpolate(image[None, :, int(top):int(top + h), int(left):int(left + w)], size=(size, size), mode='bilinear',
+                          antialias=True, align_corners=False)[0]
+        if flip_x: x = x.flip(-1)
+        if flip_y: x = x.flip(-2)
+        if k: x = torch.rot90(x, int(k), (-2, -1))
+        if intensity:
             m = x.mean()
-            x = (x - m) * uniform(1 - self.contrast, 1 + self.contrast) + m + uniform(-self.brightness, self.brightness)
-            x = x.clamp(0, 1) ** math.exp(uniform(math.log(self.gamma[0]), math.log(self.gamma[1])))
-        if rng.random() < blur_prob: x = gaussian_blur(x, uniform(*self.blur_sigma))
-        if rng.random() < solarize_prob: x = torch.where(x >= 0.5, 1 - x, x)
+            x = ((x - m) * contrast + m + brightness).clamp(0, 1) ** gamma
+        if blur: x = gaussian_blur(x, sigma)
+        if solarize: x = torch.where(x >= 0.5, 1 - x, x)
         if self.noise_std: x = x + self.noise_std * torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
         return (x.clamp(0, 1).expand(3, -1, -1) - self._mean) / self._std
+
 
 # %% ../nbs/00_core.ipynb #85f860c7
 def show_crops(dataset:MultiCropDataset, index:int=0, # which sample
@@ -342,8 +359,14 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
                       pin_memory:bool|None=None, # defaults to True when CUDA is available
                       persistent_workers:bool=True,
                       prefetch_next_epoch:bool|None=None, # workers run on into the next epoch (MultiCropDataset); default: with CUDA
-                     ) -> MultiCropLoader:
+                      gpu=None, # a device: the crops are made there (`GPUMultiCrop`: the images held as uint8) and the workers only draw the random choices
+                     ) -> MultiCropLoader|GPUCropLoader:
     "Batches of multi-crop views; under torch.distributed each process gets its own share of every epoch."
+    if gpu is not None:
+        crops = GPUMultiCrop(dataset, gpu)
+        seed = dataset.seed if seed is None else seed
+        return GPUCropLoader(crops, create_dataloader(crops.choices, batch_size, shuffle, num_workers, seed, drop_last, pin_memory,
+                                                      persistent_workers, prefetch_next_epoch))
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
     seed = getattr(dataset, 'seed', 0) if seed is None else seed
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
@@ -353,12 +376,131 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     batch_sampler = ResumableBatchSampler(sampler, batch_size, drop_last)
     # Its items know their epoch, so workers may run ahead: right when a GPU trains; on a CPU they would compete with the step
     # for the same cores (measured: 15-20% slower on 2 cores), so there each epoch's first batch is made while the step waits.
-    batch_sampler.stream = isinstance(dataset, MultiCropDataset) and (torch.cuda.is_available() if prefetch_next_epoch is None else prefetch_next_epoch)
+    batch_sampler.stream = getattr(dataset, 'epoch_items', False) and (torch.cuda.is_available() if prefetch_next_epoch is None else prefetch_next_epoch)
     return MultiCropLoader(dataset, batch_sampler=batch_sampler,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
                            generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
                                                                              # which the training step uses (iBOT masks) and resume restores
+
+# %% ../nbs/00_core.ipynb #ccade018
+class ViewChoices(Dataset):
+    "A `MultiCropDataset`'s random choices without the pixels, one (n_crops, 14) row block per sample: the loader's work when `GPUMultiCrop` makes the crops."
+    epoch_items = True
+    def __init__(self, dataset:MultiCropDataset, shapes:list): # (H, W) of every item, None where the image failed to load
+        n = len(shapes)
+        if not any(shapes): raise EMImageError(f"every image of this dataset failed to load; the first: {dataset.image_names[0]}")
+        self.dataset, self.shapes = dataset, shapes     # a failed item's samples use the next image that loaded, as the CPU path does
+        self.resolve = [next((i + a) % n for a in range(n) if shapes[(i + a) % n]) for i in range(n)]
+    def __len__(self): return len(self.dataset)
+    def set_epoch(self, epoch:int): self.dataset.set_epoch(epoch)
+    def __getitem__(self, index) -> tuple[int, torch.Tensor]: # an int (the epoch of `set_epoch`), or (epoch, index)
+        ds = self.dataset
+        epoch, index = index if isinstance(index, tuple) else (int(ds._epoch), index)
+        item = self.resolve[index % len(self.shapes)]
+        rng = np.random.default_rng([ds.seed, epoch, index])        # the CPU path's generator: the same choices
+        return item, torch.from_numpy(np.stack([ds.draw_view(rng, *self.shapes[item], c) for c in range(ds.n_global_crops + ds.n_local_crops)]))
+
+class GPUMultiCrop:
+    """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8, cropped, resized (antialiased),
+    flipped, rotated and augmented for a whole batch at once. The choices are the CPU path's (`draw_view`, same seeds)
+    except noise (`noise_std`), which comes from the GPU's generator; resizing averages over each output pixel's footprint
+    (`roi_align`) where the CPU path filters with a triangle."""
+    def __init__(self, dataset:MultiCropDataset, device='cuda',
+                 max_gb:float|None=None, # device memory the images may take (None: a quarter of what is free on a GPU, no limit on a CPU)
+                 threads:int=8): # decoding the folder once
+        self.dataset, self.device = dataset, torch.device(device)
+        if max_gb is None and self.device.type == 'cuda': max_gb = torch.cuda.mem_get_info(self.device)[0] / 4 / 1e9
+        images, total = [None] * len(dataset.items), 0
+        from concurrent.futures import ThreadPoolExecutor
+        pool = ThreadPoolExecutor(threads)
+        try:
+            for i, image in enumerate(pool.map(self._decode, range(len(images)))):
+                if image is None: continue
+                images[i], total = image, total + image.numel()
+                if max_gb is not None and total > max_gb * 1e9:
+                    raise MemoryError(f"The {len(images)} images need more than {max_gb:.2f} GB of {self.device} memory as uint8 "
+                                      f"(passed at image {i + 1}). Let the loader workers make the crops "
+                                      "(gpu_crops=False), or allow more (max_gb).")
+        finally: pool.shutdown(cancel_futures=True)      # a broken file or the limit: the rest is not decoded
+        shapes = [None if im is None else tuple(im.shape) for im in images]
+        self.choices, self.nbytes = ViewChoices(dataset, shapes), total
+        sizes = sorted({s for s in shapes if s})        # one uint8 stack per image size (usually one)
+        self.group = torch.tensor([sizes.index(s) if s else -1 for s in shapes])
+        counts = {s: 0 for s in sizes}
+        self.position = torch.tensor([(counts.__setitem__(s, counts[s] + 1) or counts[s] - 1) if s else -1 for s in shapes])
+        self.images = [torch.stack([im for im in images if im is not None and tuple(im.shape) == s]).to(self.device) for s in sizes]
+        self._mean, self._std = dataset._mean.view(1, 3, 1, 1).to(self.device), dataset._std.view(1, 3, 1, 1).to(self.device)
+
+    def _decode(self, i:int) -> torch.Tensor|None:
+        ds = self.dataset
+        try: return ds.load_image(i, cache=False)[0].mul(255).round_().to(torch.uint8)
+        except (OSError, EMImageError) as e:
+            if ds.on_error == 'raise': raise
+            warnings.warn(f"skipping {ds.image_names[i]}: {e}"); ds._failed[i] = True
+
+    def __call__(self, batch) -> list[torch.Tensor]: # a loader batch of `choices`: (B,) items and (B, n_crops, 14) choices
+        "The batch's views on the device: `n_global_crops` (B, 3, S, S) global crops, then the local ones, as the CPU loader gives them."
+        items, views = batch
+        ds, B = self.dataset, len(items)
+        views = to_device_async(views, self.device).float().transpose(0, 1)        # (n_crops, B, 14), crop-major like the output
+        crops = []
+        for first, n, size in [(0, ds.n_global_crops, ds.global_size), (ds.n_global_crops, ds.n_local_crops, ds.local_size)]:
+            if not n: continue
+            v = views[first:first + n].reshape(n * B, -1)
+            x = None
+            for g in self.group[items].unique().tolist():   # host tensors: no wait for the GPU
+                members = (self.group[items] == g).nonzero()[:, 0]
+                images = self.images[g].index_select(0, to_device_async(self.position[items[members]], self.device)).unsqueeze(1).float().div_(255)
+                rows = (torch.arange(n)[:, None] * B + members).reshape(-1)
+                part = self._crop(images, v if len(members) == B else v[to_device_async(rows, self.device)], len(members), size)
+                if len(members) == B: x = part; break
+                if x is None: x = torch.empty(n * B, 1, size, size, device=self.device)
+                x.index_copy_(0, to_device_async(rows, self.device), part)
+            crops += list(self._augment(x, v).view(n, B, 3, size, size).unbind(0))
+        return crops
+
+    def _crop(self, images:torch.Tensor, v:torch.Tensor, m:int, size:int) -> torch.Tensor:
+        "Crop boxes `v[:, :4]` (crop-major over the m images) resized to size x size, each output pixel the mean over its footprint."
+        from torchvision.ops import roi_align
+        index = torch.arange(m, device=v.device, dtype=v.dtype).repeat(len(v) // m)
+        top, left, h, w = v[:, :4].unbind(1)
+        boxes = torch.stack([index, left, top, left + w, top + h], 1)
+        return roi_align(images, boxes, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+
+    def _augment(self, x:torch.Tensor, v:torch.Tensor) -> torch.Tensor:
+        "`make_view`'s augmentations for a (K, 1, S, S) batch of crops and their (K, 14) choices, then normalised to (K, 3, S, S)."
+        _, _, _, _, flip_x, flip_y, k, intensity, contrast, brightness, gamma, blur, sigma, solarize = (t.view(-1, 1, 1, 1) for t in v.unbind(1))
+        x = torch.where(flip_x > 0, x.flip(-1), x)
+        x = torch.where(flip_y > 0, x.flip(-2), x)
+        for turns in (1, 2, 3): x = torch.where(k == turns, torch.rot90(x, turns, (-2, -1)), x)
+        m = x.mean((-2, -1), keepdim=True)
+        x = torch.where(intensity > 0, ((x - m) * contrast + m + brightness).clamp(0, 1) ** gamma, x)
+        x = self._blur(x, blur.view(-1) > 0, sigma.view(-1))
+        x = torch.where((solarize > 0) & (x >= 0.5), 1 - x, x)
+        if self.dataset.noise_std: x = x + self.dataset.noise_std * torch.randn_like(x)
+        return (x.clamp(0, 1) - self._mean) / self._std
+
+    def _blur(self, x:torch.Tensor, on:torch.Tensor, sigma:torch.Tensor) -> torch.Tensor:
+        "`gaussian_blur` per crop with its own sigma (off: an identity kernel), as two grouped convolutions."
+        K, _, S, _ = x.shape
+        R = min(math.ceil(3 * self.dataset.blur_sigma[1]), S // 2 - 1)           # the widest kernel's radius
+        taps = torch.arange(-R, R + 1, device=x.device, dtype=x.dtype)
+        sigma = torch.where(on, sigma, 1.0)[:, None]
+        radius = torch.ceil(3 * sigma).clamp(max=S // 2 - 1)
+        kernel = torch.exp(-taps**2 / (2 * sigma**2)) * (taps.abs() <= radius)
+        kernel = torch.where(on[:, None], kernel / kernel.sum(1, keepdim=True), (taps == 0).to(x.dtype))
+        out = F.pad(x.view(1, K, S, S), (R, R, R, R), mode='reflect')
+        out = F.conv2d(out, kernel.view(K, 1, 1, -1), groups=K)
+        return F.conv2d(out, kernel.view(K, 1, -1, 1), groups=K).view(K, 1, S, S)
+
+class GPUCropLoader:
+    "The training loader when the crops are made on the GPU: a `MultiCropLoader` of `ViewChoices` whose batches `GPUMultiCrop` turns into crops."
+    def __init__(self, crops:GPUMultiCrop, loader:MultiCropLoader): self.crops, self.loader, self.dataset = crops, loader, crops.dataset
+    def __len__(self): return len(self.loader)
+    def set_epoch(self, epoch:int, start_batch:int=0): self.loader.set_epoch(epoch, start_batch)
+    def __iter__(self): return map(self.crops, self.loader)
+
 
 # %% ../nbs/00_core.ipynb #8738594f
 DINOV2_ARCHS = {f'dinov2_vit{s}14{r}': (f'vit_{size}_patch14{"_reg4" if r else ""}_dinov2', {})
@@ -878,6 +1020,8 @@ class CheckpointWriter:
     copy at `save` (CUDA tensors into reused pinned buffers, asynchronously) and writes it in a thread while training goes on;
     otherwise (training on the CPU, whose cores a writing thread would take from the step) it writes before returning."""
     def __init__(self, background:bool=True): self.background, self._thread, self._error, self._pinned = background, None, None, {}
+    @property
+    def busy(self) -> bool: return self._thread is not None and self._thread.is_alive()   # a background write is still going
     def save(self, path, state:dict, # a `checkpoint_state(...)`
              keep_as=None): # also keep the written file under this name (`keep_copy`), e.g. checkpoint_epoch_10.pth
         self.wait()                                                     # never two writes at once, and the buffers are free
@@ -1293,9 +1437,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     writer = CheckpointWriter(background=device.type == 'cuda')      # on a GPU the next epoch starts while the file is written
-    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None):
-        if main: writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
-                                                    loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
+    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False):
+        if main and not (skip_if_busy and writer.busy):
+            writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
+                                               loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
     with _DeferredSigint() as sigint, writer:                         # leaving it waits for the last write
         calls = [0]
         def should_stop():
@@ -1335,8 +1480,9 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             n_skipped = getattr(getattr(train_loader, 'dataset', None), 'n_skipped', 0)
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")
-            save(checkpoint_dir / 'checkpoint_latest.pth', done,
-                 keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if done % save_every == 0 or done == n_epochs else None)
+            keep = done % save_every == 0 or done == n_epochs
+            save(checkpoint_dir / 'checkpoint_latest.pth', done, keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if keep else None,
+                 skip_if_busy=not keep)   # a short epoch does not wait for the last rolling checkpoint to reach the disk
             if distributed: dist.barrier()
     return history
 
@@ -1522,6 +1668,7 @@ class TrainConfig:
     local_scale:tuple = (0.05, 0.4)   # local crops likewise
     samples_per_image:int = 1         # multi-crop samples of every image per epoch (small folders of large images: more steps)
     image_cache_mb:float = 512        # decoded images kept in memory by each loader process (0: decode at every sample)
+    gpu_crops:bool = False            # make the crops on the training device (GPU) from the images held there as uint8, not in loader workers
     clip_grad:float = 3.0
     freeze_last_layer_epochs:int = 1
     num_workers:int = 4               # loader processes (at most the CPU cores available)
@@ -1636,7 +1783,10 @@ def train(config:TrainConfig) -> dict:
                                samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
-    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, prefetch_next_epoch=device.type == 'cuda')
+    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, prefetch_next_epoch=device.type == 'cuda',
+                               gpu=device if config.gpu_crops else None)
+    crops_note = (f"crops made on the {device.type.upper()} from the images held there ({loader.crops.nbytes / 1e6:.0f} MB as uint8)"
+                  if config.gpu_crops else f"crops made by {workers} loader workers")
     backbone = build_backbone(config)
     student, teacher = create_dino_models(backbone, False, device,     # False: keep what adapt_backbone chose
                                           hidden_dim=config.hidden_dim, out_dim=config.out_dim, bottleneck_dim=config.bottleneck_dim)
@@ -1659,7 +1809,7 @@ def train(config:TrainConfig) -> dict:
     if rank == 0:
         print(f"{len(dataset.items)} images" + (f" x {config.samples_per_image} samples per epoch" if config.samples_per_image > 1 else '') + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
-              f"{'bf16 autocast' if amp_enabled(device, config.amp) else 'float32'}"
+              f"{'bf16 autocast' if amp_enabled(device, config.amp) else 'float32'}; {crops_note}"
               + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
@@ -1737,7 +1887,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
 
 # %% ../nbs/00_core.ipynb #365c99c9
 RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
-                     'image_cache_mb')
+                     'image_cache_mb', 'gpu_crops')
 
 def _config_from_dict(stored:dict) -> dict:
     "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."

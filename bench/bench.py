@@ -297,6 +297,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
                epochs=len(epochs), steps_per_epoch=steps_per_epoch, images_trained=n_images,
                crops=f"{config.n_global_crops}x{config.global_size}+{config.n_local_crops}x{config.local_size}",
                objective='dinov2' if isinstance(result['loss_fn'], core.DINOv2Loss) else 'dino',
+               crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers', compiled=config.compile,
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
                between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
@@ -313,7 +314,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
     log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs); "
         f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
         f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
-        f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, {res['workers']} workers; "
+        f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers; "
         f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
         f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"
         + (f"; MFU {100 * res['mfu_analytic']:.1f}% over the training ({100 * res['mfu_inside_epochs']:.1f}% inside epochs) of {peak[0]:.0f} TFLOP/s {peak[1]}" if peak else '')
@@ -381,6 +382,7 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, help='run-* configurations: override the epochs')
     p.add_argument('--run-images', type=int, help='run-* configurations: how many synthetic images (without --images)')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
+    p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (core's default with CUDA) or by the CPU loader workers")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
@@ -399,6 +401,7 @@ def main(argv=None):
             if a.amp != 'core': overrides['amp'] = a.amp == 'bf16'
             if a.objective == 'dino': overrides.update(ibot_weight=0.0, koleo_weight=0.0)
             if a.compile: overrides['compile'] = True
+            if a.gpu_crops: overrides['gpu_crops'] = a.gpu_crops == 'on'
             device = torch.device(overrides.get('device', spec['config']['device']))
             if device.type == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
             bf16 = core.amp_enabled(device, overrides.get('amp'))

@@ -1,37 +1,57 @@
 #!/usr/bin/env bash
-# One prepared GPU benchmark run for BENCHMARKS.md: the GPU numbers of issue 16 in about 6-9 minutes on one H100.
-# Needs torch + timm (no nbdev/fastcore, no network, no install: the checkout is put on PYTHONPATH).
+# One prepared GPU run for BENCHMARKS.md and the GPU checks: issue 16's numbers, then `nbdev-test --flags gpu`, in under 10 minutes.
+# Needs torch + timm (no network, no install: the checkout is put on PYTHONPATH); the GPU checks need nbdev, carried as
+# wheels in .whl (see the device README) and installed into /tmp/site by the caller.
 #   bash bench/gpu.sh              # on the GPU machine, from the repository root; everything goes to stdout
 #   bash bench/gpu.sh --dry-run    # the same sequence on the CPU with a tiny backbone, to test the script
-# Each stage has its own time limit, so one slow or failing stage does not cost the others.
+# Each stage has its own time limit inside one overall budget (GPU_BUDGET seconds, default 560), so one slow or failing
+# stage does not cost the others; stages that no longer fit are skipped and say so.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-DRY=()
+DRY=() DRY_PROFILE=()
 if [ "${1:-}" = "--dry-run" ]; then
-  DRY=(--device cpu --backbone dinov2_tiny14 --batch 4 --warmup 1 --steps 2 --workers 2 --epochs 2 --run-images 8)
+  DRY=(--device cpu --backbone dinov2_tiny14 --batch 4 --workers 2 --epochs 2)
+  DRY_PROFILE=(--device cpu --backbone dinov2_tiny14 --batch 4 --epochs 4 --start 1 --steps 2)
 fi
 JSON="${OUT:-/tmp}/bench_gpu.jsonl"
-T0=$(date +%s)
-stage() {  # stage SECONDS ARGS...: one bench.py process under a time limit
-  local limit=$1; shift
-  echo; echo "######## [$(( $(date +%s) - T0 )) s] bench/bench.py $* ${DRY[*]}"
-  timeout --kill-after=10 "$limit" python bench/bench.py "$@" "${DRY[@]}" --json "$JSON" || echo "!! stage failed or timed out (exit $?): $*"
+T0=$(date +%s) BUDGET=${GPU_BUDGET:-560}
+stage() {  # stage SECONDS COMMAND...: one process under min(SECONDS, what is left of the budget)
+  local cap=$1; shift
+  local left=$(( BUDGET - ($(date +%s) - T0) ))
+  local limit=$(( cap < left ? cap : left ))
+  echo; echo "######## [$(( $(date +%s) - T0 )) s] $* (limit ${limit} s)"
+  if [ "$limit" -lt 30 ]; then echo "!! skipped: ${left} s of the budget left"; return; fi
+  timeout --kill-after=10 "$limit" "$@" || echo "!! stage failed or timed out (exit $?): $*"
 }
+bench() { local cap=$1; shift; stage "$cap" python bench/bench.py "$@" "${DRY[@]}" --json "$JSON"; }
 echo "######## machine"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>/dev/null || echo "no nvidia-smi"
 echo "CPU cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo)"
-python -c "import sys; sys.modules['fastcore'] = sys.modules['nbdev'] = None; import torch, timm, semisupervised_learning.core as c; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__, '| core imports without nbdev/fastcore:', c.__file__)"
-# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64:
-#    images/s over the training and inside epochs, the share of time between epochs, MFU
-stage 150 --config run-gpu-vits-full
-# 2. a 20-image folder, 100 short epochs of 2 steps: what is lost between epochs
-stage 100 --config run-gpu-vits-folder20
-# 3. ViT-L/14 full fine-tune as a whole run: end-to-end MFU (target >= 40%)
-stage 150 --config run-gpu-vitl-full
-# 4. ViT-B/14 full fine-tune as a whole run
-stage 120 --config run-gpu-vitb-full
-# 5. the step alone: bf16 matmul peak + ViT-L/14 full fine-tune, batch 32 (compute-only MFU to compare with 3)
-stage 100 --config gpu-vitl-full
+python -c "import sys; sys.modules['fastcore'] = sys.modules['nbdev'] = None; import torch, timm, torchvision, semisupervised_learning.core as c; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__, 'torchvision', torchvision.__version__, '| core imports without nbdev/fastcore:', c.__file__)"
+# The images, written once (writing 640 synthetic images took about 40 s per stage in the first GPU run)
+EM=/tmp/ssl_gpu_em; EM20=/tmp/ssl_gpu_em20
+N=320; [ ${#DRY[@]} -gt 0 ] && N=8
+python -c "from semisupervised_learning.core import write_synthetic_em as w; from pathlib import Path; import os
+w('$EM', n=$N, size=512, seed=0); Path('$EM20').mkdir(exist_ok=True)
+[os.symlink(p, Path('$EM20') / p.name) for p in sorted(Path('$EM').glob('*.png'))[:20] if not (Path('$EM20') / p.name).exists()]"
+# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops made by
+#    14 CPU loader workers (the default) and on the GPU (--gpu-crops on): images/s over the training and inside epochs, MFU
+bench 75 --config run-gpu-vits-full --images "$EM"
+bench 75 --config run-gpu-vits-full --images "$EM" --gpu-crops on
+# 2. ViT-L/14 full fine-tune as a whole run: end-to-end MFU (target >= 40%)
+bench 100 --config run-gpu-vitl-full --images "$EM"
+# 3. 20 images, 100 short epochs of 2 steps: what is lost between epochs
+bench 80 --config run-gpu-vits-folder20 --images "$EM20"
+# 4. where a ViT-S step spends its time (kernels, host, data path)
+stage 70 python bench/profile_run.py --config run-gpu-vits-full --images "$EM" --epochs 4 --start 8 --steps 6 "${DRY_PROFILE[@]}"
+# 5. the notebooks' GPU checks (GPU crops without host syncs, ViT-L training with checkpoints, bf16, fused AdamW)
+if [ ${#DRY[@]} -eq 0 ]; then
+  if command -v nbdev-test >/dev/null || [ -x /tmp/site/bin/nbdev-test ]; then
+    export PATH="/tmp/site/bin:$PATH"; stage 200 nbdev-test nbs/00_core.ipynb --flags gpu --timing
+  else echo "!! no nbdev-test: carry the nbdev wheels (.whl) to run the GPU checks"; fi
+fi
+# 6. ViT-S with torch.compile of the backbones, if time is left (needs more steps than the eager run to pay off)
+bench 120 --config run-gpu-vits-full --images "$EM" --epochs 24 --compile
 echo; echo "######## done in $(( $(date +%s) - T0 )) s; JSON lines in $JSON"
 [ -f "$JSON" ] && cat "$JSON"

@@ -382,7 +382,7 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, help='run-* configurations: override the epochs')
     p.add_argument('--run-images', type=int, help='run-* configurations: how many synthetic images (without --images)')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
-    p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (core's default with CUDA) or by the CPU loader workers")
+    p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")

@@ -44,7 +44,7 @@ bench 100 --config run-gpu-vitl-full --images "$EM"
 # 3. 20 images, 100 short epochs of 2 steps: what is lost between epochs
 bench 80 --config run-gpu-vits-folder20 --images "$EM20"
 # 4. where a ViT-S step spends its time (kernels, host, data path)
-stage 70 python bench/profile_run.py --config run-gpu-vits-full --images "$EM" --epochs 4 --start 8 --steps 6 "${DRY_PROFILE[@]}"
+stage 70 python bench/profile_run.py --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 4 --start 8 --steps 6 "${DRY_PROFILE[@]}"
 # 5. the notebooks' GPU checks (GPU crops without host syncs, ViT-L training with checkpoints, bf16, fused AdamW)
 if [ ${#DRY[@]} -eq 0 ]; then
   if command -v nbdev-test >/dev/null || [ -x /tmp/site/bin/nbdev-test ]; then

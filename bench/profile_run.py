@@ -26,7 +26,7 @@ def main():
     p.add_argument('--epochs', type=int, default=3)
     p.add_argument('--start', type=int, default=12, help='first profiled step (after warm-up)')
     p.add_argument('--steps', type=int, default=6, help='profiled steps')
-    p.add_argument('--gpu-crops', choices=['on', 'off'], help="crops made on the GPU (core's default with CUDA) or by CPU workers")
+    p.add_argument('--gpu-crops', choices=['on', 'off'], help="crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
     p.add_argument('--device', help='override the configuration device')
     p.add_argument('--backbone', help='override the backbone (e.g. dinov2_tiny14)')
     p.add_argument('--batch', type=int, help='override the batch size')

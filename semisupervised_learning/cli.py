@@ -92,7 +92,8 @@ def train_cli(argv=None):
     try: train(config_from_args(argv))
     except TrainingInterrupted as e: exit_with_error(str(e), 130)
     except NonFiniteLossError as e: exit_with_error(str(e), 1)
-    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError, MemoryError) as e: exit_with_error(str(e))
+    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
+    except MemoryError as e: exit_with_error(str(e) or "Out of memory: lower --batch-size, --num-workers or --image-cache-mb.")
     finally:
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 

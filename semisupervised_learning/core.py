@@ -254,10 +254,11 @@ class MultiCropDataset(Dataset):
                 self._failed[i] = True
         else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
         rng = np.random.default_rng([self.seed, epoch, index])
+        noise = np.random.default_rng([self.seed, epoch, index, 1]) if self.noise_std else None   # apart: the choices stay the GPU path's
         views = []
         for c in range(self.n_global_crops + self.n_local_crops):
             view = self.draw_view(rng, *image.shape[-2:], c)
-            views.append(self.make_view(image, view, self.global_size if c < self.n_global_crops else self.local_size, rng))
+            views.append(self.make_view(image, view, self.global_size if c < self.n_global_crops else self.local_size, noise))
         return views
 
     VIEW_FIELDS = ('top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',
@@ -280,8 +281,9 @@ class MultiCropDataset(Dataset):
         solarize = rng.random() < (self.solarize_prob if c == 1 else 0.0)      # the second global crop, as in DINO
         return np.array([top, left, h, w, flip_x, flip_y, k, intensity, contrast, brightness, gamma, blur, sigma, solarize], dtype=np.float64)
 
-    def make_view(self, image:torch.Tensor, view:np.ndarray, size:int, rng) -> torch.Tensor:
-        "One (1, H, W) image and a `draw_view` row to a normalised (3, size, size) DINOv2 input (noise, if any, drawn from `rng`)."
+    def make_view(self, image:torch.Tensor, view:np.ndarray, size:int,
+                  noise:np.random.Generator|None=None) -> torch.Tensor: # draws the Gaussian noise when `noise_std` > 0
+        "One (1, H, W) image and a `draw_view` row to a normalised (3, size, size) DINOv2 input."
         top, left, h, w, flip_x, flip_y, k, intensity, contrast, brightness, gamma, blur, sigma, solarize = view.tolist()
         x = F.interpolate(image[None, :, int(top):int(top + h), int(left):int(left + w)], size=(size, size), mode='bilinear',
                           antialias=True, align_corners=False)[0]
@@ -293,7 +295,7 @@ class MultiCropDataset(Dataset):
             x = ((x - m) * contrast + m + brightness).clamp(0, 1) ** gamma
         if blur: x = gaussian_blur(x, sigma)
         if solarize: x = torch.where(x >= 0.5, 1 - x, x)
-        if self.noise_std: x = x + self.noise_std * torch.from_numpy(rng.standard_normal(x.shape, dtype=np.float32))
+        if self.noise_std: x = x + self.noise_std * torch.from_numpy(noise.standard_normal(x.shape, dtype=np.float32))
         return (x.clamp(0, 1).expand(3, -1, -1) - self._mean) / self._std
 
 
@@ -402,10 +404,10 @@ class ViewChoices(Dataset):
         return item, torch.from_numpy(np.stack([ds.draw_view(rng, *self.shapes[item], c) for c in range(ds.n_global_crops + ds.n_local_crops)]))
 
 class GPUMultiCrop:
-    """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8, cropped, resized (antialiased),
-    flipped, rotated and augmented for a whole batch at once. The choices are the CPU path's (`draw_view`, same seeds)
-    except noise (`noise_std`), which comes from the GPU's generator; resizing averages over each output pixel's footprint
-    (`roi_align`) where the CPU path filters with a triangle."""
+    """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8 (256 grey levels, also for 16-bit EM),
+    cropped, resized (antialiased), flipped, rotated and augmented for a whole batch at once. The choices are the CPU
+    path's (`draw_view`, same seeds); the values of the noise (`noise_std`) come from the GPU's generator, and resizing
+    averages over each output pixel's footprint (`roi_align`) where the CPU path filters with a triangle."""
     def __init__(self, dataset:MultiCropDataset, device='cuda',
                  max_gb:float|None=None, # device memory the images may take (None: a quarter of what is free on a GPU, no limit on a CPU)
                  threads:int=8): # decoding the folder once
@@ -420,8 +422,8 @@ class GPUMultiCrop:
                 images[i], total = image, total + image.numel()
                 if max_gb is not None and total > max_gb * 1e9:
                     raise MemoryError(f"The {len(images)} images need more than {max_gb:.2f} GB of {self.device} memory as uint8 "
-                                      f"(passed at image {i + 1}). Let the loader workers make the crops "
-                                      "(gpu_crops=False), or allow more (max_gb).")
+                                      f"(passed at image {i + 1}). Let the CPU loader workers make the crops "
+                                      "(gpu_crops=False).")
         finally: pool.shutdown(cancel_futures=True)      # a broken file or the limit: the rest is not decoded
         shapes = [None if im is None else tuple(im.shape) for im in images]
         self.choices, self.nbytes = ViewChoices(dataset, shapes), total
@@ -444,20 +446,25 @@ class GPUMultiCrop:
         items, views = batch
         ds, B = self.dataset, len(items)
         views = to_device_async(views, self.device).float().transpose(0, 1)        # (n_crops, B, 14), crop-major like the output
+        groups = [(g, (self.group[items] == g).nonzero()[:, 0]) for g in self.group[items].unique().tolist()]   # host tensors: no GPU wait
+        parts = {}                                   # each image size's crops, global and local, from one float copy of its images
+        for g, members in groups:
+            images = self.images[g].index_select(0, to_device_async(self.position[items[members]], self.device)).unsqueeze(1).float().div_(255)
+            for first, n, size in [(0, ds.n_global_crops, ds.global_size), (ds.n_global_crops, ds.n_local_crops, ds.local_size)]:
+                if not n: continue
+                rows = (torch.arange(n)[:, None] * B + members).reshape(-1)          # crop-major rows of these samples
+                v = views[first:first + n].reshape(n * B, -1)
+                parts[g, first] = rows, self._crop(images, v if len(members) == B else v[to_device_async(rows, self.device)], len(members), size)
+            del images
         crops = []
         for first, n, size in [(0, ds.n_global_crops, ds.global_size), (ds.n_global_crops, ds.n_local_crops, ds.local_size)]:
             if not n: continue
-            v = views[first:first + n].reshape(n * B, -1)
-            x = None
-            for g in self.group[items].unique().tolist():   # host tensors: no wait for the GPU
-                members = (self.group[items] == g).nonzero()[:, 0]
-                images = self.images[g].index_select(0, to_device_async(self.position[items[members]], self.device)).unsqueeze(1).float().div_(255)
-                rows = (torch.arange(n)[:, None] * B + members).reshape(-1)
-                part = self._crop(images, v if len(members) == B else v[to_device_async(rows, self.device)], len(members), size)
-                if len(members) == B: x = part; break
-                if x is None: x = torch.empty(n * B, 1, size, size, device=self.device)
-                x.index_copy_(0, to_device_async(rows, self.device), part)
-            crops += list(self._augment(x, v).view(n, B, 3, size, size).unbind(0))
+            if len(groups) == 1: x = parts[groups[0][0], first][1]
+            else:
+                x = torch.empty(n * B, 1, size, size, device=self.device)
+                for g, _ in groups:
+                    rows, part = parts[g, first]; x.index_copy_(0, to_device_async(rows, self.device), part)
+            crops += list(self._augment(x, views[first:first + n].reshape(n * B, -1)).view(n, B, 3, size, size).unbind(0))
         return crops
 
     def _crop(self, images:torch.Tensor, v:torch.Tensor, m:int, size:int) -> torch.Tensor:

@@ -255,6 +255,10 @@ def run_data_only(name, cfg, paths):
     del loader
     return res
 
+def run_train_config(spec, data, out, overrides=None) -> core.TrainConfig:
+    "The TrainConfig of a `RUNS` entry: random init, no progress bar, the entry's settings, then `overrides`."
+    return core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}), 'data': str(data), 'out': str(out)})
+
 def run_train(name, spec, images=None, overrides=None, peak=None):
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
@@ -267,8 +271,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
     else:
         core.write_synthetic_em(work / 'images', n=spec['images'], size=spec['size'], seed=0)
         data, source = str(work / 'images'), f"{spec['images']} synthetic {spec['size']} px EM images (core.write_synthetic_em)"
-    config = core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}),
-                                 'data': data, 'out': str(work / 'run')})
+    config = run_train_config(spec, data, work / 'run', overrides)
     device = torch.device(config.device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
     stamps, original = [], core.train_step

@@ -18,7 +18,7 @@ for p in (ROOT, ROOT / 'bench'):
 import torch
 from torch.profiler import ProfilerActivity, profile
 from semisupervised_learning import core
-from bench import RUNS
+from bench import RUNS, run_train_config
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -40,8 +40,7 @@ def main():
     if not a.images: core.write_synthetic_em(data, n=a.run_images or spec['images'], size=spec['size'], seed=0)
     overrides = {k: v for k, v in dict(device=a.device, backbone=a.backbone, epochs=a.epochs, batch_size=a.batch).items() if v is not None}
     if a.gpu_crops: overrides['gpu_crops'] = a.gpu_crops == 'on'
-    config = core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **overrides,
-                                 'data': data, 'out': str(work / 'run')})
+    config = run_train_config(spec, data, work / 'run', overrides)
     device = torch.device(config.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
     prof, calls, span, original = profile(activities=activities), [0], [0.0, 0.0], core.train_step

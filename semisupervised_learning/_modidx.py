@@ -128,6 +128,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                            'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.MultiCropDataset.set_epoch': ( 'core.html#multicropdataset.set_epoch',
                                                                                                            'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.MultiCropDataset.skip_item': ( 'core.html#multicropdataset.skip_item',
+                                                                                                           'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.MultiCropDataset.skipped_images': ( 'core.html#multicropdataset.skipped_images',
                                                                                                                 'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.MultiCropLoader': ( 'core.html#multicroploader',

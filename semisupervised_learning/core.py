@@ -228,6 +228,11 @@ class MultiCropDataset(Dataset):
     def _fail(self, message):
         if self.on_error == 'raise': raise EMImageError(message)
         warnings.warn(f"skipping: {message}")
+    def skip_item(self, i:int, error:Exception):
+        "Item `i` failed to load: raise `error` (on_error='raise'), or warn once and count it as skipped."
+        if self.on_error == 'raise': raise error
+        if not self._failed[i]: warnings.warn(f"skipping {self.image_names[i]}: {error}")
+        self._failed[i] = True
 
     def load_image(self, index:int, cache:bool=True) -> torch.Tensor:
         "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop; decoded once while `cache_mb` lasts."
@@ -248,10 +253,7 @@ class MultiCropDataset(Dataset):
         for attempt in range(len(self.items)):
             i = (index + attempt) % len(self.items)
             try: image = self.load_image(i); break
-            except (OSError, EMImageError) as e:
-                if self.on_error == 'raise': raise
-                if not self._failed[i]: warnings.warn(f"skipping {self.image_names[i]}: {e}")
-                self._failed[i] = True
+            except (OSError, EMImageError) as e: self.skip_item(i, e)
         else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
         rng = np.random.default_rng([self.seed, epoch, index])
         noise = np.random.default_rng([self.seed, epoch, index, 1]) if self.noise_std else None   # apart: the choices stay the GPU path's
@@ -364,13 +366,12 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
                       gpu=None, # a device: the crops are made there (`GPUMultiCrop`: the images held as uint8) and the workers only draw the random choices
                      ) -> MultiCropLoader|GPUCropLoader:
     "Batches of multi-crop views; under torch.distributed each process gets its own share of every epoch."
+    seed = getattr(dataset, 'seed', 0) if seed is None else seed
     if gpu is not None:
         crops = GPUMultiCrop(dataset, gpu)
-        seed = dataset.seed if seed is None else seed
         return GPUCropLoader(crops, create_dataloader(crops.choices, batch_size, shuffle, num_workers, seed, drop_last, pin_memory,
                                                       persistent_workers, prefetch_next_epoch))
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
-    seed = getattr(dataset, 'seed', 0) if seed is None else seed
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
     if drop_last and len(sampler) < batch_size:
         raise ValueError(f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
@@ -428,37 +429,36 @@ class GPUMultiCrop:
         shapes = [None if im is None else tuple(im.shape) for im in images]
         self.choices, self.nbytes = ViewChoices(dataset, shapes), total
         sizes = sorted({s for s in shapes if s})        # one uint8 stack per image size (usually one)
-        self.group = torch.tensor([sizes.index(s) if s else -1 for s in shapes])
-        counts = {s: 0 for s in sizes}
-        self.position = torch.tensor([(counts.__setitem__(s, counts[s] + 1) or counts[s] - 1) if s else -1 for s in shapes])
-        self.images = [torch.stack([im for im in images if im is not None and tuple(im.shape) == s]).to(self.device) for s in sizes]
+        stacks = [[i for i, s in enumerate(shapes) if s == size] for size in sizes]
+        self.group, self.position = torch.full((len(shapes),), -1), torch.full((len(shapes),), -1)   # each item's stack, and place in it
+        for g, members in enumerate(stacks): self.group[members], self.position[members] = g, torch.arange(len(members))
+        self.images = [torch.stack([images[i] for i in members]).to(self.device) for members in stacks]
         self._mean, self._std = dataset._mean.view(1, 3, 1, 1).to(self.device), dataset._std.view(1, 3, 1, 1).to(self.device)
 
     def _decode(self, i:int) -> torch.Tensor|None:
         ds = self.dataset
         try: return ds.load_image(i, cache=False)[0].mul(255).round_().to(torch.uint8)
-        except (OSError, EMImageError) as e:
-            if ds.on_error == 'raise': raise
-            warnings.warn(f"skipping {ds.image_names[i]}: {e}"); ds._failed[i] = True
+        except (OSError, EMImageError) as e: ds.skip_item(i, e)
 
     def __call__(self, batch) -> list[torch.Tensor]: # a loader batch of `choices`: (B,) items and (B, n_crops, 14) choices
         "The batch's views on the device: `n_global_crops` (B, 3, S, S) global crops, then the local ones, as the CPU loader gives them."
         items, views = batch
         ds, B = self.dataset, len(items)
         views = to_device_async(views, self.device).float().transpose(0, 1)        # (n_crops, B, 14), crop-major like the output
-        groups = [(g, (self.group[items] == g).nonzero()[:, 0]) for g in self.group[items].unique().tolist()]   # host tensors: no GPU wait
+        kinds = [(first, n, size) for first, n, size in [(0, ds.n_global_crops, ds.global_size),
+                                                         (ds.n_global_crops, ds.n_local_crops, ds.local_size)] if n]
+        group = self.group[items]                    # host tensors: no GPU wait
+        groups = [(g, (group == g).nonzero()[:, 0]) for g in group.unique().tolist()]
         parts = {}                                   # each image size's crops, global and local, from one float copy of its images
         for g, members in groups:
             images = self.images[g].index_select(0, to_device_async(self.position[items[members]], self.device)).unsqueeze(1).float().div_(255)
-            for first, n, size in [(0, ds.n_global_crops, ds.global_size), (ds.n_global_crops, ds.n_local_crops, ds.local_size)]:
-                if not n: continue
+            for first, n, size in kinds:
                 rows = (torch.arange(n)[:, None] * B + members).reshape(-1)          # crop-major rows of these samples
                 v = views[first:first + n].reshape(n * B, -1)
                 parts[g, first] = rows, self._crop(images, v if len(members) == B else v[to_device_async(rows, self.device)], len(members), size)
             del images
         crops = []
-        for first, n, size in [(0, ds.n_global_crops, ds.global_size), (ds.n_global_crops, ds.n_local_crops, ds.local_size)]:
-            if not n: continue
+        for first, n, size in kinds:
             if len(groups) == 1: x = parts[groups[0][0], first][1]
             else:
                 x = torch.empty(n * B, 1, size, size, device=self.device)

@@ -20,7 +20,7 @@ ViT formula), achieved TFLOP/s and MFU against a matmul peak measured first in t
     python bench/bench.py --list                                   # the configurations
 """
 from __future__ import annotations
-import argparse, gc, json, math, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, gc, json, math, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +129,9 @@ def make_loader(paths, cfg, n_batches):
     return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
 
 # ----------------------------------------------------------------------------------------------------------- step
-def build(cfg, device, compile=False):
+_compiled = contextlib.ExitStack()   # backbones compiled for the rest of the process
+
+def build(cfg, device, compile=False, compile_mode=None):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
     if cfg.get('objective') == 'dinov2': core.add_mask_token(backbone)       # iBOT's, as core.train adds it
@@ -141,7 +143,7 @@ def build(cfg, device, compile=False):
                                                device=device, out_dim=cfg['out_dim'])
     loss_fn = (core.DINOv2Loss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']) if cfg.get('objective') == 'dinov2'   # + iBOT, KoLeo
                else core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global'])).to(device)
-    if compile: student.backbone.compile(); teacher.backbone.compile()   # as core.train(TrainConfig(compile=True))
+    if compile: _compiled.enter_context(core.compiled_backbones(student.backbone, teacher.backbone, **({'mode': compile_mode} if compile_mode else {})))   # as core.train does
     optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
 
@@ -179,12 +181,12 @@ def timed_pass(loader, step, device, warmup, count_flops=False):
     wall = time.perf_counter() - t_start
     return dict(waits=waits, computes=computes, images=images, wall=wall, flops_counted=flops)
 
-def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core', compile=False):
+def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch=False, amp='core', compile=False, compile_mode=None):
     "Build once, then `repeats` passes of warmup + timed steps; returns the summary of the median pass."
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device); torch.cuda.empty_cache()
     torch.manual_seed(0)
     t_build = time.perf_counter()
-    student, teacher, loss_fn, optimizer = build(cfg, device, compile)
+    student, teacher, loss_fn, optimizer = build(cfg, device, compile, compile_mode)
     n_batches = cfg['warmup'] + cfg['steps']
     loader = make_loader(paths, cfg, n_batches)
     scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
@@ -259,7 +261,7 @@ def run_train_config(spec, data, out, overrides=None) -> core.TrainConfig:
     "The TrainConfig of a `RUNS` entry: random init, no progress bar, the entry's settings, then `overrides`."
     return core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}), 'data': str(data), 'out': str(out)})
 
-def run_train(name, spec, images=None, overrides=None, peak=None):
+def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None):
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
     (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
@@ -281,12 +283,13 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
         if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway
         stamps.append((args[6], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
         return out
-    core.train_step = timed_step
+    core.train_step, compiled_backbones = timed_step, core.compiled_backbones
+    if compile_mode: core.compiled_backbones = lambda *backbones, **kw: compiled_backbones(*backbones, **{**kw, 'mode': compile_mode})   # train's choice replaced
     try:
         t_start = time.perf_counter()
         result = core.train(config)
         t_end = time.perf_counter()
-    finally: core.train_step = original
+    finally: core.train_step, core.compiled_backbones = original, compiled_backbones
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})
     first = {e: min(s[1] for s in stamps if s[0] == e) for e in epochs}
@@ -295,16 +298,19 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
     inside = [last[e] - first[e] for e in epochs]
     train_span = last[epochs[-1]] - first[epochs[0]]
     n_images = sum(s[3] for s in stamps)
+    later = [s for s in stamps if s[0] > epochs[0]]     # epoch 0 left out: compiling, cuDNN autotuning, the first checkpoint
     res = dict(config=name, mode='train-run', device=device_name(device), data=source, backbone=config.backbone_name,
                adapt=config.adapt, amp=core.amp_enabled(device, config.amp), batch=config.batch_size, workers=config.num_workers,
                epochs=len(epochs), steps_per_epoch=steps_per_epoch, images_trained=n_images,
                crops=f"{config.n_global_crops}x{config.global_size}+{config.n_local_crops}x{config.local_size}",
                objective='dinov2' if isinstance(result['loss_fn'], core.DINOv2Loss) else 'dino',
-               crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers', compiled=config.compile,
+               crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers', compiled=(compile_mode or "train()'s choice") if config.compile else False,
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
                between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
                images_per_s=n_images / train_span, images_per_s_inside_epochs=n_images / sum(inside),
+               images_per_s_after_epoch0=sum(s[3] for s in later) / (last[epochs[-1]] - first[epochs[1]]) if later else None,
+               images_per_s_inside_epochs_after_epoch0=sum(s[3] for s in later) / sum(inside[1:]) if later else None,
                cpu_max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
     if device.type == 'cuda': res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
     if peak:
@@ -313,14 +319,19 @@ def run_train(name, spec, images=None, overrides=None, peak=None):
         flops = analytic_flops_per_image(result['teacher'].backbone, flop_cfg, config.hidden_dim, config.bottleneck_dim)
         res.update(gflop_per_image_analytic=flops / 1e9, peak_tflops=peak[0], peak_dtype=peak[1],
                    mfu_analytic=flops * res['images_per_s'] / 1e12 / peak[0],
-                   mfu_inside_epochs=flops * res['images_per_s_inside_epochs'] / 1e12 / peak[0])
-    log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs); "
+                   mfu_inside_epochs=flops * res['images_per_s_inside_epochs'] / 1e12 / peak[0],
+                   mfu_after_epoch0=flops * res['images_per_s_after_epoch0'] / 1e12 / peak[0] if later else None,
+                   mfu_inside_epochs_after_epoch0=flops * res['images_per_s_inside_epochs_after_epoch0'] / 1e12 / peak[0] if later else None)
+    log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs"
+        + (f", {res['images_per_s_after_epoch0']:.1f} from the second epoch on, {res['images_per_s_inside_epochs_after_epoch0']:.1f} inside those epochs" if later else '') + "); "
         f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
         f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
         f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers; "
         f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
         f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"
-        + (f"; MFU {100 * res['mfu_analytic']:.1f}% over the training ({100 * res['mfu_inside_epochs']:.1f}% inside epochs) of {peak[0]:.0f} TFLOP/s {peak[1]}" if peak else '')
+        + (f"; MFU {100 * res['mfu_analytic']:.1f}% over the training ({100 * res['mfu_inside_epochs']:.1f}% inside epochs"
+           + (f", {100 * res['mfu_after_epoch0']:.1f}% from the second epoch on, {100 * res['mfu_inside_epochs_after_epoch0']:.1f}% inside those epochs" if later else '')
+           + f") of {peak[0]:.0f} TFLOP/s {peak[1]}" if peak else '')
         + (f"; CUDA max allocated {res['cuda_max_allocated_gb']:.1f} GB" if 'cuda_max_allocated_gb' in res else ''))
     shutil.rmtree(work, ignore_errors=True)
     return res
@@ -384,7 +395,9 @@ def main(argv=None):
                    help="bf16 autocast: 'core' = core's default (core.amp_enabled: CUDA and CPUs with bf16 units); 'bf16' = amp=True; 'off' = amp=False")
     p.add_argument('--epochs', type=int, help='run-* configurations: override the epochs')
     p.add_argument('--run-images', type=int, help='run-* configurations: how many synthetic images (without --images)')
-    p.add_argument('--compile', action='store_true', help='torch.compile the backbones (compiling happens in the warm-up steps)')
+    p.add_argument('--compile', action='store_true', help='torch.compile the backbones (core.compiled_backbones; compiling happens in the warm-up steps)')
+    p.add_argument('--compile-mode', choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],
+                   help="with --compile: this torch.compile mode instead of core's choice (reduce-overhead, i.e. CUDA graphs, on one GPU; default elsewhere)")
     p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
@@ -412,7 +425,7 @@ def main(argv=None):
                 tf, how = matmul_peak(device, bf16); peaks[device.type, bf16] = (tf, 'bf16' if bf16 else 'fp32')
                 log(f"matmul peak on {device_name(device)}: {tf:.3f} TFLOP/s ({how})")
             log(f"== {name}: {spec} overrides {overrides}")
-            results.append(run_train(name, spec, a.images, overrides, peaks.get((device.type, bf16))))
+            results.append(run_train(name, spec, a.images, overrides, peaks.get((device.type, bf16)), a.compile_mode))
             if a.json:
                 with open(a.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
             continue
@@ -441,7 +454,7 @@ def main(argv=None):
         lightly = []
         for r in range(a.repeats if a.compare_lightly else 1):
             res = run_ours(name, cfg, device, paths, repeats=1 if a.compare_lightly else a.repeats,
-                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp, compile=a.compile)
+                           peak=peaks.get((device.type, bf16)), via_train_one_epoch=a.train_one_epoch, amp=a.amp, compile=a.compile, compile_mode=a.compile_mode)
             if a.compare_lightly:
                 kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
                 bb = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)

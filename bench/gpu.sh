@@ -4,18 +4,17 @@
 # wheels in .whl (see the device README) and installed into /tmp/site by the caller.
 #   bash bench/gpu.sh              # on the GPU machine, from the repository root; everything goes to stdout
 #   bash bench/gpu.sh --dry-run    # the same sequence on the CPU with a tiny backbone, to test the script
-# Each stage has its own time limit inside one overall budget (GPU_BUDGET seconds, default 560), so one slow or failing
+# Each stage has its own time limit inside one overall budget (GPU_BUDGET seconds, default 570), so one slow or failing
 # stage does not cost the others; stages that no longer fit are skipped and say so.
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
-DRY=() DRY_PROFILE=()
+DRY=()
 if [ "${1:-}" = "--dry-run" ]; then
   DRY=(--device cpu --backbone dinov2_tiny14 --batch 4 --workers 2 --epochs 2)
-  DRY_PROFILE=(--device cpu --backbone dinov2_tiny14 --batch 4 --epochs 4 --start 1 --steps 2)
 fi
 JSON="${OUT:-/tmp}/bench_gpu.jsonl"
-T0=$(date +%s) BUDGET=${GPU_BUDGET:-560}
+T0=$(date +%s) BUDGET=${GPU_BUDGET:-570}
 stage() {  # stage SECONDS COMMAND...: one process under min(SECONDS, what is left of the budget)
   local cap=$1; shift
   local left=$(( BUDGET - ($(date +%s) - T0) ))
@@ -35,23 +34,20 @@ N=320; [ ${#DRY[@]} -gt 0 ] && N=8
 python -c "from semisupervised_learning.core import write_synthetic_em as w; from pathlib import Path; import os
 w('$EM', n=$N, size=512, seed=0); Path('$EM20').mkdir(exist_ok=True)
 [os.symlink(p, Path('$EM20') / p.name) for p in sorted(Path('$EM').glob('*.png'))[:20] if not (Path('$EM20') / p.name).exists()]"
-# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops made by
-#    14 CPU loader workers (the default) and on the GPU (--gpu-crops on): images/s over the training and inside epochs, MFU
-bench 75 --config run-gpu-vits-full --images "$EM"
-bench 75 --config run-gpu-vits-full --images "$EM" --gpu-crops on
-# 2. ViT-L/14 full fine-tune as a whole run: end-to-end MFU (target >= 40%)
-bench 100 --config run-gpu-vitl-full --images "$EM"
-# 3. 20 images, 100 short epochs of 2 steps: what is lost between epochs
-bench 80 --config run-gpu-vits-folder20 --images "$EM20"
-# 4. where a ViT-S step spends its time (kernels, host, data path)
-stage 70 python bench/profile_run.py --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 4 --start 8 --steps 6 "${DRY_PROFILE[@]}"
-# 5. the notebooks' GPU checks (GPU crops without host syncs, ViT-L training with checkpoints, bf16, fused AdamW)
+# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops on
+#    the GPU: eager, then with the backbones' blocks compiled (TrainConfig.compile), then compiled with CUDA graphs
+bench 60 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 8
+bench 120 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 16 --compile
+# 2. the notebooks' GPU checks (compiled step vs eager, GPU crops without host syncs, ViT-L training with checkpoints, bf16)
 if [ ${#DRY[@]} -eq 0 ]; then
   if command -v nbdev-test >/dev/null || [ -x /tmp/site/bin/nbdev-test ]; then
-    export PATH="/tmp/site/bin:$PATH"; stage 200 nbdev-test nbs/00_core.ipynb --flags gpu --timing
+    export PATH="/tmp/site/bin:$PATH"; stage 180 nbdev-test nbs/00_core.ipynb --flags gpu --timing
   else echo "!! no nbdev-test: carry the nbdev wheels (.whl) to run the GPU checks"; fi
 fi
-# 6. ViT-S with torch.compile of the backbones, if time is left (needs more steps than the eager run to pay off)
-bench 120 --config run-gpu-vits-full --images "$EM" --epochs 24 --compile
+bench 110 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 16 --compile --compile-mode reduce-overhead
+# 3. ViT-L/14 full fine-tune as a whole run, compiled: end-to-end MFU (target >= 40%)
+bench 110 --config run-gpu-vitl-full --images "$EM" --gpu-crops on --compile
+# 4. the same eager ViT-S run with crops made by 14 CPU loader workers (core's default), for the A/B with step 1
+bench 60 --config run-gpu-vits-full --images "$EM" --epochs 8
 echo; echo "######## done in $(( $(date +%s) - T0 )) s; JSON lines in $JSON"
 [ -f "$JSON" ] && cat "$JSON"

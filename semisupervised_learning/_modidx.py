@@ -242,6 +242,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                  'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.checkpoint_state': ( 'core.html#checkpoint_state',
                                                                                                  'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.compiled_backbones': ( 'core.html#compiled_backbones',
+                                                                                                   'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.count_pages': ( 'core.html#count_pages',
                                                                                             'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.create_dataloader': ( 'core.html#create_dataloader',

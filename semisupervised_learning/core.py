@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, copy, functools, json, math, os, random, re, shutil, signal, time, warnings
+import contextlib, copy, functools, json, math, os, random, re, shutil, signal, time, types, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -30,8 +30,8 @@ __all__ = ['IMAGE_EXTENSIONS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'DINOV2_ARCHS', 
            'set_rng_states', 'atomic_save', 'checkpoint_state', 'save_checkpoint', 'keep_copy', 'CheckpointWriter',
            'read_checkpoint', 'load_checkpoint', 'HealthWarning', 'TrainingMonitor', 'read_health',
            'plot_training_health', 'amp_enabled', 'NonFiniteLossError', 'TrainingInterrupted', 'train_step',
-           'train_one_epoch', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint', 'train_dino',
-           'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
+           'train_one_epoch', 'compiled_backbones', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint',
+           'train_dino', 'EMImageDataset', 'extract_features', 'save_features', 'load_features', 'plot_loss_history',
            'visualize_features_tsne', 'patch_pca_rgb', 'plot_patch_pca', 'export_backbone', 'setup_distributed',
            'TrainConfig', 'demo_config', 'describe_images', 'describe_adaptation', 'build_backbone', 'train',
            'write_run_outputs', 'run_summary', 'resume_config']
@@ -700,11 +700,13 @@ class DINOModel(nn.Module):
     def forward(self, crops, backbone_features:torch.Tensor|None=None,
                 masks:torch.Tensor|None=None, # (n_global * B, h, w): also return the head outputs at these patches, and the CLS tokens
                 mask_input:bool=True, # replace the masked patches by the mask token (student); False: see them (teacher)
+                masked_positions:torch.Tensor|None=None, # `masked_index(masks, device)` when computed already; None: from `masks`
                ):
         "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops; with `masks`, also (masked patch outputs, CLS tokens)."
         if masks is None: return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
         cls, patches = self.forward_backbone(crops, patch_tokens=True, masks=masks if mask_input else None)
-        masked = patches.flatten(0, -2).index_select(0, masked_index(masks, patches.device))   # = patches[masks], no host sync
+        if masked_positions is None: masked_positions = masked_index(masks, patches.device)
+        masked = patches.flatten(0, -2).index_select(0, masked_positions)   # = patches[masks], no host sync
         out = self.head(torch.cat([cls, masked]))           # one head call: CLS tokens and masked patches
         return out[:len(cls)], out[len(cls):], cls
 
@@ -828,7 +830,7 @@ class DINOLoss(nn.Module):
     def update_center(self, teacher_out:torch.Tensor):
         "EMA of the teacher's batch mean, averaged over processes under torch.distributed."
         batch_center = teacher_out.sum(0, keepdim=True)
-        n = torch.tensor(float(teacher_out.shape[0]), device=teacher_out.device)
+        n = torch.full((), float(teacher_out.shape[0]), device=teacher_out.device)   # a fill, not a copy from the host (which waits on CUDA)
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(batch_center); dist.all_reduce(n)
         self.center.mul_(self.center_momentum).add_(batch_center / n, alpha=1 - self.center_momentum)
@@ -1297,6 +1299,7 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
               ) -> tuple[torch.Tensor, torch.Tensor]:
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
+    if device.type == 'cuda': torch.compiler.cudagraph_mark_step_begin()   # CUDA graphs (`compiled_backbones`) may reuse the last step's outputs
     crops = [c.to(device, non_blocking=True) for c in crops]
     n_global, batch_size, frozen = loss_fn.n_global_crops, crops[0].shape[0], backbone_is_frozen(student)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(device, amp)):
@@ -1307,8 +1310,9 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
         elif isinstance(loss_fn, DINOv2Loss):  # iBOT and KoLeo: masked global crops for the student, unmasked for the teacher
             masks = loss_fn.draw_masks(n_global * batch_size, (crops[0].shape[-2] // 14, crops[0].shape[-1] // 14))   # stay on the CPU:
             if device.type == 'cuda': masks = masks.pin_memory()     # counts and indices come from them without waiting for the GPU
-            student_out, student_patch_out, student_cls = student(crops, masks=masks)
-            with torch.no_grad(): teacher_out, teacher_patch_out, _ = teacher(crops[:n_global], masks=masks, mask_input=False)
+            positions = masked_index(masks, device)                  # once for both (under DDP, masks reach the model on the GPU)
+            student_out, student_patch_out, student_cls = student(crops, masks=masks, masked_positions=positions)
+            with torch.no_grad(): teacher_out, teacher_patch_out, _ = teacher(crops[:n_global], masks=masks, mask_input=False, masked_positions=positions)
         else:
             student_out = student(crops)
             with torch.no_grad(): teacher_out = teacher(crops[:n_global])
@@ -1369,6 +1373,29 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     if distributed: dist.all_reduce(loss_sum); loss_sum /= dist.get_world_size()
     if stop: raise TrainingInterrupted(step + 1, loss_sum=loss_sum.item())
     return loss_sum.item() / max(1, step + 1)
+
+# %% ../nbs/00_core.ipynb #01fd589e
+@contextlib.contextmanager
+def compiled_backbones(*backbones:nn.Module, # timm or torch.hub ViTs: anything with a `blocks` list of transformer blocks
+                       enabled:bool=True, # False: the block runs them as they are
+                       **options, # more torch.compile settings, e.g. mode='reduce-overhead', backend='eager'
+                      ):
+    "Inside this block the backbones' transformer blocks run compiled, however the backbone is called; weights, names and checkpoints are unchanged."
+    if not enabled: yield backbones; return
+    blocks, compiled = [], {}
+    for backbone in backbones:
+        if not isinstance(getattr(backbone, 'blocks', None), (nn.Sequential, nn.ModuleList)):
+            raise TypeError(f"compiled_backbones needs ViTs with a `blocks` list (timm or torch.hub DINOv2); {type(backbone).__name__} has "
+                            "none: compile it yourself with torch.compile(model), or pass compile=False.")
+        blocks += list(backbone.blocks)
+    for block in blocks:   # the blocks, not the whole forward: every call path goes through them, and alike blocks share one graph
+        function = compiled.setdefault(type(block), torch.compile(type(block).forward, dynamic=False, **options))   # one graph per shape
+        block.forward = types.MethodType(function, block)     # bound to this block (a deepcopy binds to its copy)
+    try:
+        with torch._dynamo.config.patch(recompile_limit=max(8, 3 * len(blocks))):   # blocks that differ (drop-path rates) compile apart
+            yield backbones
+    finally:
+        for block in blocks: vars(block).pop('forward', None)   # eager again: later shapes (feature extraction) compile nothing
 
 # %% ../nbs/00_core.ipynb #9d8ccb55
 def checkpoint_bytes(*objects) -> int:
@@ -1686,7 +1713,7 @@ class TrainConfig:
     resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth with the run's own settings
     device:str|None = None            # default: CUDA when available
     amp:bool|None = None              # bf16 autocast; None: on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), else float32
-    compile:bool = False              # torch.compile the backbones (minutes of compiling, then faster steps)
+    compile:bool = False              # torch.compile the backbones' blocks while training, with CUDA graphs on one GPU (ViT-S: 1.4x images/s)
     progress:bool = True
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
@@ -1809,8 +1836,6 @@ def train(config:TrainConfig) -> dict:
     loss_fn = (DINOv2Loss(config.out_dim, config.ibot_weight, config.koleo_weight, config.mask_probability,
                           (config.mask_ratio_min, config.mask_ratio_max), config.dino_weight, **dino)
                if config.ibot_weight or config.koleo_weight or config.dino_weight != 1 else DINOLoss(config.out_dim, **dino)).to(device)
-    if config.compile:          # in place: parameter names, and so checkpoints, stay the same
-        student.backbone.compile(); teacher.backbone.compile()
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:
@@ -1822,10 +1847,12 @@ def train(config:TrainConfig) -> dict:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
     start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
-    history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
-                         config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
-                         config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
-                         config.progress, config.amp, head_warmup_epochs)
+    cuda_graphs = dict(mode='reduce-overhead') if device.type == 'cuda' and world_size == 1 else {}   # 1.3x default compiling on ViT-S (BENCHMARKS); not tried under DDP
+    with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **cuda_graphs):
+        history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
+                             config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
+                             config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
+                             config.progress, config.amp, head_warmup_epochs)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
                   optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
     if rank == 0:

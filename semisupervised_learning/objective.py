@@ -109,7 +109,7 @@ def masking(backbone:nn.Module, # the backbone given to `add_mask_token` (not a 
     if not _has_mask_hook(backbone):
         raise RuntimeError("masking: call add_mask_token(backbone) first, once, before copying the teacher and building the "
                            "optimiser (so both see the mask token).")
-    backbone._patch_masks = masks
+    backbone._patch_masks = to_device_async(masks, backbone.mask_token.device)   # once, here: a compiled forward then sees device tensors only
     try: yield backbone
     finally: backbone._patch_masks = None
 
@@ -149,7 +149,7 @@ class IBOTPatchLoss(nn.Module):
     def update_center(self, teacher_patch_out:torch.Tensor):
         "EMA of the teacher's mean over the masked patches of all processes (unchanged when none is masked)."
         batch_sum = teacher_patch_out.float().sum(0, keepdim=True)
-        n = torch.tensor(float(teacher_patch_out.shape[0]), device=teacher_patch_out.device)
+        n = torch.full((), float(teacher_patch_out.shape[0]), device=teacher_patch_out.device)   # a fill: no host-to-GPU copy, no wait
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(batch_sum); dist.all_reduce(n)
         updated = self.center * self.center_momentum + batch_sum / n.clamp(min=1) * (1 - self.center_momentum)
@@ -183,7 +183,7 @@ def sinkhorn_knopp(teacher_logits:torch.Tensor, # (B, K) teacher head outputs on
     top = logits.max()
     if distributed: dist.all_reduce(top, op=dist.ReduceOp.MAX)
     Q = torch.exp(logits - top).T                                   # (K, B)
-    n_prototypes, n_samples, total = Q.shape[0], torch.tensor(float(Q.shape[1]), device=Q.device), Q.sum()
+    n_prototypes, n_samples, total = Q.shape[0], torch.full((), float(Q.shape[1]), device=Q.device), Q.sum()
     if distributed: dist.all_reduce(n_samples); dist.all_reduce(total)
     Q /= total
     tiny = torch.finfo(torch.float32).tiny                          # a prototype or sample without mass stays at 0, not NaN

@@ -129,7 +129,7 @@ def make_loader(paths, cfg, n_batches):
     return core.create_dataloader(ds, batch_size=cfg['batch'], num_workers=cfg['workers'], seed=0)
 
 # ----------------------------------------------------------------------------------------------------------- step
-_compiled = contextlib.ExitStack()   # backbones compiled for the rest of the process
+_compiled = contextlib.ExitStack()   # the backbones of the configuration being measured, compiled until run_ours closes it
 
 def build(cfg, device, compile=False, compile_mode=None):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
@@ -143,7 +143,7 @@ def build(cfg, device, compile=False, compile_mode=None):
                                                device=device, out_dim=cfg['out_dim'])
     loss_fn = (core.DINOv2Loss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']) if cfg.get('objective') == 'dinov2'   # + iBOT, KoLeo
                else core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global'])).to(device)
-    if compile: _compiled.enter_context(core.compiled_backbones(student.backbone, teacher.backbone, **({'mode': compile_mode} if compile_mode else {})))   # as core.train does
+    if compile: _compiled.enter_context(core.compiled_backbones(student.backbone, teacher.backbone, **({'mode': compile_mode} if compile_mode else {})))   # default mode unless --compile-mode
     optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
 
@@ -237,6 +237,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
             if counted:
                 res[f'{key}tflops_counted'] = counted * rate / 1e12
                 res[f'{key}mfu_counted'] = res[f'{key}tflops_counted'] / peak
+    _compiled.close()
     del loader, student, teacher, optimizer, loss_fn, step, state
     gc.collect()
     if device.type == 'cuda': torch.cuda.empty_cache()
@@ -397,7 +398,7 @@ def main(argv=None):
     p.add_argument('--run-images', type=int, help='run-* configurations: how many synthetic images (without --images)')
     p.add_argument('--compile', action='store_true', help='torch.compile the backbones (core.compiled_backbones; compiling happens in the warm-up steps)')
     p.add_argument('--compile-mode', choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],
-                   help="with --compile: this torch.compile mode instead of core's choice (reduce-overhead, i.e. CUDA graphs, on one GPU; default elsewhere)")
+                   help="with --compile: this torch.compile mode; run-* configurations otherwise take train()'s choice (reduce-overhead, i.e. CUDA graphs, on one GPU), step configurations the default mode")
     p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,

@@ -34,20 +34,20 @@ N=320; [ ${#DRY[@]} -gt 0 ] && N=8
 python -c "from semisupervised_learning.core import write_synthetic_em as w; from pathlib import Path; import os
 w('$EM', n=$N, size=512, seed=0); Path('$EM20').mkdir(exist_ok=True)
 [os.symlink(p, Path('$EM20') / p.name) for p in sorted(Path('$EM').glob('*.png'))[:20] if not (Path('$EM20') / p.name).exists()]"
-# 1. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops on
-#    the GPU: eager, then with the backbones' blocks compiled (TrainConfig.compile), then compiled with CUDA graphs
-bench 60 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 8
-bench 120 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 16 --compile
-# 2. the notebooks' GPU checks (compiled step vs eager, GPU crops without host syncs, ViT-L training with checkpoints, bf16)
+# 1. the notebooks' GPU checks first (CUDA crops without host syncs, compiled blocks and CUDA graphs vs eager, ViT-L training
+#    with checkpoints, the frozen step, a whole ViT-S step without host syncs); the third GPU session left them unfinished
 if [ ${#DRY[@]} -eq 0 ]; then
   if command -v nbdev-test >/dev/null || [ -x /tmp/site/bin/nbdev-test ]; then
-    export PATH="/tmp/site/bin:$PATH"; stage 180 nbdev-test nbs/00_core.ipynb --flags gpu --timing
+    export PATH="/tmp/site/bin:$PATH"; stage 200 nbdev-test nbs/00_core.ipynb --flags gpu --timing
   else echo "!! no nbdev-test: carry the nbdev wheels (.whl) to run the GPU checks"; fi
 fi
-bench 110 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 16 --compile --compile-mode reduce-overhead
-# 3. ViT-L/14 full fine-tune as a whole run, compiled: end-to-end MFU (target >= 40%)
+# 2. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops on
+#    the GPU, eager and as CUDA graphs (what TrainConfig.compile does on one GPU); the third session's default-mode and
+#    CPU-worker runs are in BENCHMARKS.md (add `--compile-mode default`, or drop `--gpu-crops on`, to repeat them)
+bench 60 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 8
+bench 110 --config run-gpu-vits-full --images "$EM" --gpu-crops on --epochs 16 --compile
+# 3. ViT-L/14 full fine-tune as a whole run, eager and as CUDA graphs: end-to-end MFU (target >= 40%)
+bench 80 --config run-gpu-vitl-full --images "$EM" --gpu-crops on --epochs 3
 bench 110 --config run-gpu-vitl-full --images "$EM" --gpu-crops on --compile
-# 4. the same eager ViT-S run with crops made by 14 CPU loader workers (core's default), for the A/B with step 1
-bench 60 --config run-gpu-vits-full --images "$EM" --epochs 8
 echo; echo "######## done in $(( $(date +%s) - T0 )) s; JSON lines in $JSON"
 [ -f "$JSON" ] && cat "$JSON"

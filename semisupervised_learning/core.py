@@ -1299,7 +1299,7 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
               ) -> tuple[torch.Tensor, torch.Tensor]:
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
-    if device.type == 'cuda': torch.compiler.cudagraph_mark_step_begin()   # CUDA graphs (`compiled_backbones`) may reuse the last step's outputs
+    if getattr(unwrap(student).backbone, 'cuda_graph_steps', False): torch.compiler.cudagraph_mark_step_begin()   # the graphs may reuse last step's outputs
     crops = [c.to(device, non_blocking=True) for c in crops]
     n_global, batch_size, frozen = loss_fn.n_global_crops, crops[0].shape[0], backbone_is_frozen(student)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(device, amp)):
@@ -1378,24 +1378,36 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
 @contextlib.contextmanager
 def compiled_backbones(*backbones:nn.Module, # timm or torch.hub ViTs: anything with a `blocks` list of transformer blocks
                        enabled:bool=True, # False: the block runs them as they are
-                       **options, # more torch.compile settings, e.g. mode='reduce-overhead', backend='eager'
+                       **options, # more torch.compile settings, e.g. mode='reduce-overhead' (CUDA graphs), backend='eager'
                       ):
     "Inside this block the backbones' transformer blocks run compiled, however the backbone is called; weights, names and checkpoints are unchanged."
     if not enabled: yield backbones; return
-    blocks, compiled = [], {}
+    blocks = []
     for backbone in backbones:
         if not isinstance(getattr(backbone, 'blocks', None), (nn.Sequential, nn.ModuleList)):
             raise TypeError(f"compiled_backbones needs ViTs with a `blocks` list (timm or torch.hub DINOv2); {type(backbone).__name__} has "
                             "none: compile it yourself with torch.compile(model), or pass compile=False.")
         blocks += list(backbone.blocks)
-    for block in blocks:   # the blocks, not the whole forward: every call path goes through them, and alike blocks share one graph
-        function = compiled.setdefault(type(block), torch.compile(type(block).forward, dynamic=False, **options))   # one graph per shape
-        block.forward = types.MethodType(function, block)     # bound to this block (a deepcopy binds to its copy)
+    cuda_graphs, compiled = options.get('mode') == 'reduce-overhead', {}
+    before, flags = {}, {backbone: vars(backbone).get('cuda_graph_steps') for backbone in backbones}
     try:
+        for block in blocks:   # the blocks, not the whole forward: every call path goes through them, and alike blocks share one graph
+            if type(block) not in compiled: compiled[type(block)] = torch.compile(type(block).forward, dynamic=False, **options)   # a graph per shape
+            before[block] = vars(block).get('forward')
+            block.forward = types.MethodType(compiled[type(block)], block)   # bound to this block (a deepcopy binds to its copy)
+        for backbone in backbones: backbone.cuda_graph_steps = cuda_graphs   # `train_step` then marks where each step starts
         with torch._dynamo.config.patch(recompile_limit=max(8, 3 * len(blocks))):   # blocks that differ (drop-path rates) compile apart
             yield backbones
     finally:
-        for block in blocks: vars(block).pop('forward', None)   # eager again: later shapes (feature extraction) compile nothing
+        for block, forward in before.items():   # as they were: eager again, so later shapes (feature extraction) compile nothing
+            if forward is None: vars(block).pop('forward', None)
+            else: block.forward = forward
+        for backbone, flag in flags.items():
+            if flag is None: vars(backbone).pop('cuda_graph_steps', None)
+            else: backbone.cuda_graph_steps = flag
+        if cuda_graphs and torch.cuda.is_available():
+            from torch._inductor.cudagraph_trees import reset_cudagraph_trees
+            reset_cudagraph_trees()              # frees the graphs' private memory pool for what follows training
 
 # %% ../nbs/00_core.ipynb #9d8ccb55
 def checkpoint_bytes(*objects) -> int:
@@ -1713,7 +1725,7 @@ class TrainConfig:
     resume:bool = False               # continue from out/checkpoints/checkpoint_latest.pth with the run's own settings
     device:str|None = None            # default: CUDA when available
     amp:bool|None = None              # bf16 autocast; None: on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), else float32
-    compile:bool = False              # torch.compile the backbones' blocks while training, with CUDA graphs on one GPU (ViT-S: 1.4x images/s)
+    compile:bool = False              # torch.compile the backbones' blocks while training, as CUDA graphs on one GPU (ViT-S: 1.4x images/s after the first epoch)
     progress:bool = True
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256

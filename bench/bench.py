@@ -284,18 +284,31 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
         if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway
         stamps.append((args[6], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
         return out
+    parts = {'health': [], 'checkpoint': []}       # (start, seconds) of the epoch-end work, to split the time between epochs
+    def timed(kind, method):
+        def wrapper(*args, **kwargs):
+            t = time.perf_counter(); out = method(*args, **kwargs); parts[kind].append((t, time.perf_counter() - t)); return out
+        return wrapper
+    methods = [(core.TrainingMonitor, 'end_epoch', 'health'), (core.CheckpointWriter, 'save', 'checkpoint')]
+    unpatched = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in methods]
+    for cls, attr, kind in methods: setattr(cls, attr, timed(kind, getattr(cls, attr)))
     core.train_step, compiled_backbones = timed_step, core.compiled_backbones
     if compile_mode: core.compiled_backbones = lambda *backbones, **kw: compiled_backbones(*backbones, **{**kw, 'mode': compile_mode})   # train's choice replaced
     try:
         t_start = time.perf_counter()
         result = core.train(config)
         t_end = time.perf_counter()
-    finally: core.train_step, core.compiled_backbones = original, compiled_backbones
+    finally:
+        core.train_step, core.compiled_backbones = original, compiled_backbones
+        for cls, attr, method in unpatched: setattr(cls, attr, method)
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})
     first = {e: min(s[1] for s in stamps if s[0] == e) for e in epochs}
     last = {e: max(s[2] for s in stamps if s[0] == e) for e in epochs}
     between = [first[b] - last[a] for a, b in zip(epochs, epochs[1:])]
+    boundary = {kind: 1e3 * sum(d for t, d in done if any(last[a] <= t < first[b] for a, b in zip(epochs, epochs[1:]))) / max(1, len(between))
+                for kind, done in parts.items()}      # ms per boundary in the health record and in starting the checkpoint
+    boundary['rest'] = 1e3 * sum(between) / max(1, len(between)) - sum(boundary.values())   # next first batch, loss read, epoch line
     inside = [last[e] - first[e] for e in epochs]
     train_span = last[epochs[-1]] - first[epochs[0]]
     n_images = sum(s[3] for s in stamps)
@@ -309,6 +322,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
                between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
+               between_ms_parts=boundary,
                images_per_s=n_images / train_span, images_per_s_inside_epochs=n_images / sum(inside),
                images_per_s_after_epoch0=sum(s[3] for s in later) / (last[epochs[-1]] - first[epochs[1]]) if later else None,
                images_per_s_inside_epochs_after_epoch0=sum(s[3] for s in later) / sum(inside[1:]) if later else None,
@@ -326,7 +340,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs"
         + (f", {res['images_per_s_after_epoch0']:.1f} from the second epoch on, {res['images_per_s_inside_epochs_after_epoch0']:.1f} inside those epochs" if later else '') + "); "
         f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
-        f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
+        f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary: " + ', '.join(f'{k} {v:.0f}' for k, v in boundary.items()) + f"); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
         f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers; "
         f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
         f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"

@@ -78,8 +78,7 @@ def _swap_in_mask_token(backbone:nn.Module, patch_embed:nn.Module, args, patches
     "Forward hook on `backbone.patch_embed`: inside `masking`, masked positions take `backbone.mask_token`."
     masks = backbone.__dict__.get('_patch_masks')
     if masks is None: return None                                  # outside `masking`: the output is untouched
-    masks = to_device_async(masks, patches.device)
-    if patches.dim() != 4: masks = masks.flatten(1)               # (B, N, D) patch embeddings
+    if patches.dim() != 4: masks = masks.flatten(1)               # (B, N, D) patch embeddings; `masking` put them on the device
     if masks.shape != patches.shape[:-1]:
         raise ValueError(f"masking: masks of shape {tuple(masks.shape)} do not fit this forward's patch grid {tuple(patches.shape[:-1])}: "
                          "build one mask per image of the call with block_masks(n_images, (H // patch_size, W // patch_size)).")

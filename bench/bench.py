@@ -262,7 +262,7 @@ def run_train_config(spec, data, out, overrides=None) -> core.TrainConfig:
     "The TrainConfig of a `RUNS` entry: random init, no progress bar, the entry's settings, then `overrides`."
     return core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}), 'data': str(data), 'out': str(out)})
 
-def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None):
+def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None, loader=None):
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
     (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
@@ -292,14 +292,16 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     methods = [(core.TrainingMonitor, 'end_epoch', 'health'), (core.CheckpointWriter, 'save', 'checkpoint')]
     unpatched = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in methods]
     for cls, attr, kind in methods: setattr(cls, attr, timed(kind, getattr(cls, attr)))
-    core.train_step, compiled_backbones = timed_step, core.compiled_backbones
+    core.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader
+    if loader == 'restart':   # the loader before low-priority workers: restarted each epoch, workers at normal priority
+        core.create_dataloader = lambda *a, **kw: create_dataloader(*a, **{**kw, 'prefetch_next_epoch': False, 'low_priority_workers': False})
     if compile_mode: core.compiled_backbones = lambda *backbones, **kw: compiled_backbones(*backbones, **{**kw, 'mode': compile_mode})   # train's choice replaced
     try:
         t_start = time.perf_counter()
         result = core.train(config)
         t_end = time.perf_counter()
     finally:
-        core.train_step, core.compiled_backbones = original, compiled_backbones
+        core.train_step, core.compiled_backbones, core.create_dataloader = original, compiled_backbones, create_dataloader
         for cls, attr, method in unpatched: setattr(cls, attr, method)
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})
@@ -318,7 +320,9 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                epochs=len(epochs), steps_per_epoch=steps_per_epoch, images_trained=n_images,
                crops=f"{config.n_global_crops}x{config.global_size}+{config.n_local_crops}x{config.local_size}",
                objective='dinov2' if isinstance(result['loss_fn'], core.DINOv2Loss) else 'dino',
-               crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers', compiled=(compile_mode or "train()'s choice") if config.compile else False,
+               crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers',
+               loader_workers='restarted each epoch' if loader == 'restart' else 'run on into the next epoch' + (' at the lowest CPU priority' if device.type == 'cpu' else ''),
+               compiled=(compile_mode or "train()'s choice") if config.compile else False,
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
                between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
@@ -341,7 +345,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
         + (f", {res['images_per_s_after_epoch0']:.1f} from the second epoch on, {res['images_per_s_inside_epochs_after_epoch0']:.1f} inside those epochs" if later else '') + "); "
         f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
         f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary: " + ', '.join(f'{k} {v:.0f}' for k, v in boundary.items()) + f"); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
-        f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers; "
+        f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers ({res['loader_workers']}); "
         f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
         f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"
         + (f"; MFU {100 * res['mfu_analytic']:.1f}% over the training ({100 * res['mfu_inside_epochs']:.1f}% inside epochs"
@@ -414,6 +418,8 @@ def main(argv=None):
     p.add_argument('--compile-mode', choices=['default', 'reduce-overhead', 'max-autotune-no-cudagraphs'],
                    help="with --compile: this torch.compile mode; run-* configurations otherwise take train()'s choice (reduce-overhead, i.e. CUDA graphs, on one GPU), step configurations the default mode")
     p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
+    p.add_argument('--loader', choices=['core', 'restart'], default='core',
+                   help="run-* configurations: 'core' = train()'s loader; 'restart' = workers restarted each epoch at normal priority (core's CPU loader before low_priority_workers)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
@@ -440,7 +446,7 @@ def main(argv=None):
                 tf, how = matmul_peak(device, bf16); peaks[device.type, bf16] = (tf, 'bf16' if bf16 else 'fp32')
                 log(f"matmul peak on {device_name(device)}: {tf:.3f} TFLOP/s ({how})")
             log(f"== {name}: {spec} overrides {overrides}")
-            results.append(run_train(name, spec, a.images, overrides, peaks.get((device.type, bf16)), a.compile_mode))
+            results.append(run_train(name, spec, a.images, overrides, peaks.get((device.type, bf16)), a.compile_mode, a.loader))
             if a.json:
                 with open(a.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
             continue

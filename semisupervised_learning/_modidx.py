@@ -212,6 +212,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core._file_kind': ( 'core.html#_file_kind',
                                                                                            'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core._lower_priority': ( 'core.html#_lower_priority',
+                                                                                                'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core._plain': ( 'core.html#_plain',
                                                                                        'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core._strip_prefixes': ( 'core.html#_strip_prefixes',

@@ -356,13 +356,18 @@ class MultiCropLoader(DataLoader):
             yield batch
         self._position = (epoch + 1, 0)
 
+def _lower_priority(worker_id:int=0):
+    "Give this process the lowest CPU priority (`os.nice(19)`; where there is no `os.nice`, nothing): a loader worker's start-up."
+    if hasattr(os, 'nice'): os.nice(19)
+
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process
                       shuffle:bool=True, num_workers:int=4,
                       seed:int|None=None, # shuffling seed; defaults to the dataset's seed
                       drop_last:bool=True, # equal batches for training; False for feature extraction
                       pin_memory:bool|None=None, # defaults to True when CUDA is available
                       persistent_workers:bool=True,
-                      prefetch_next_epoch:bool|None=None, # workers run on into the next epoch (MultiCropDataset); default: with CUDA
+                      prefetch_next_epoch:bool=True, # workers run on into the next epoch (datasets whose items know their epoch: MultiCropDataset)
+                      low_priority_workers:bool|None=None, # workers at the lowest CPU priority: right when the step trains on the same CPU; default: without CUDA
                       gpu=None, # a device: the crops are made there (`GPUMultiCrop`: the images held as uint8) and the workers only draw the random choices
                      ) -> MultiCropLoader|GPUCropLoader:
     "Batches of multi-crop views; under torch.distributed each process gets its own share of every epoch."
@@ -370,19 +375,21 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     if gpu is not None:
         crops = GPUMultiCrop(dataset, gpu)
         return GPUCropLoader(crops, create_dataloader(crops.choices, batch_size, shuffle, num_workers, seed, drop_last, pin_memory,
-                                                      persistent_workers, prefetch_next_epoch))
+                                                      persistent_workers, prefetch_next_epoch, low_priority_workers))
     world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_available() and dist.is_initialized() else (1, 0)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
     if drop_last and len(sampler) < batch_size:
         raise ValueError(f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
                          "lower the batch size or add images.")
     batch_sampler = ResumableBatchSampler(sampler, batch_size, drop_last)
-    # Its items know their epoch, so workers may run ahead: right when a GPU trains; on a CPU they would compete with the step
-    # for the same cores (measured: 15-20% slower on 2 cores), so there each epoch's first batch is made while the step waits.
-    batch_sampler.stream = getattr(dataset, 'epoch_items', False) and (torch.cuda.is_available() if prefetch_next_epoch is None else prefetch_next_epoch)
+    batch_sampler.stream = prefetch_next_epoch and getattr(dataset, 'epoch_items', False)   # its items know their epoch: workers may run ahead
+    # When the step trains on the same CPU cores, workers at normal priority compete with it (measured on 2 cores: 15-20% slower);
+    # at the lowest priority they make batches with the core time the step leaves, and the step is never slowed by them.
+    low_priority = not torch.cuda.is_available() if low_priority_workers is None else low_priority_workers
     return MultiCropLoader(dataset, batch_sampler=batch_sampler,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
+                           worker_init_fn=_lower_priority if low_priority else None,
                            generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
                                                                              # which the training step uses (iBOT masks) and resume restores
 
@@ -1829,7 +1836,7 @@ def train(config:TrainConfig) -> dict:
                                samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
-    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, prefetch_next_epoch=device.type == 'cuda',
+    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, low_priority_workers=device.type == 'cpu',
                                gpu=device if config.gpu_crops else None)
     crops_note = (f"crops made on the {device.type.upper()} from the images held there ({loader.crops.nbytes / 1e6:.0f} MB as uint8)"
                   if config.gpu_crops else f"crops made by {workers} loader workers")

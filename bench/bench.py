@@ -262,6 +262,11 @@ def run_train_config(spec, data, out, overrides=None) -> core.TrainConfig:
     "The TrainConfig of a `RUNS` entry: random init, no progress bar, the entry's settings, then `overrides`."
     return core.TrainConfig(**{**dict(pretrained=False, progress=False), **spec['config'], **(overrides or {}), 'data': str(data), 'out': str(out)})
 
+def describe_workers(loader:core.MultiCropLoader) -> str:
+    "How the loader `train()` built runs its workers, read from the loader itself."
+    return (('run on into the next epoch' if loader.batch_sampler.stream else 'restarted each epoch')
+            + (' at the lowest CPU priority' if loader.worker_init_fn is core._lower_priority else ''))
+
 def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None, loader=None):
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
@@ -321,7 +326,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                crops=f"{config.n_global_crops}x{config.global_size}+{config.n_local_crops}x{config.local_size}",
                objective='dinov2' if isinstance(result['loss_fn'], core.DINOv2Loss) else 'dino',
                crops_made_on='device' if isinstance(result['loader'], core.GPUCropLoader) else 'CPU workers',
-               loader_workers='restarted each epoch' if loader == 'restart' else 'run on into the next epoch' + (' at the lowest CPU priority' if device.type == 'cpu' else ''),
+               loader_workers=describe_workers(getattr(result['loader'], 'loader', result['loader'])),
                compiled=(compile_mode or "train()'s choice") if config.compile else False,
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],

@@ -384,7 +384,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     batch_sampler = ResumableBatchSampler(sampler, batch_size, drop_last)
     batch_sampler.stream = prefetch_next_epoch and getattr(dataset, 'epoch_items', False)   # its items know their epoch: workers may run ahead
     # When the step trains on the same CPU cores, workers at normal priority compete with it (measured on 2 cores: 15-20% slower);
-    # at the lowest priority they make batches with the core time the step leaves, and the step is never slowed by them.
+    # at the lowest priority they make batches with the core time the step leaves (measured: the step as fast as without them).
     low_priority = not torch.cuda.is_available() if low_priority_workers is None else low_priority_workers
     return MultiCropLoader(dataset, batch_sampler=batch_sampler,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,

@@ -271,8 +271,9 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
     (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
-    to the next one's first: loader restart and first batch, checkpoint, health, logging) and the tail (last checkpoint,
-    export, pictures)."""
+    to the next one's first: waiting for the next batch, checkpoint, health, logging) and the tail (last checkpoint,
+    export, pictures). The loader is wrapped to time every wait for a batch: the wait at an epoch's start is data the
+    same run as one long epoch waits for between its steps, so 'epoch-end work' is the time between epochs without it."""
     import dataclasses
     work = Path(tempfile.mkdtemp(prefix=f'ssl_{name}_'))
     if images: data, source = str(images), str(images)
@@ -297,6 +298,17 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     methods = [(core.TrainingMonitor, 'end_epoch', 'health'), (core.CheckpointWriter, 'save', 'checkpoint')]
     unpatched = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in methods]
     for cls, attr, kind in methods: setattr(cls, attr, timed(kind, getattr(cls, attr)))
+    waits = []      # (start, seconds) of every wait for the loader's next batch, a pass's start included
+    class TimedLoader:
+        "The loader train() built, as train_one_epoch sees it, timing each wait for the next batch."
+        def __init__(self, loader): self.loader = loader
+        def __len__(self): return len(self.loader)
+        def __iter__(self):
+            t = time.perf_counter(); batches = iter(self.loader)
+            while (batch := next(batches, None)) is not None:
+                waits.append((t, time.perf_counter() - t)); yield batch; t = time.perf_counter()
+    one_epoch = core.train_one_epoch
+    core.train_one_epoch = lambda student, teacher, loader, *a, **kw: one_epoch(student, teacher, TimedLoader(loader), *a, **kw)
     core.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader
     if loader == 'restart':   # the loader before low-priority workers: restarted each epoch, workers at normal priority
         core.create_dataloader = lambda *a, **kw: create_dataloader(*a, **{**kw, 'prefetch_next_epoch': False, 'low_priority_workers': False})
@@ -306,16 +318,19 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
         result = core.train(config)
         t_end = time.perf_counter()
     finally:
-        core.train_step, core.compiled_backbones, core.create_dataloader = original, compiled_backbones, create_dataloader
+        core.train_step, core.compiled_backbones, core.create_dataloader, core.train_one_epoch = original, compiled_backbones, create_dataloader, one_epoch
         for cls, attr, method in unpatched: setattr(cls, attr, method)
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})
     first = {e: min(s[1] for s in stamps if s[0] == e) for e in epochs}
     last = {e: max(s[2] for s in stamps if s[0] == e) for e in epochs}
     between = [first[b] - last[a] for a, b in zip(epochs, epochs[1:])]
-    boundary = {kind: 1e3 * sum(d for t, d in done if any(last[a] <= t < first[b] for a, b in zip(epochs, epochs[1:]))) / max(1, len(between))
-                for kind, done in parts.items()}      # ms per boundary in the health record and in starting the checkpoint
-    boundary['rest'] = 1e3 * sum(between) / max(1, len(between)) - sum(boundary.values())   # next first batch, loss read, epoch line
+    at_boundary = lambda t: any(last[a] <= t < first[b] for a, b in zip(epochs, epochs[1:]))
+    parts['next batch'] = waits
+    boundary = {kind: 1e3 * sum(d for t, d in done if at_boundary(t)) / max(1, len(between))
+                for kind, done in parts.items()}      # ms per boundary in the health record, in starting the checkpoint, waiting for data
+    boundary['rest'] = 1e3 * sum(between) / max(1, len(between)) - sum(boundary.values())   # loss read, epoch line, freeing the last batch
+    step_waits = [d for t, d in waits if first[epochs[0]] <= t < last[epochs[-1]] and not at_boundary(t)]   # inside epochs
     inside = [last[e] - first[e] for e in epochs]
     train_span = last[epochs[-1]] - first[epochs[0]]
     n_images = sum(s[3] for s in stamps)
@@ -331,7 +346,8 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                wall_s=t_end - t_start, setup_s=first[epochs[0]] - t_start, inside_epochs_s=sum(inside),
                between_epochs_s=sum(between), tail_s=t_end - last[epochs[-1]],
                between_fraction=sum(between) / train_span, between_ms_per_epoch=1e3 * sum(between) / max(1, len(between)),
-               between_ms_parts=boundary,
+               between_ms_parts=boundary, data_wait_ms_inside_epochs=1e3 * sum(step_waits) / max(1, len(step_waits)),
+               epoch_end_fraction=(sum(between) - boundary['next batch'] * len(between) / 1e3) / train_span,
                images_per_s=n_images / train_span, images_per_s_inside_epochs=n_images / sum(inside),
                images_per_s_after_epoch0=sum(s[3] for s in later) / (last[epochs[-1]] - first[epochs[1]]) if later else None,
                images_per_s_inside_epochs_after_epoch0=sum(s[3] for s in later) / sum(inside[1:]) if later else None,
@@ -349,7 +365,9 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     log(f"{name}: {res['images_per_s']:.1f} images/s over the training ({res['images_per_s_inside_epochs']:.1f} inside epochs"
         + (f", {res['images_per_s_after_epoch0']:.1f} from the second epoch on, {res['images_per_s_inside_epochs_after_epoch0']:.1f} inside those epochs" if later else '') + "); "
         f"between epochs {res['between_epochs_s']:.2f} s = {100 * res['between_fraction']:.1f}% of the training "
-        f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary: " + ', '.join(f'{k} {v:.0f}' for k, v in boundary.items()) + f"); {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
+        f"({res['between_ms_per_epoch']:.0f} ms per epoch boundary: " + ', '.join(f'{k} {v:.0f}' for k, v in boundary.items())
+        + f"; a step inside an epoch waits {res['data_wait_ms_inside_epochs']:.0f} ms for its batch), "
+        f"epoch-end work without the wait for the next batch {100 * res['epoch_end_fraction']:.1f}%; {res['epochs']} epochs x {steps_per_epoch} steps of batch {res['batch']}, "
         f"{res['crops']}, {res['backbone']} adapt={res['adapt']} amp={res['amp']} objective={res['objective']}, crops made on the {res['crops_made_on']}, compiled={res['compiled']}, {res['workers']} workers ({res['loader_workers']}); "
         f"wall {res['wall_s']:.1f} s = setup {res['setup_s']:.1f} + epochs {res['inside_epochs_s']:.1f} + between {res['between_epochs_s']:.1f} "
         f"+ tail (last save, export, pictures) {res['tail_s']:.1f} s; data: {source}"
@@ -425,6 +443,8 @@ def main(argv=None):
     p.add_argument('--gpu-crops', choices=['on', 'off'], help="run-* configurations: crops made on the GPU (TrainConfig.gpu_crops) or by the CPU loader workers (core's default)")
     p.add_argument('--loader', choices=['core', 'restart'], default='core',
                    help="run-* configurations: 'core' = train()'s loader; 'restart' = workers restarted each epoch at normal priority (core's CPU loader before low_priority_workers)")
+    p.add_argument('--save-latest-seconds', type=float,
+                   help="run-* configurations: TrainConfig.save_latest_seconds (0: the rolling checkpoint after every epoch, as before it existed)")
     p.add_argument('--threads', type=int, help='torch.set_num_threads in the main process')
     p.add_argument('--objective', choices=['dino', 'dinov2'], default=None,
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
@@ -439,7 +459,7 @@ def main(argv=None):
         if name in RUNS:      # a whole train() run
             spec = {**RUNS[name], **({'images': a.run_images} if a.run_images else {})}
             overrides = {k: v for k, v in dict(batch_size=a.batch, num_workers=a.workers, backbone=a.backbone, device=a.device,
-                                                epochs=a.epochs).items() if v is not None}
+                                                epochs=a.epochs, save_latest_seconds=a.save_latest_seconds).items() if v is not None}
             if a.amp != 'core': overrides['amp'] = a.amp == 'bf16'
             if a.objective == 'dino': overrides.update(ibot_weight=0.0, koleo_weight=0.0)
             if a.compile: overrides['compile'] = True

@@ -1471,6 +1471,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
                progress:bool=True, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
+               save_latest_seconds:float=30.0, # `checkpoint_latest.pth` at an epoch's end once this long after the last one (0: every epoch)
               ) -> list[float]:
     "Train for `n_epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
     device = default_device() if device is None else torch.device(device)
@@ -1490,10 +1491,13 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     writer = CheckpointWriter(background=device.type == 'cuda')      # on a GPU the next epoch starts while the file is written
-    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False):
+    def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False) -> bool:
+        "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
         if main and not (skip_if_busy and writer.busy):
             writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
                                                loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
+            return True
+        return False
     with _DeferredSigint() as sigint, writer:                         # leaving it waits for the last write
         calls = [0]
         def should_stop():
@@ -1502,7 +1506,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             if calls[0] % log_every: return False        # ranks agree on stopping at logging steps only
             flag = torch.tensor([float(sigint.requested)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             return bool(flag.item())
-        backbone_training = None
+        backbone_training, last_latest = None, -math.inf
         for epoch in range(start_epoch, n_epochs):
             if any(g.get('backbone') for g in optimizer.param_groups) and backbone_training != (epoch >= head_warmup_epochs):
                 backbone_training = epoch >= head_warmup_epochs
@@ -1534,8 +1538,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")
             keep = done % save_every == 0 or done == n_epochs
-            save(checkpoint_dir / 'checkpoint_latest.pth', done, keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if keep else None,
-                 skip_if_busy=not keep)   # a short epoch does not wait for the last rolling checkpoint to reach the disk
+            if keep or time.monotonic() - last_latest >= save_latest_seconds:      # short epochs: not a write per epoch
+                if save(checkpoint_dir / 'checkpoint_latest.pth', done, keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if keep else None,
+                        skip_if_busy=not keep):   # nor waiting for the last rolling checkpoint to reach the disk
+                    last_latest = time.monotonic()
             if distributed: dist.barrier()
     return history
 
@@ -1725,7 +1731,8 @@ class TrainConfig:
     clip_grad:float = 3.0
     freeze_last_layer_epochs:int = 1
     num_workers:int = 4               # loader processes (at most the CPU cores available)
-    save_every:int = 10
+    save_every:int = 10               # keep checkpoint_epoch_N.pth every this many epochs (and at the end)
+    save_latest_seconds:float = 30.0  # write the rolling checkpoint_latest.pth at an epoch's end once this long after the last (0: every epoch)
     log_every:int = 10
     seed:int = 0
     on_error:str = 'raise'            # raise: stop at a broken image; skip: train past it (warned and counted)
@@ -1747,7 +1754,7 @@ class TrainConfig:
                     'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images', 'samples_per_image')
         for name in positive:
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
-        for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs'):
+        for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs', 'save_latest_seconds'):
             if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
         if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
             raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, mask_ratio_max={self.mask_ratio_max}: "
@@ -1871,7 +1878,7 @@ def train(config:TrainConfig) -> dict:
         history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, config.epochs, config.save_every,
                              config.checkpoint_dir, 'latest' if config.resume else None, config.momentum_teacher, config.clip_grad,
                              config.freeze_last_layer_epochs, config.log_every, {**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
-                             config.progress, config.amp, head_warmup_epochs)
+                             config.progress, config.amp, head_warmup_epochs, config.save_latest_seconds)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
                   optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
     if rank == 0:
@@ -1939,7 +1946,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/00_core.ipynb #365c99c9
-RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
+RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'save_latest_seconds', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
                      'image_cache_mb', 'gpu_crops')
 
 def _config_from_dict(stored:dict) -> dict:

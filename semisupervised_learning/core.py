@@ -195,11 +195,15 @@ class MultiCropDataset(Dataset):
                  on_error:str='raise', # 'raise' stops at a broken file, 'skip' warns, counts and uses the next image
                  samples_per_image:int=1, # multi-crop samples of every image per epoch: small folders of large images get more steps
                  cache_mb:float=512, # decoded images kept in memory per loader process (small folders are decoded once, not every epoch)
-                 seed:int=0):
+                 seed:int=0,
+                 dtype:torch.dtype=torch.float32, # the crops': torch.bfloat16 halves the bytes the loader moves (`train` asks for it under bf16 autocast)
+                ):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
         if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
         if samples_per_image < 1: raise ValueError(f"samples_per_image={samples_per_image} must be at least 1.")
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype={dtype!r}: the crops need a floating-point torch dtype, e.g. torch.float32 or torch.bfloat16.")
         for name, size in [('global_size', global_size), ('local_size', local_size)]:
             if size % 14: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size 14; the border is cut off.")
         self.items = []
@@ -298,7 +302,7 @@ class MultiCropDataset(Dataset):
         if blur: x = gaussian_blur(x, sigma)
         if solarize: x = torch.where(x >= 0.5, 1 - x, x)
         if self.noise_std: x = x + self.noise_std * torch.from_numpy(noise.standard_normal(x.shape, dtype=np.float32))
-        return (x.clamp(0, 1).expand(3, -1, -1) - self._mean) / self._std
+        return ((x.clamp(0, 1).expand(3, -1, -1) - self._mean) / self._std).to(self.dtype)
 
 
 # %% ../nbs/00_core.ipynb #85f860c7
@@ -313,7 +317,7 @@ def show_crops(dataset:MultiCropDataset, index:int=0, # which sample
     for ax in axes.ravel(): ax.axis('off')
     for c, crop in enumerate(crops):
         ax = axes[0, c] if c < n_global else axes[1, c - n_global]
-        ax.imshow((crop[0] * dataset._std[0] + dataset._mean[0]).numpy(), cmap='gray', vmin=0, vmax=1)
+        ax.imshow((crop[0].float() * dataset._std[0] + dataset._mean[0]).numpy(), cmap='gray', vmin=0, vmax=1)
         ax.set_title(f"{'global' if c < n_global else 'local'} {crop.shape[-1]}px", fontsize=7)
     fig.suptitle(Path(dataset.image_names[index % len(dataset.items)]).name, fontsize=8); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=100)
@@ -471,7 +475,7 @@ class GPUMultiCrop:
                 x = torch.empty(n * B, 1, size, size, device=self.device)
                 for g, _ in groups:
                     rows, part = parts[g, first]; x.index_copy_(0, to_device_async(rows, self.device), part)
-            crops += list(self._augment(x, views[first:first + n].reshape(n * B, -1)).view(n, B, 3, size, size).unbind(0))
+            crops += list(self._augment(x, views[first:first + n].reshape(n * B, -1)).to(ds.dtype).view(n, B, 3, size, size).unbind(0))
         return crops
 
     def _crop(self, images:torch.Tensor, v:torch.Tensor, m:int, size:int) -> torch.Tensor:
@@ -1572,11 +1576,12 @@ def extract_features(model:nn.Module, # a DINOModel (student / teacher) or a bar
     if use_head and not isinstance(model, DINOModel): raise ValueError("use_head=True needs a DINOModel (student or teacher).")
     if use_head and patch_tokens: raise ValueError("Choose use_head or patch_tokens: the head works on CLS features only.")
     was_training = model.training; model.eval()
+    dtype = next(backbone.parameters()).dtype           # bf16 crops (a dataset of `train` under autocast) meet float32 weights
     out = []
     for batch in dataloader:
         images = batch if isinstance(batch, torch.Tensor) else batch[0]     # multi-crop: first global crop; (x, y): x
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == 'cuda'):
-            cls, patches = backbone_tokens(backbone, images.to(device, non_blocking=True))
+            cls, patches = backbone_tokens(backbone, images.to(device, dtype, non_blocking=True))
             features = model.head(cls) if use_head else patches if patch_tokens else cls
         out.append(features.float().cpu())
     model.train(was_training)
@@ -1840,7 +1845,8 @@ def train(config:TrainConfig) -> dict:
         if world_size > 1: dist.barrier()
     dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
                                config.global_scale, config.local_scale, on_error=config.on_error,
-                               samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed)
+                               samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed,
+                               dtype=torch.bfloat16 if amp_enabled(device, config.amp) else torch.float32)   # what autocast casts them to
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
     loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, low_priority_workers=device.type == 'cpu',

@@ -272,8 +272,10 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
     (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
     to the next one's first: waiting for the next batch, checkpoint, health, logging) and the tail (last checkpoint,
-    export, pictures). The loader is wrapped to time every wait for a batch: the wait at an epoch's start is data the
-    same run as one long epoch waits for between its steps, so 'epoch-end work' is the time between epochs without it."""
+    export, pictures). The loader is wrapped to time every call for a batch ('next batch'): with core's loader that is
+    waiting for the workers, data the same run as one long epoch waits for between its steps, so 'epoch-end work' is
+    the time between epochs without it. It also holds a restarted loader's restart (--loader restart) and crops made on
+    the device (--gpu-crops on): read epoch-end work as a lower bound there."""
     import dataclasses
     work = Path(tempfile.mkdtemp(prefix=f'ssl_{name}_'))
     if images: data, source = str(images), str(images)
@@ -298,15 +300,18 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     methods = [(core.TrainingMonitor, 'end_epoch', 'health'), (core.CheckpointWriter, 'save', 'checkpoint')]
     unpatched = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in methods]
     for cls, attr, kind in methods: setattr(cls, attr, timed(kind, getattr(cls, attr)))
-    waits = []      # (start, seconds) of every wait for the loader's next batch, a pass's start included
+    waits = []      # (start, seconds) of every call for the loader's next batch: a pass's start (a restarted loader's
+                    # restart), crops made on the device (GPUCropLoader), waiting for the workers, and the call ending the pass
     class TimedLoader:
-        "The loader train() built, as train_one_epoch sees it, timing each wait for the next batch."
+        "The loader train() built, as train_one_epoch sees it, timing each call for the next batch."
         def __init__(self, loader): self.loader = loader
         def __len__(self): return len(self.loader)
         def __iter__(self):
             t = time.perf_counter(); batches = iter(self.loader)
-            while (batch := next(batches, None)) is not None:
-                waits.append((t, time.perf_counter() - t)); yield batch; t = time.perf_counter()
+            while True:
+                batch = next(batches, None); waits.append((t, time.perf_counter() - t))
+                if batch is None: return
+                yield batch; t = time.perf_counter()
     one_epoch = core.train_one_epoch
     core.train_one_epoch = lambda student, teacher, loader, *a, **kw: one_epoch(student, teacher, TimedLoader(loader), *a, **kw)
     core.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader

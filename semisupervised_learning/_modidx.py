@@ -170,6 +170,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                           'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.TrainingMonitor.log': ( 'core.html#trainingmonitor.log',
                                                                                                     'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.TrainingMonitor.resumed': ( 'core.html#trainingmonitor.resumed',
+                                                                                                        'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.ViewChoices': ( 'core.html#viewchoices',
                                                                                             'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.ViewChoices.__getitem__': ( 'core.html#viewchoices.__getitem__',

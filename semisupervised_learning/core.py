@@ -196,7 +196,7 @@ class MultiCropDataset(Dataset):
                  samples_per_image:int=1, # multi-crop samples of every image per epoch: small folders of large images get more steps
                  cache_mb:float=512, # decoded images kept in memory per loader process (small folders are decoded once, not every epoch)
                  seed:int=0,
-                 dtype:torch.dtype=torch.float32, # the crops': torch.bfloat16 halves the bytes the loader moves (`train` asks for it under bf16 autocast)
+                 dtype:torch.dtype=torch.float32, # the crops': torch.bfloat16 halves the bytes the loader moves, for steps under bf16 autocast (`train` asks for it then)
                 ):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
@@ -1169,6 +1169,10 @@ class TrainingMonitor:
         self._interval.append(record); self._write(record)
         return record
 
+    def resumed(self, epoch:int, step:int=0):
+        "Note that a resumed run trains on from `epoch`, `step`: `read_health` then drops the earlier records of what it trains again."
+        self._write(dict(kind='resume', epoch=epoch, step=step))
+
     def end_epoch(self, epoch:int, mean_loss:float) -> dict[str, str]:
         "Write the epoch's record and its diagnoses; warn about each symptom when it appears; returns {symptom: message}."
         if not self._interval: return []
@@ -1247,9 +1251,16 @@ class TrainingMonitor:
 
 # %% ../nbs/00_core.ipynb #01d40101
 def read_health(path) -> list[dict]:
-    "The records of a `health.jsonl` file (intervals, epochs and diagnoses, in order)."
+    """The records of a `health.jsonl` file (intervals, epochs and diagnoses, in order). The file is only ever appended to;
+    where a run was resumed, the records of the steps it trained again replace those written before the crash."""
     import json
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for record in (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()):
+        if record['kind'] != 'resume': records.append(record); continue
+        epoch, step = record['epoch'], record['step']
+        records = [r for r in records if not (r['kind'] in ('interval', 'epoch', 'diagnosis') and
+                   (r['epoch'] > epoch or r['epoch'] == epoch and (r['kind'] != 'interval' or r['step'] >= step)))]
+    return records
 
 def plot_training_health(health, # a health.jsonl path or its records
                          save_path=None, max_grad_norm:float=100.0):
@@ -1494,6 +1505,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
         if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
+    if resume_from is not None: monitor.resumed(start_epoch, start_step)   # the steps since the checkpoint are trained again
     writer = CheckpointWriter(background=device.type == 'cuda')      # on a GPU the next epoch starts while the file is written
     def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False) -> bool:
         "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
@@ -1737,7 +1749,7 @@ class TrainConfig:
     freeze_last_layer_epochs:int = 1
     num_workers:int = 4               # loader processes (at most the CPU cores available)
     save_every:int = 10               # keep checkpoint_epoch_N.pth every this many epochs (and at the end)
-    save_latest_seconds:float = 30.0  # write the rolling checkpoint_latest.pth at an epoch's end once this long after the last (0: every epoch)
+    save_latest_seconds:float = 30.0  # the rolling checkpoint_latest.pth at an epoch's end once this long after the last write (0: every epoch); save_every epochs, the last and Ctrl-C always write it
     log_every:int = 10
     seed:int = 0
     on_error:str = 'raise'            # raise: stop at a broken image; skip: train past it (warned and counted)
@@ -1760,7 +1772,7 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
         for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs', 'save_latest_seconds'):
-            if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
+            if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")   # nor NaN
         if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
             raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, mask_ratio_max={self.mask_ratio_max}: "
                              "each between 0 and 1, the minimum at most the maximum.")
@@ -1769,7 +1781,7 @@ class TrainConfig:
             if len(value) != 2 or not 0 < value[0] <= value[1] <= 1:
                 raise ValueError(f"{name}={value}: two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0)).")
         for name in ('dino_weight', 'ibot_weight', 'koleo_weight'):
-            if getattr(self, name) < 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
+            if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")   # nor NaN
         if not (self.dino_weight or self.ibot_weight or self.koleo_weight):
             raise ValueError("dino_weight, ibot_weight and koleo_weight are all 0: nothing would train the backbone. Keep one above 0.")
         if self.n_global_crops < 2 and self.n_local_crops == 0:

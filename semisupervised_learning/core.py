@@ -1849,6 +1849,7 @@ def train(config:TrainConfig) -> dict:
     rank, world_size = setup_distributed()
     if config.resume: config = resume_config(config, verbose=rank == 0)
     device = torch.device(config.device) if config.device else default_device()
+    bf16 = amp_enabled(device, config.amp)
     torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
     data = config.data
     if data is None:
@@ -1858,7 +1859,7 @@ def train(config:TrainConfig) -> dict:
     dataset = MultiCropDataset(data, config.n_global_crops, config.n_local_crops, config.global_size, config.local_size,
                                config.global_scale, config.local_scale, on_error=config.on_error,
                                samples_per_image=config.samples_per_image, cache_mb=config.image_cache_mb, seed=config.seed,
-                               dtype=torch.bfloat16 if amp_enabled(device, config.amp) else torch.float32)   # what autocast casts them to
+                               dtype=torch.bfloat16 if bf16 else torch.float32)   # what autocast casts them to
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
     workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
     loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, low_priority_workers=device.type == 'cpu',
@@ -1885,7 +1886,7 @@ def train(config:TrainConfig) -> dict:
     if rank == 0:
         print(f"{len(dataset.items)} images" + (f" x {config.samples_per_image} samples per epoch" if config.samples_per_image > 1 else '') + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer, head_warmup_epochs)}; "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
-              f"{'bf16 autocast' if amp_enabled(device, config.amp) else 'float32'}; {crops_note}"
+              f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}"
               + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a chec
 
 import torch
 import torch.nn as nn
-from semisupervised_learning import core
+from semisupervised_learning import core, training
 
 SHARED = ROOT.parent / 'shared'
 ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
@@ -138,9 +138,9 @@ def build(cfg, device, compile=False, compile_mode=None):
     train = cfg['train']
     if train not in ('frozen', 'full') and int(train) > len(backbone.blocks):   # e.g. gpu.sh --dry-run's 2-block tiny backbone
         log(f"  trainable_blocks={train} > depth {len(backbone.blocks)}: using {len(backbone.blocks)}"); train = cfg["train"] = len(backbone.blocks)
-    student, teacher = core.create_dino_models(backbone, freeze_backbone=train == 'frozen',
-                                               trainable_blocks=None if train in ('frozen', 'full') else int(train),
-                                               device=device, out_dim=cfg['out_dim'])
+    backbone = core.adapt_backbone(backbone, train if train in ('frozen', 'full') else 'blocks',
+                                   trainable_blocks=None if train in ('frozen', 'full') else int(train))
+    student, teacher = core.create_dino_models(backbone, device, out_dim=cfg['out_dim'])
     loss_fn = (core.DINOv2Loss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']) if cfg.get('objective') == 'dinov2'   # + iBOT, KoLeo
                else core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global'])).to(device)
     if compile: _compiled.enter_context(core.compiled_backbones(student.backbone, teacher.backbone, **({'mode': compile_mode} if compile_mode else {})))   # default mode unless --compile-mode
@@ -155,8 +155,8 @@ def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_ste
     state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
     def step(crops, i):
         momentum = core.warmup_cosine(i, total_steps, momentum_teacher, 1.0)
-        loss, _ = core.train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch, momentum, clip_grad,
-                                  epoch < freeze_last_layer_epochs, device, amp)
+        loss, _ = core.train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch=epoch, momentum=momentum, clip_grad=clip_grad,
+                                  freeze_last_layer=epoch < freeze_last_layer_epochs, device=device, amp=amp)
         state['loss_sum'] += loss
         state['first_bad_step'] = torch.where((state['first_bad_step'] < 0) & ~torch.isfinite(loss), i, state['first_bad_step'])
         return crops[0].shape[0]
@@ -198,7 +198,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     for r in range(repeats):
         if via_train_one_epoch:   # cross-check: core's own loop, timed as a whole (no split)
             t = time.perf_counter()
-            core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, scheduler, epoch=0, n_epochs=10,
+            core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, scheduler, epoch=0, epochs=10,
                                  log_every=10**9, progress=False)
             sync(device); wall = time.perf_counter() - t
             passes.append(dict(waits=[0.0] * n_batches, computes=[wall / n_batches] * n_batches, images=cfg['batch'] * n_batches, wall=wall,
@@ -285,12 +285,12 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     config = run_train_config(spec, data, work / 'run', overrides)
     device = torch.device(config.device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-    stamps, original = [], core.train_step
+    stamps, original = [], training.train_step
     steps_per_epoch = len(core.MultiCropDataset(data).items) * config.samples_per_image // config.batch_size   # pages of stacks count
     def timed_step(*args, **kwargs):
         t0 = time.perf_counter(); out = original(*args, **kwargs)
         if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway
-        stamps.append((args[6], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
+        stamps.append((kwargs['epoch'], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
         return out
     parts = {'health': [], 'checkpoint': []}       # (start, seconds) of the epoch-end work, to split the time between epochs
     def timed(kind, method):
@@ -312,9 +312,10 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                 batch = next(batches, None); waits.append((t, time.perf_counter() - t))
                 if batch is None: return
                 yield batch; t = time.perf_counter()
-    one_epoch = core.train_one_epoch
-    core.train_one_epoch = lambda student, teacher, loader, *a, **kw: one_epoch(student, teacher, TimedLoader(loader), *a, **kw)
-    core.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader
+    # patched where their callers look them up: train_dino and train_one_epoch in `training`, train() in `core`
+    one_epoch = training.train_one_epoch
+    training.train_one_epoch = lambda student, teacher, loader, *a, **kw: one_epoch(student, teacher, TimedLoader(loader), *a, **kw)
+    training.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader
     if loader == 'restart':   # the loader before low-priority workers: restarted each epoch, workers at normal priority
         core.create_dataloader = lambda *a, **kw: create_dataloader(*a, **{**kw, 'prefetch_next_epoch': False, 'low_priority_workers': False})
     if compile_mode: core.compiled_backbones = lambda *backbones, **kw: compiled_backbones(*backbones, **{**kw, 'mode': compile_mode})   # train's choice replaced
@@ -323,7 +324,7 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
         result = core.train(config)
         t_end = time.perf_counter()
     finally:
-        core.train_step, core.compiled_backbones, core.create_dataloader, core.train_one_epoch = original, compiled_backbones, create_dataloader, one_epoch
+        training.train_step, core.compiled_backbones, core.create_dataloader, training.train_one_epoch = original, compiled_backbones, create_dataloader, one_epoch
         for cls, attr, method in unpatched: setattr(cls, attr, method)
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})

@@ -27,7 +27,7 @@ __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE', 'Trai
            'describe_adaptation', 'build_backbone', 'build_loss', 'train', 'write_run_outputs', 'run_summary',
            'resume_config']
 
-# %% ../nbs/11_core.ipynb #664b436f
+# %% ../nbs/11_core.ipynb #7a381d2d
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
                                                                                    checkpoints, health, training, features) for name in module.__all__)]))
 
@@ -276,7 +276,7 @@ def write_run_outputs(result:dict, # what `train` returns
         finally: plt.close('all')
     @functools.cache
     def eval_images():                 # built on first use, inside a picture's best-effort block
-        eval_ds = EMImageDataset(readable, size=max(224, config.global_size // 14 * 14))   # at least a 16 x 16 patch grid
+        eval_ds = EMImageDataset(readable, size=max(224, config.global_size // PATCH_SIZE * PATCH_SIZE))   # at least a 16 x 16 patch grid
         return eval_ds, create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
     picture('loss.png', lambda p: plot_loss_history(result['history'], p))
     picture('health.png', lambda p: plot_training_health(config.checkpoint_dir / 'health.jsonl', p))

@@ -271,7 +271,7 @@ def filter_responses(image:np.ndarray, # (H, W) grey image
     return np.stack(responses, -1)
 
 def filter_bank_features(images:torch.Tensor, # (N, 3, H, W) images as the backbones get them (channel 0 is used), or (N, H, W)
-                         patch_size:int=14, # the ViT's patch: features land on the same grid as its patch tokens
+                         patch_size:int=PATCH_SIZE, # the ViT's patch: features land on the same grid as its patch tokens
                          sigmas=FILTER_SIGMAS,
                         ) -> torch.Tensor:
     "The classical baseline: mean and std of each filter response per patch, `(N, h, w, 2 * 5 * len(sigmas))` float32."

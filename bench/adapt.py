@@ -45,15 +45,15 @@ CONFIGS = {
     # the tiny 2-block ViT from random weights, trained whole with core's RANDOM_INIT_RECIPE (iBOT + KoLeo without the DINO
     # CLS term, sharp teacher, no local crops, every layer at the full lr). 20 sections x 4 samples / batch 8 = 10 steps per
     # epoch, 400 epochs = 4000 steps: 9-15 minutes on the shared 2-core CPU, plus the pictures and the probe
-    'cpu': dict(backbone='dinov2_tiny14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5,
-                epochs=400, warmup_epochs=10, batch_size=8, lr=5e-4, momentum_teacher=0.99, center_momentum=0.9,
+    'cpu': dict(backbone='dinov2_tiny14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5,   # the recipe's lr, 5e-4
+                epochs=400, warmup_epochs=10, batch_size=8, momentum_teacher=0.99, center_momentum=0.9,
                 out_dim=256, hidden_dim=512, bottleneck_dim=128, global_size=224, samples_per_image=4,
                 global_scale=(0.14, 0.35), num_workers=2, save_every=100, log_every=20, device='cpu'),
     # ViT-S/14 from random weights with the same recipe (with --weights: the pretrained-start defaults, see run_config).
     # 20 sections x 16 samples / batch 64 = 5 steps per epoch, 600 epochs = 3000 steps: estimated (not yet measured) at
     # 4-5 minutes on an H100 machine, where 8 loader workers (~800 images/s) rather than the GPU set the pace
-    'gpu-vits': dict(backbone='dinov2_vits14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5,
-                     epochs=600, warmup_epochs=10, batch_size=64, lr=1e-3, momentum_teacher=0.99, center_momentum=0.9,
+    'gpu-vits': dict(backbone='dinov2_vits14', pretrained=False, **{**core.RANDOM_INIT_RECIPE, 'lr': 1e-3}, head_warmup_epochs=5,
+                     epochs=600, warmup_epochs=10, batch_size=64, momentum_teacher=0.99, center_momentum=0.9,
                      out_dim=256, hidden_dim=2048, bottleneck_dim=256, global_size=224, samples_per_image=16,
                      global_scale=(0.14, 0.35), num_workers=8, save_every=200, log_every=20, device='cuda'),
 }
@@ -98,7 +98,7 @@ def run_config(name:str, args) -> dict:
     overrides = {**CONFIGS[name], **dict(args.set), **(QUICK if args.quick else {})}
     if args.weights:   # a pretrained start: TrainConfig's own defaults (LoRA, DINO + iBOT + KoLeo, ...) instead of the from-scratch recipe
         defaults = core.TrainConfig()
-        overrides.update({k: getattr(defaults, k) for k in core.RANDOM_INIT_RECIPE}, weights=str(args.weights), pretrained=True,
+        overrides.update({k: getattr(defaults, k) for k in core.RANDOM_INIT_RECIPE if k != 'lr'}, weights=str(args.weights), pretrained=True,
                          backbone=CONFIGS[name]['backbone'])   # the file's architecture
         overrides.update({**dict(args.set), **(QUICK if args.quick else {})})
     if overrides.get('device') == 'cuda' and not torch.cuda.is_available():

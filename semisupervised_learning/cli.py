@@ -11,7 +11,8 @@ import torch
 from .core import *
 
 # %% auto #0
-__all__ = ['CHOICES', 'NUMBERS', 'fractions', 'config_from_args', 'cli_words', 'exit_with_error', 'train_cli', 'features_cli']
+__all__ = ['CHOICES', 'NUMBERS', 'fractions', 'config_from_args', 'cli_words', 'error_line', 'exit_with_error', 'train_cli',
+           'features_cli']
 
 # %% ../nbs/12_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -50,17 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', action='store_true', help="no progress bar: one line per epoch")
     return p
 
-def config_from_args(argv=None) -> TrainConfig:
+def config_from_args(argv=None,
+                     with_given:bool=False, # also return the names of the options given (a resume may change only those)
+                    ) -> TrainConfig:
     "A TrainConfig from command-line arguments: the recipe (or the demo), overridden by what was given."
     args = vars(_parser().parse_args(argv))
     given = {k: v for k, v in args.items() if v is not None and k in {f.name for f in fields(TrainConfig)}}
     if args['no_progress']: given['progress'] = False
+    options = set(given) - {'out', 'resume'}
     if args['from_scratch']: given = {**RANDOM_INIT_RECIPE, 'pretrained': False, **given}
     if args['demo']:
         if 'out' not in given: given['out'] = next(f'runs/demo{s}' for s in [''] + [f'_{i}' for i in range(2, 10_000)] if not Path(f'runs/demo{s}').exists())
-        return demo_config(**given)
-    if not given.get('data'): _parser().error("give a DATA folder of EM images, or --demo")
-    return TrainConfig(**given)
+        config = demo_config(**given)
+    elif not given.get('data'): _parser().error("give a DATA folder of EM images, or --demo")
+    else: config = TrainConfig(**given)
+    return (config, options) if with_given else config
 
 # %% ../nbs/12_cli.ipynb #0f7a94e0
 def cli_words(message:str) -> str:
@@ -73,7 +78,16 @@ def cli_words(message:str) -> str:
         if name not in names: return m.group(0)
         flag = '--' + name.replace('_', '-')
         return flag if value == 'True' else f"--no-{flag[2:]}" if value == 'False' else f"{flag} {value}"
+    def options(m): return 'only ' + ', '.join('--' + n.replace('_', '-') if n in names else n for n in m.group(1).split(', ')) + ' may change'
+    message = re.sub(r"only ([\w, ]+) may change", options, message)       # the list of settings a resume may change
     return re.sub(r"\b(\w+)=('[^']*'|\"[^\"]*\"|[\w.+-]+)", option, message)
+
+def error_line(error:Exception) -> str:
+    "What went wrong, in one line: an error raised in a loader worker arrives wrapped in its traceback; its last line says it."
+    message = str(error)
+    if 'Original Traceback' not in message: return message
+    last = [l for l in message.splitlines() if l.strip()][-1]
+    return last.split(': ', 1)[1] if ': ' in last else last
 
 def exit_with_error(message:str, code:int=2):
     "End a console script with one `error: ...` line on stderr (no traceback) and exit code `code`."
@@ -87,10 +101,14 @@ def train_cli(argv=None):
     "Entry point of `ssl-dino-train`."
     import matplotlib, warnings; matplotlib.use('Agg')
     warnings.showwarning = _show_warning
-    try: train(config_from_args(argv))
-    except TrainingInterrupted as e: exit_with_error(str(e), 130)
+    try:
+        config, given = config_from_args(argv, with_given=True)
+        train(config, given=given)
+    except TrainingInterrupted as e:
+        exit_with_error(f"Interrupted in epoch {e.epoch} after step {e.step}; saved {e.checkpoint}. Resume: the same command with --resume. "
+                        f"The backbone trained so far: ssl-dino-features {e.checkpoint} IMAGES, or --weights {e.checkpoint} for a new run.", 130)
     except NonFiniteLossError as e: exit_with_error(str(e), 1)
-    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
+    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(error_line(e))
     except MemoryError as e: exit_with_error(str(e) or "Out of memory: lower --batch-size, --num-workers or --image-cache-mb.")
     finally:
         if is_distributed(): torch.distributed.destroy_process_group()

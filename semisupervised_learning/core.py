@@ -27,7 +27,7 @@ __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE', 'Trai
            'describe_adaptation', 'build_backbone', 'build_loss', 'train', 'write_run_outputs', 'run_summary',
            'resume_config']
 
-# %% ../nbs/11_core.ipynb #7a381d2d
+# %% ../nbs/11_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
                                                                                    checkpoints, health, training, features) for name in module.__all__)]))
 
@@ -131,10 +131,30 @@ class TrainConfig:
             raise ValueError(f"backbone={self.backbone!r} is not one of {', '.join(DINOV2_ARCHS)}.")
         if self.adapt == 'blocks' and self.trainable_blocks is None:
             raise ValueError("adapt='blocks' needs trainable_blocks=N (--trainable-blocks N): how many of the last blocks train.")
-        for name in ('warmup_epochs', 'head_warmup_epochs'):
-            if getattr(self, name) >= self.epochs and not (name == 'head_warmup_epochs' and self.adapt == 'frozen'):
-                warnings.warn(f"{name}={getattr(self, name)} is not shorter than epochs={self.epochs}: "
-                              + ("the lr never reaches its full value." if name == 'warmup_epochs' else "the backbone never trains."))
+        for name in ('global_size', 'local_size'):
+            size = getattr(self, name)
+            if size % PATCH_SIZE or size < 2 * PATCH_SIZE:
+                near = sorted({max(2, size // PATCH_SIZE) * PATCH_SIZE, max(2, -(-size // PATCH_SIZE)) * PATCH_SIZE})
+                raise ValueError(f"{name}={size} must be a multiple of the DINOv2 patch size {PATCH_SIZE}, at least {2 * PATCH_SIZE}: "
+                                 f"use {' or '.join(map(str, near))}.")
+        ranges = dict(teacher_temp=(0, None), student_temp=(0, None), warmup_teacher_temp=(0, None), momentum_teacher=(0, 1, True),
+                      center_momentum=(0, 1, True), min_lr=(0, None, True), weight_decay=(0, None, True), weight_decay_end=(0, None, True),
+                      clip_grad=(0, None, True), layer_decay=(0, 1), patch_embed_lr_scale=(0, None), drop_path=(0, 1, True),
+                      lora_alpha=(0, None), lora_dropout=(0, 1, True), image_cache_mb=(0, None, True), layerscale_init=(0, None),
+                      trainable_blocks=(0, None, True))
+        for name, (low, high, *closed) in ranges.items():   # (low, high]; with closed: [low, high]; None: no upper bound
+            value = getattr(self, name)
+            if value is None and name in ('warmup_teacher_temp', 'layerscale_init', 'trainable_blocks'): continue
+            if not ((value >= low if closed else value > low) and (high is None or value <= high)):   # NaN fails both
+                raise ValueError(f"{name}={value} is out of range: it must be {'at least' if closed else 'above'} {low}"
+                                 + (f" and at most {high}" if high is not None else '') + ".")
+        if self.warmup_epochs >= self.epochs:
+            warnings.warn(f"warmup_epochs={self.warmup_epochs} is not shorter than epochs={self.epochs}: the lr never reaches its full value.")
+        if self.adapt != 'frozen' and self.head_warmup_epochs >= self.epochs:      # the backbone would never train: shorten the warm-up
+            shorter = max(1, self.epochs // 5) if self.epochs > 1 else 0
+            warnings.warn(f"head_warmup_epochs={self.head_warmup_epochs} is not shorter than epochs={self.epochs}, so the backbone would never "
+                          f"train: the head warm-up is shortened to head_warmup_epochs={shorter}.")
+            self.head_warmup_epochs = shorter
 
     @property
     def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
@@ -154,7 +174,8 @@ class TrainConfig:
 # From random weights (no pretrained start) the recipe that adapts without collapse on the adaptation benchmark
 # (BENCHMARKS.md): patch-level iBOT + KoLeo without the DINO CLS term (at random init the CLS tokens barely differ between
 # images and that term collapses), a sharp teacher, global crops only, and every layer at the full lr.
-RANDOM_INIT_RECIPE = dict(adapt='full', dino_weight=0.0, teacher_temp=0.01, n_local_crops=0, layer_decay=1.0, patch_embed_lr_scale=1.0)
+RANDOM_INIT_RECIPE = dict(adapt='full', dino_weight=0.0, teacher_temp=0.01, n_local_crops=0, layer_decay=1.0, patch_embed_lr_scale=1.0,
+                          lr=5e-4)   # the lr it was measured with at batch 8 (not scaled by the batch: 5e-4 x 8 / 256 barely moves the backbone)
 
 def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
     "The built-in demo: synthetic EM images, the tiny DINOv2-architecture backbone, CPU, about a minute."
@@ -175,9 +196,11 @@ def describe_adaptation(config:TrainConfig, optimizer) -> str:
     n = sum(p.numel() for g in optimizer.param_groups if g.get('backbone') for p in g['params'])
     if config.adapt == 'frozen':
         return "head only: the backbone will not change (adapt='frozen'); the exported backbone will equal the starting weights"
-    what = {'lora': f"LoRA rank {config.lora_rank} adapters on {'all' if config.trainable_blocks is None else f'the last {config.trainable_blocks}'} blocks",
-            'blocks': f"the last {config.trainable_blocks} blocks", 'full': "the whole backbone"}[config.adapt]
-    return f"{what} train ({n:,} backbone parameters)" + (f" after {config.backbone_start_epoch} head-only epochs" if config.backbone_start_epoch else '')
+    what = {'lora': f"LoRA rank {config.lora_rank} adapters on {'all' if config.trainable_blocks is None else f'the last {config.trainable_blocks}'} blocks train",
+            'blocks': f"the last {config.trainable_blocks} block{'s' if config.trainable_blocks != 1 else ''} train{'s' if config.trainable_blocks == 1 else ''}",
+            'full': "the whole backbone trains"}[config.adapt]
+    warmup = config.backbone_start_epoch
+    return f"{what} ({n:,} backbone parameters)" + (f" after {warmup} head-only epoch{'s' if warmup != 1 else ''}" if warmup else '')
 
 def build_backbone(config:TrainConfig|dict, # a run's configuration (a checkpoint's `config` dict works too)
                   ) -> nn.Module:
@@ -199,10 +222,12 @@ def build_loss(config:TrainConfig) -> DINOLoss:
     return DINOv2Loss(config.out_dim, ibot_weight=config.ibot_weight, koleo_weight=config.koleo_weight, mask_probability=config.mask_probability,
                       mask_ratio=(config.mask_ratio_min, config.mask_ratio_max), dino_weight=config.dino_weight, **dino)
 
-def train(config:TrainConfig) -> dict:
+def train(config:TrainConfig,
+          given:set|None=None, # on resume: the settings the user gave (see `resume_config`); None: those that differ from the defaults
+         ) -> dict:
     "Build everything from `config`, train, export the adapted backbone, draw the pictures; returns the history and the built parts."
     rank, world_size = setup_distributed()
-    if config.resume: config = resume_config(config, verbose=rank == 0)
+    if config.resume: config = resume_config(config, verbose=rank == 0, given=given)
     device = torch.device(config.device) if config.device else default_device()
     bf16 = amp_enabled(device, config.amp)
     torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
@@ -215,12 +240,12 @@ def train(config:TrainConfig) -> dict:
                                local_size=config.local_size, global_scale=config.global_scale, local_scale=config.local_scale,
                                on_error=config.on_error, samples_per_image=config.samples_per_image, image_cache_mb=config.image_cache_mb,
                                seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32)   # what autocast casts them to
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    workers = min(config.num_workers, cores)              # more loader processes than cores only compete with the step
-    loader = create_dataloader(dataset, config.batch_size, num_workers=workers, seed=config.seed, low_priority_workers=device.type == 'cpu',
-                               gpu=device if config.gpu_crops else None)
+    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
+                               low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
+    workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
     crops_note = (f"crops made on the {device.type.upper()} from the images held there ({loader.crops.nbytes / 1e6:.0f} MB as uint8)"
-                  if config.gpu_crops else f"crops made by {workers} loader workers")
+                  if config.gpu_crops else f"crops made by {workers} loader worker{'s' if workers != 1 else ''}"
+                  + (f" (num_workers={config.num_workers}, {cpu_cores()} CPU cores)" if workers < config.num_workers else ''))
     backbone = build_backbone(config)
     student, teacher = create_dino_models(backbone, device, hidden_dim=config.hidden_dim, out_dim=config.out_dim,
                                           bottleneck_dim=config.bottleneck_dim)
@@ -233,10 +258,11 @@ def train(config:TrainConfig) -> dict:
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:
-        print(f"{len(dataset.items)} images" + (f" x {config.samples_per_image} samples per epoch" if config.samples_per_image > 1 else '') + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer)}; "
+        n = len(dataset.items)
+        print(f"{n} image{'s' if n != 1 else ''}" + (f" x {config.samples_per_image} samples per epoch" if config.samples_per_image > 1 else '')
+              + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer)}; {config.epochs} epochs, "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
-              f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}"
-              + (f"; {workers} loader workers (num_workers={config.num_workers}, {cores} CPU cores)" if workers < config.num_workers else ''))
+              f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}")
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
@@ -278,9 +304,11 @@ def write_run_outputs(result:dict, # what `train` returns
     def eval_images():                 # built on first use, inside a picture's best-effort block
         eval_ds = EMImageDataset(readable, size=max(224, config.global_size // PATCH_SIZE * PATCH_SIZE))   # at least a 16 x 16 patch grid
         return eval_ds, create_dataloader(eval_ds, batch_size=config.batch_size, shuffle=False, drop_last=False, num_workers=0)
-    picture('loss.png', lambda p: plot_loss_history(result['history'], p))
+    picture('loss.png', lambda p: plot_loss_history(result['history'], p, config.backbone_start_epoch))
     picture('health.png', lambda p: plot_training_health(config.checkpoint_dir / 'health.jsonl', p))
-    picture('tsne.png', lambda p: visualize_features_tsne(extract_features(teacher, eval_images()[1], result['device']), save_path=p))
+    picture('tsne.png', lambda p: visualize_features_tsne(extract_features(teacher, eval_images()[1], result['device']), save_path=p,
+                                                          labels=range(len(eval_images()[0])), what='images (CLS features)',
+                                                          colour_by='image, in file order (sections of a stack in order)'))
     def pca(p):
         eval_ds, _ = eval_images()
         plot_patch_pca(teacher.backbone, torch.stack([eval_ds[i] for i in range(min(4, len(eval_ds)))]).to(result['device']), p)
@@ -289,13 +317,13 @@ def write_run_outputs(result:dict, # what `train` returns
 
 def run_summary(result:dict, config:TrainConfig) -> str:
     "The final word on a run: loss, whether and how far the backbone moved, collapse, and what was written."
-    h, records = result['history'], read_health(config.checkpoint_dir / 'health.jsonl')
+    h, records, lr = result['history'], read_health(config.checkpoint_dir / 'health.jsonl'), result.get('lr') or config.scaled_lr()
     collapsed = sorted({r['epoch'] for r in records if r['kind'] == 'diagnosis' and r['symptom'] in COLLAPSE_SYMPTOMS})
     backbone, change = result['teacher'].backbone, result.get('backbone_change') or {}
     moved = any(change.values()) if change else weights_fingerprint(backbone) != getattr(backbone, 'start_fingerprint', None)
     blocks = {k: v for k, v in change.items() if k.startswith('block')} or change
     most = max(blocks, key=blocks.get) if blocks else None
-    share = lambda x: f"{x:.2%}" if x >= 1e-4 else f"{x:.1e}"           # relative change ||W - W0|| / ||W0||
+    share = lambda x: f"{100 * x:.2g}%"                                  # relative change ||W - W0|| / ||W0||, always in percent
     how_far = (f" by {share(np.mean(list(blocks.values())))} on average per block (most: {most}, {share(blocks[most])})" if most else '')
     epochs = [r for r in records if r['kind'] == 'epoch']
     def term(key, name):                                   # each term from the first epoch it was trained in to the last
@@ -307,7 +335,9 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs):
         terms[0] += " (trained in the head warm-up only, dino_weight=0)" if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)"
     lines = [(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs" + (f"; {', '.join(terms)}." if len(terms) > 1 else '.')) if h else "Done: no epoch ran.",
-             "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "." if moved else
+             "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "."
+                             + (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}."
+                                if most and blocks[most] < 1e-3 else '') if moved else
                              "unchanged: the exported backbone equals the starting weights" +
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
@@ -317,7 +347,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
 
 # %% ../nbs/11_core.ipynb #365c99c9
 RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'save_latest_seconds', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
-                     'image_cache_mb', 'gpu_crops')
+                     'image_cache_mb', 'gpu_crops', 'head_warmup_epochs')   # head_warmup_epochs: only while the backbone has not started training
 
 def _config_from_dict(stored:dict) -> dict:
     "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."
@@ -330,22 +360,31 @@ def _config_from_dict(stored:dict) -> dict:
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in stored.items() if k in names}
 
-def resume_config(config:TrainConfig, verbose:bool=True) -> TrainConfig:
-    "The settings a resumed run continues with: its checkpoint's, except those safe to change; other differences are refused."
+def resume_config(config:TrainConfig, verbose:bool=True,
+                  given:set|None=None, # the settings the user gave (the command line's options); None: those that differ from the defaults
+                 ) -> TrainConfig:
+    "The settings a resumed run continues with: its checkpoint's, except those given and safe to change; other differences are refused."
     path = find_checkpoint('latest', config.checkpoint_dir)
-    stored = _config_from_dict(read_checkpoint(path, mmap=True).get('config', {}))
+    checkpoint = read_checkpoint(path, mmap=True)
+    stored, done = _config_from_dict(checkpoint.get('config', {})), checkpoint['epoch']
     defaults, merged, changed, kept = TrainConfig(), {}, [], []
+    if given is None: given = {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
     for f in fields(TrainConfig):
-        given, default = getattr(config, f.name), getattr(defaults, f.name)
-        if f.name == 'resume' or f.name not in stored: merged[f.name] = given; continue
+        value = getattr(config, f.name)
+        if f.name == 'resume' or f.name not in stored: merged[f.name] = value; continue
         old = tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]   # JSON-like storage keeps tuples as lists
-        if f.name == 'data' and given is not None and old is not None and Path(given).resolve() == Path(old).resolve(): old = given
-        if given == old or (f.name == 'lr' and given is None): merged[f.name] = old
-        elif f.name in RESUME_MAY_CHANGE: merged[f.name] = given; changed.append(f"{f.name} {old} -> {given}")
-        elif given == default: merged[f.name] = old; kept.append(f"{f.name}={old}")
+        if f.name == 'data' and value is not None and old is not None and Path(value).resolve() == Path(old).resolve(): old = value
+        if value == old or f.name not in given:
+            merged[f.name] = old
+            if value != old and f.name != 'lr': kept.append(f"{f.name}={old}")
+        elif f.name in RESUME_MAY_CHANGE and not (f.name == 'head_warmup_epochs' and done >= min(old, value)):
+            merged[f.name] = value; changed.append(f"{f.name} {old} -> {value}")
         else:
-            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {given!r}: a resumed run keeps the settings it was "
-                             f"started with (only {', '.join(RESUME_MAY_CHANGE)} may change). Drop the option, or start a new run in another folder.")
+            why = (f"it has trained {done} epochs, so its backbone has started training or would have" if f.name == 'head_warmup_epochs' else
+                   f"a resumed run keeps the settings it was started with (only {', '.join(RESUME_MAY_CHANGE)} may change)")
+            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {value!r}: {why}. Drop the option, or start a new run in another folder.")
+    if merged['epochs'] <= done:
+        raise ValueError(f"{path} has trained {done} epochs already, epochs={merged['epochs']}: give more epochs to train on (epochs={done + 1} or more).")
     if verbose:
         if kept: print(f"Resuming with the run's own settings: {', '.join(kept)}.")
         if changed: print(f"Changed on resume: {', '.join(changed)}.")

@@ -4,13 +4,13 @@
 
 # %% ../nbs/02_crops.ipynb #9d313c90
 from __future__ import annotations
-import math, os, warnings
+import functools, math, os, signal, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
-from .runtime import rank_and_world_size, to_device_async
-from .data import (IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMImageError, check_on_error, count_pages,
+from .runtime import cpu_cores, rank_and_world_size, to_device_async
+from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageError, check_on_error, count_pages,
                                           find_em_images, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
@@ -96,6 +96,12 @@ class MultiCropDataset(Dataset):
         if index in self._cache: return self._cache[index]
         path, page = self.items[index]
         image = torch.from_numpy(load_em_image(path, page))[None]
+        shrink = math.sqrt(image.shape[-2] * image.shape[-1] * self.global_scale[1]) / self.global_size   # the largest global crop's
+        if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
+            self._warned_shrink = True       # once per process
+            warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px: a global crop of up to {self.global_scale[1]:.0%} of it is resized "
+                          f"about {shrink:.0f}x smaller to {self.global_size} px, so fine structures are lost. Tile or downsample large images first, "
+                          "or use a smaller global_scale.")
         if min(image.shape[-2:]) < self.global_size:
             warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px, smaller than the {self.global_size} px "
                           "global crop: upsampling it. Use larger images or a smaller global_size for sharp crops.")
@@ -212,12 +218,13 @@ class MultiCropLoader(DataLoader):
             yield batch
         self._position = (epoch + 1, 0)
 
-def _lower_priority(worker_id:int=0):
-    "Give this process the lowest CPU priority (`os.nice(19)`; where there is no `os.nice`, nothing): a loader worker's start-up."
-    if hasattr(os, 'nice'): os.nice(19)
+def _start_worker(worker_id:int=0, low_priority:bool=False):
+    "A loader worker's start-up: Ctrl-C is the training process's to handle (it finishes the step and saves), not the worker's; optionally the lowest CPU priority (`os.nice(19)`)."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # a terminal sends Ctrl-C to every process of the run
+    if low_priority and hasattr(os, 'nice'): os.nice(19)
 
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process
-                      shuffle:bool=True, num_workers:int=4,
+                      shuffle:bool=True, num_workers:int=4, # loader processes, at most the CPU cores this process may use
                       seed:int|None=None, # shuffling seed; defaults to the dataset's seed
                       drop_last:bool=True, # equal batches for training; False for feature extraction
                       pin_memory:bool|None=None, # defaults to True when CUDA is available
@@ -233,6 +240,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
         return GPUCropLoader(crops, create_dataloader(crops.choices, batch_size, shuffle, num_workers, seed, drop_last, pin_memory,
                                                       persistent_workers, prefetch_next_epoch, low_priority_workers))
     rank, world = rank_and_world_size()
+    num_workers = min(num_workers, cpu_cores())     # more loader processes than cores only compete with the step
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
     if drop_last and len(sampler) < batch_size:
         raise ValueError(f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
@@ -245,7 +253,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     return MultiCropLoader(dataset, batch_sampler=batch_sampler,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
-                           worker_init_fn=_lower_priority if low_priority else None,
+                           worker_init_fn=functools.partial(_start_worker, low_priority=low_priority),
                            generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
                                                                              # which the training step uses (iBOT masks) and resume restores
 

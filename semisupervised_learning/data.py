@@ -13,9 +13,9 @@ from PIL import Image, ImageFilter
 import tifffile
 
 # %% auto #0
-__all__ = ['IMAGE_EXTENSIONS', 'ON_ERROR', 'PATCH_SIZE', 'IMAGENET_MEAN', 'IMAGENET_STD', 'make_synthetic_em',
-           'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em', 'count_pages',
-           'load_em_image', 'check_on_error', 'skip_unreadable', 'item_names', 'EMImageDataset']
+__all__ = ['IMAGE_EXTENSIONS', 'VOLUME_FORMATS', 'ON_ERROR', 'PATCH_SIZE', 'MAX_SHRINK', 'IMAGENET_MEAN', 'IMAGENET_STD',
+           'make_synthetic_em', 'write_synthetic_em', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
+           'count_pages', 'load_em_image', 'check_on_error', 'skip_unreadable', 'item_names', 'EMImageDataset']
 
 # %% ../nbs/01_data.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -61,6 +61,13 @@ def write_synthetic_em(folder, # where the PNGs go (created)
 
 # %% ../nbs/01_data.ipynb #125fae85
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
+VOLUME_FORMATS = {'.h5': 'HDF5', '.hdf5': 'HDF5', '.hdf': 'HDF5', '.zarr': 'Zarr', '.n5': 'N5', '.mrc': 'MRC', '.rec': 'MRC', '.st': 'MRC'}
+
+def _volume_error(path:Path) -> EMImageError:
+    "What to do with a volume file or folder, which this version does not read."
+    return EMImageError(f"{path} is a {VOLUME_FORMATS[path.suffix.lower()]} volume, which this version does not read yet (images and "
+                        "TIFF stacks only): write its sections as a multi-page TIFF (tifffile.imwrite('sections.tif', volume)) or as PNGs, "
+                        "and point to that.")
 
 class EMImageError(ValueError):
     "An EM image that cannot be used; the message names the file and what to do."
@@ -77,10 +84,13 @@ def find_em_images(root, # a folder (searched recursively), one file, or a list 
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"EM image folder {root} does not exist (relative to {Path.cwd()}): check the path.")
+    if root.suffix.lower() in VOLUME_FORMATS: raise _volume_error(root)
     if root.is_file(): return [root]
     files = [p for p in root.rglob('*') if p.is_file() and not any(s.startswith('.') for s in p.relative_to(root).parts)]
     images = sorted((p for p in files if p.suffix.lower() in extensions), key=natural_key)
     if not images:
+        volumes = sorted({p for f in files for p in (f, *f.parents) if p.suffix.lower() in VOLUME_FORMATS and root in p.parents})
+        if volumes: raise _volume_error(volumes[0])
         raise FileNotFoundError(f"No EM images ({', '.join(extensions)}) under {root} ({len(files)} other files): "
                                 "point to the folder that holds the images, or convert them to PNG or TIFF.")
     return images
@@ -151,6 +161,7 @@ def skip_unreadable(name:str, # the image, as the user knows it
 
 # %% ../nbs/01_data.ipynb #b11a04c2
 PATCH_SIZE = 14          # DINOv2's patches are 14 x 14 pixels: image and crop sizes are multiples of it
+MAX_SHRINK = 4           # images shrunk more than this for the backbone lose their fine structure: a warning says so
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)   # the normalisation DINOv2 was trained with
 
 def item_names(items:list) -> list[str]:
@@ -180,5 +191,11 @@ class EMImageDataset(Dataset):
         return readable
     def __getitem__(self, i):
         image = torch.from_numpy(load_em_image(*self.items[i]))[None, None]
+        shrink = min(image.shape[-2:]) / self.size
+        if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
+            self._warned_shrink = True
+            warnings.warn(f"{self.image_names[i]} is {image.shape[-1]}x{image.shape[-2]} px, resized {shrink:.0f}x smaller to {self.size} px: each "
+                          f"{PATCH_SIZE}-px patch then covers {shrink * PATCH_SIZE:.0f} px of the image and fine structures are lost. Tile large images, "
+                          f"or give a larger size.")
         image = F.interpolate(image, size=(self.size, self.size), mode='bilinear', antialias=True, align_corners=False)[0]
         return (image.expand(3, -1, -1) - self._mean) / self._std

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
-import torch, torch.nn as nn
+import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import amp_enabled, default_device, unwrap
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .model import DINOModel, backbone_tokens
@@ -14,7 +14,7 @@ from .checkpoints import atomic_save
 
 # %% auto #0
 __all__ = ['extract_features', 'save_features', 'load_features', 'plot_loss_history', 'visualize_features_tsne', 'pca_rgb',
-           'patch_pca_rgb', 'plot_patch_pca']
+           'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
 
 # %% ../nbs/10_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -58,18 +58,26 @@ def load_features(path) -> dict:
     return torch.load(path, map_location='cpu', weights_only=True)
 
 # %% ../nbs/10_features.ipynb #7ab121a1
-def plot_loss_history(loss_history, save_path=None):
-    "Per-epoch DINO loss; returns the figure (and saves it when `save_path` is given)."
+def plot_loss_history(loss_history, save_path=None,
+                      backbone_start_epoch:int=0, # epochs of head warm-up: the loss jumps after them, when iBOT and KoLeo join
+                     ):
+    "Does the training loss fall? The per-epoch loss (every term of the objective), the end of the head warm-up marked; returns the figure."
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(range(1, len(loss_history) + 1), loss_history, marker='o')
-    ax.set(xlabel='epoch', ylabel='DINO loss', title='Training loss'); ax.grid(alpha=0.3)
+    if 0 < backbone_start_epoch < len(loss_history):
+        ax.axvline(backbone_start_epoch + 0.5, color='gray', ls='--', lw=1)
+        ax.annotate('backbone trains from here:\nthe loss adds its terms (iBOT, KoLeo)', (backbone_start_epoch + 0.6, max(loss_history)), fontsize=7, va='top')
+    ax.set(xlabel='epoch', ylabel='loss (all terms)', title='Does the loss fall? Mean training loss per epoch'); ax.grid(alpha=0.3)
     fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
-def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path=None, seed:int=0):
-    "2-D t-SNE of up to `n_samples` feature vectors, coloured by `labels` when given."
+def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path=None, seed:int=0,
+                            what:str='feature vectors', # what a point is, for the title (e.g. 'images: CLS features')
+                            colour_by:str='label', # what the colour shows, for the colour bar (e.g. 'image in file order')
+                           ):
+    "Do similar images land together? A 2-D t-SNE of up to `n_samples` feature vectors, coloured by `labels` when given."
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
     features = torch.as_tensor(features).float().numpy()
@@ -79,8 +87,11 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
     xy = TSNE(2, perplexity=min(30.0, max(1.0, (len(keep) - 1) / 3)), init='pca', random_state=seed).fit_transform(features[keep])
     fig, ax = plt.subplots(figsize=(5, 5))
     if labels is None: ax.scatter(xy[:, 0], xy[:, 1], s=12)
-    else: fig.colorbar(ax.scatter(xy[:, 0], xy[:, 1], c=np.asarray(labels)[keep], s=12, cmap='tab10'), ax=ax)
-    ax.set(title=f't-SNE of {len(keep)} feature vectors', xticks=[], yticks=[]); fig.tight_layout()
+    else:
+        values = np.asarray(labels)[keep]
+        points = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=14, cmap='tab10' if len(np.unique(values)) <= 10 else 'viridis')
+        fig.colorbar(points, ax=ax, label=colour_by)
+    ax.set_title(f'Do similar ones land together? t-SNE of {len(keep)} {what}', fontsize=9); ax.set(xticks=[], yticks=[]); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
@@ -99,15 +110,30 @@ def patch_pca_rgb(backbone:nn.Module, images:torch.Tensor) -> np.ndarray:
     "`pca_rgb` of the patch features a backbone gives `images` (B, 3, H, W): (B, h, w, 3)."
     return pca_rgb(backbone_tokens(unwrap(backbone), images)[1])
 
+@torch.no_grad()
+def spatial_structure(patches:torch.Tensor, # (B, h, w, D) patch features
+                     ) -> float:
+    "How much more alike neighbouring patches are than patches of the same image far apart: mean cosine of horizontal neighbours minus that of random pairs (0: no spatial structure)."
+    x = F.normalize(patches.float(), dim=-1)
+    neighbours = (x[:, :, 1:] * x[:, :, :-1]).sum(-1).mean()
+    flat = x.flatten(1, 2)
+    shuffled = flat[:, torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))]
+    return float(neighbours - (flat * shuffled).sum(-1).mean())
+
+@torch.no_grad()
 def plot_patch_pca(backbone:nn.Module, images:torch.Tensor, save_path=None):
-    "Each image above the RGB picture of its patch features' first three principal components."
+    "Do the features follow the structures? Each image beside the RGB picture of its patch features' first three principal components."
     import matplotlib.pyplot as plt
-    rgb = patch_pca_rgb(backbone, images)
-    fig, axes = plt.subplots(2, len(images), figsize=(2.4 * len(images), 4.8), squeeze=False)
+    _, patches = backbone_tokens(unwrap(backbone), images)
+    rgb, structure = pca_rgb(patches), spatial_structure(patches)
+    fig, axes = plt.subplots(len(images), 2, figsize=(5, 2.5 * len(images)), squeeze=False)
     for i, image in enumerate(images):
-        axes[0, i].imshow((image[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu().numpy(), cmap='gray')
-        axes[1, i].imshow(rgb[i], interpolation='nearest')
-        for ax in axes[:, i]: ax.axis('off')
-    axes[1, 0].set_title('patch features, PCA -> RGB', fontsize=8, loc='left'); fig.tight_layout()
+        axes[i, 0].imshow((image[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu().numpy(), cmap='gray')
+        axes[i, 1].imshow(rgb[i], interpolation='nearest', extent=(0, image.shape[-1], image.shape[-2], 0))
+        for ax in axes[i]: ax.axis('off')
+    axes[0, 0].set_title('image', fontsize=8); axes[0, 1].set_title('patch features, PCA -> RGB', fontsize=8)
+    verdict = ('no spatial structure: neighbouring patches are no more alike than distant ones' if structure < 0.02 else
+               f'neighbouring patches {structure:.2f} more alike (cosine) than distant ones')
+    fig.suptitle(f'Do the features follow the structures?\n{verdict}', fontsize=9); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig

@@ -168,18 +168,21 @@ def plot_training_health(health, # a health.jsonl path or its records
     records = read_health(health) if isinstance(health, (str, Path)) else list(health)
     steps = [r for r in records if r['kind'] == 'interval']
     if not steps: raise ValueError("No interval records to draw: was the run logged (log_every) at least once?")
-    x = np.arange(len(steps)); ln_k = steps[-1]['ln_K']
+    n_steps = {}                                        # steps per epoch: an epoch's last record is its last step
+    for r in steps: n_steps[r['epoch']] = max(n_steps.get(r['epoch'], 0), r['step'] + 1)
+    x = np.array([r['epoch'] + (r['step'] + 1) / n_steps[r['epoch']] for r in steps]); ln_k = steps[-1]['ln_K']
+    dino_off = any(r.get('dino_weight', 1.0) == 0 and not r.get('backbone_frozen') for r in steps)
     panels = [('loss', 'loss (all terms)', None), ('teacher_entropy', 'teacher entropy (per sample)', ('above', 0.9 * ln_k)),
               ('batch_mean_entropy', 'entropy of batch-mean teacher', ('below', 0.1 * ln_k)),
               ('kl_teacher_student', 'KL(teacher || student)', None), ('center_norm', 'centre norm', None),
               ('teacher_student_distance', 'teacher-student distance', None), ('grad_norm', 'gradient norm (pre-clip)', ('above', max_grad_norm)),
               ('lr', 'learning rate', None), ('momentum', 'teacher momentum', None)]
-    panels += [(k, title, band) for k, title, band in [('dino_loss', 'DINO term', None), ('ibot_loss', 'iBOT term', None),
+    panels += [(k, title, band) for k, title, band in [('dino_loss', 'DINO term' + (' (weight 0 once the backbone trains)' if dino_off else ''), None), ('ibot_loss', 'iBOT term', None),
                ('koleo_loss', 'KoLeo term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
                if any(k in r for r in steps) and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
     fig, axes = plt.subplots(math.ceil(len(panels) / 3), 3, figsize=(12, 8 / 3 * math.ceil(len(panels) / 3)), squeeze=False)
     for ax in axes.ravel()[len(panels):]: ax.axis('off')
-    epoch_starts = [i for i in range(1, len(steps)) if steps[i]['epoch'] != steps[i - 1]['epoch']]
+    epoch_starts = sorted({r['epoch'] for r in steps})[1:]
     for ax, (key, title, band) in zip(axes.ravel(), panels):
         values = [r.get(key) for r in steps]
         ax.plot(x, [np.nan if v is None else v for v in values], lw=1.2)
@@ -190,9 +193,10 @@ def plot_training_health(health, # a health.jsonl path or its records
             ax.axhspan(limit if side == 'above' else 0, top, color='tab:red', alpha=0.12, lw=0)
         for e in epoch_starts: ax.axvline(e, color='gray', alpha=0.25, lw=0.8)
         ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
-    for ax in axes[-1]: ax.set_xlabel('logging interval', fontsize=8)
+    for ax in axes.ravel(): ax.set_xlabel('epoch', fontsize=8)
     n_diag = sum(r['kind'] == 'diagnosis' for r in records)
-    fig.suptitle(f"training health: {len(steps)} intervals, {n_diag} diagnosis(es); red = collapse band, dotted = ln K", fontsize=10)
+    fig.suptitle(f"Is training healthy? {len(steps)} logged steps over {len(n_steps)} epochs, {n_diag} diagnosis(es); "
+                 "red = collapse band, dotted = ln K", fontsize=10)
     fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=110)
     return fig

@@ -58,8 +58,7 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
     if name not in DINOV2_ARCHS:
         raise ValueError(f"Unknown backbone {name!r}; choose one of {', '.join(DINOV2_ARCHS)}.")
     arch, arch_kwargs = DINOV2_ARCHS[name]
-    if pretrained and name == 'dinov2_tiny14':
-        raise ValueError("dinov2_tiny14 is a test architecture without pretrained weights: pass pretrained=False.")
+    pretrained = pretrained and name != 'dinov2_tiny14'      # a test architecture: it has no pretrained weights, only random ones
     if pretrained and source == 'hub':
         try: model = torch.hub.load('facebookresearch/dinov2', name, pretrained=True, skip_validation=True, trust_repo=True, **timm_kwargs)
         except Exception as e:

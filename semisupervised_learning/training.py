@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_training.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, math, signal, threading, time, types
+import contextlib, math, shutil, signal, threading, time, types
 from pathlib import Path
 import torch, torch.nn as nn
 import torch.distributed as dist
@@ -26,9 +26,11 @@ class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
 class TrainingInterrupted(KeyboardInterrupt):
-    "Ctrl-C (SIGINT) arrived; training stopped cleanly after finishing step `step` of the epoch."
-    def __init__(self, step:int, message:str='', loss_sum:float=0.0): # loss_sum: the epoch's losses so far, summed
-        super().__init__(message or f'stopped after step {step}'); self.step, self.loss_sum = step, loss_sum
+    "Ctrl-C (SIGINT) arrived; training stopped cleanly after finishing step `step` of epoch `epoch` and saved `checkpoint`."
+    def __init__(self, step:int, message:str='', loss_sum:float=0.0, # loss_sum: the epoch's losses so far, summed
+                 epoch:int|None=None, checkpoint:Path|None=None): # the epoch (1-based) and the checkpoint saved, once known
+        super().__init__(message or f'stopped after step {step}')
+        self.step, self.loss_sum, self.epoch, self.checkpoint = step, loss_sum, epoch, checkpoint
 
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
@@ -98,10 +100,11 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
             if distributed: dist.all_reduce(bad_step, op=dist.ReduceOp.MAX)  # every rank stops together
             if bad_step.item() >= 0:
                 bad_lr = scheduler.lr_at(epoch * n_steps + int(bad_step)) if scheduler is not None else optimizer.param_groups[0]['lr']
+                advice = [f"a lower lr={bad_lr / 10:.2g}", "a longer warmup_epochs", "clip_grad=3.0" if not clip_grad or clip_grad > 3 else None,
+                          None if backbone_is_frozen(student) else "adapt='lora' (fewer parameters train)"]
                 raise NonFiniteLossError(
                     f"The loss became {loss_sum.item()} at epoch {epoch + 1}, step {int(bad_step) + 1} (lr {bad_lr:.3g}). "
-                    "Weights after it are not saved. Try: a lower lr (divide by 10), a longer warm-up, clip_grad=3.0, "
-                    "freezing the backbone; check the images for NaN.")
+                    f"Weights after it are not saved. Try: {', '.join(a for a in advice if a)}; check the images for NaN.")
             rate = images / (time.perf_counter() - t_log); t_log, images = time.perf_counter(), 0
             record = monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum, rate) if monitor else None
             bar.set_postfix(loss=f'{loss.item():.4f}', lr=f"{optimizer.param_groups[0]['lr']:.2e}", img_s=f'{rate:.1f}',
@@ -148,6 +151,16 @@ def compiled_backbones(*backbones:nn.Module, # timm or torch.hub ViTs: anything 
             reset_cudagraph_trees()              # frees the graphs' private memory pool for what follows training
 
 # %% ../nbs/09_training.ipynb #9d8ccb55
+@contextlib.contextmanager
+def _removed_on_failure(new_folders:list, checkpoint_dir:Path):
+    "A run that fails before its first checkpoint or health record leaves nothing behind: the folders it made (`new_folders`) go again."
+    try: yield
+    except BaseException:
+        health = checkpoint_dir / 'health.jsonl'
+        if new_folders and is_main_process() and not any(checkpoint_dir.glob('checkpoint_*.pth')) and not (health.exists() and health.stat().st_size):
+            shutil.rmtree(new_folders[-1], ignore_errors=True)
+        raise
+
 class _DeferredSigint:
     "While active, Ctrl-C sets a flag (the loop stops after its current step); a second Ctrl-C interrupts at once."
     def __init__(self): self.requested, self._previous = False, None
@@ -178,6 +191,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
     distributed = is_distributed()
     start_epoch, start_step, start_loss_sum, history = 0, 0, 0.0, []
+    new_folders = [p for p in (checkpoint_dir, *checkpoint_dir.parents) if not p.exists()]   # deepest first
     if main:
         for stale in checkpoint_dir.glob('.checkpoint_*.tmp'): stale.unlink()   # left by a save that was killed
         check_checkpoint_dir(checkpoint_dir, checkpoint_bytes(unwrap(student), unwrap(teacher), optimizer))
@@ -188,7 +202,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         path = find_checkpoint(resume_from, checkpoint_dir)
         meta = load_checkpoint(path, student, teacher, optimizer, scheduler, device, loss_fn=loss_fn, restore_rng=True)
         start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
-        if main: print(f"Resuming from {path}: {start_epoch} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
+        if main: print(f"Resuming from {path}: {start_epoch} of {epochs} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     if resume_from is not None: monitor.resumed(start_epoch, start_step)   # the steps since the checkpoint are trained again
     writer = CheckpointWriter(background=device.type == 'cuda')      # on a GPU the next epoch starts while the file is written
@@ -199,7 +213,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                                loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
             return True
         return False
-    with _DeferredSigint() as sigint, writer:                         # leaving it waits for the last write
+    with _removed_on_failure(new_folders, checkpoint_dir), _DeferredSigint() as sigint, writer:   # leaving it waits for the last write
         calls = [0]
         def should_stop():
             calls[0] += 1
@@ -214,7 +228,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 set_backbone_training(optimizer, backbone_training)
                 if isinstance(student, nn.parallel.DistributedDataParallel):   # DDP syncs the parameters that train when built
                     student = nn.parallel.DistributedDataParallel(unwrap(student), device_ids=student.device_ids)
-                if backbone_training and epoch > 0 and main:
+                if backbone_training and epoch == head_warmup_epochs > 0 and main:   # the switch itself, not a resume after it
                     print(f"Epoch {epoch + 1}: head warm-up over, the backbone starts training.")
             if hasattr(train_loader, 'set_epoch'): train_loader.set_epoch(epoch, start_batch=start_step)
             try:
@@ -225,13 +239,15 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                             should_stop=should_stop, amp=amp)
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum); writer.wait()
-                raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved "
-                                          f"{checkpoint_dir / 'checkpoint_latest.pth'}. Resume with resume_from='latest' (--resume); the backbone trained "
-                                          f"so far is load_dinov2(weights='{checkpoint_dir / 'checkpoint_latest.pth'}').") from None
+                saved = checkpoint_dir / 'checkpoint_latest.pth'
+                raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved {saved}. Resume it with "
+                                          f"resume=True (train_dino: resume_from='latest'); the backbone trained so far is "
+                                          f"load_dinov2(weights='{saved}').", e.loss_sum, epoch + 1, saved) from None
             except NonFiniteLossError as e:
                 latest = checkpoint_dir / 'checkpoint_latest.pth'; writer.wait()
-                raise NonFiniteLossError(f"{e} The last good checkpoint, {latest if latest.exists() else 'none yet'}, is "
-                                         "untouched: resume from it with a lower lr (resume_from='latest', --resume --lr).") from None
+                raise NonFiniteLossError(f"{e} " + (f"The last good checkpoint, {latest}, is untouched: resume from it "
+                                                    "(resume_from='latest') with a lower lr." if latest.exists() else
+                                                    "No checkpoint was written before it: start again with the changes above.")) from None
             start_step, start_loss_sum = 0, 0.0
             history.append(mean_loss)
             monitor.end_epoch(epoch, mean_loss)

@@ -5,7 +5,7 @@
 # %% ../nbs/12_cli.ipynb #4c752ede
 from __future__ import annotations
 import argparse, sys
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 import torch
 from .core import *

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_core.ipynb #9d313c90
 from __future__ import annotations
-import functools, os, random, warnings
+import functools, random, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_evaluate.ipynb #4b1615c9
 from __future__ import annotations
-import argparse, json, math, sys
+import argparse, json, math
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_model.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, copy, math, re, warnings
+import contextlib, copy, math, re
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import default_device, unwrap

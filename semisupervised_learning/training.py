@@ -169,7 +169,6 @@ class _DeferredSigint:
         signal.signal(signal.SIGINT, self._previous)
         if is_main_process(): print("\nCtrl-C: finishing this step and saving a checkpoint (press again to abort without saving).")
     def __enter__(self):
-        import threading
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
         return self

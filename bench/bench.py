@@ -265,7 +265,7 @@ def run_train_config(spec, data, out, overrides=None) -> core.TrainConfig:
 def describe_workers(loader:core.MultiCropLoader) -> str:
     "How the loader `train()` built runs its workers, read from the loader itself."
     return (('run on into the next epoch' if loader.batch_sampler.stream else 'restarted each epoch')
-            + (' at the lowest CPU priority' if loader.worker_init_fn is core._lower_priority else ''))
+            + (' at the lowest CPU priority' if loader.worker_init_fn.keywords.get('low_priority') else ''))
 
 def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None, loader=None):
     """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step

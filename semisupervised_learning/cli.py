@@ -33,7 +33,7 @@ def fractions(text:str) -> tuple[float, float]:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
     p.add_argument('data', nargs='?', help="folder of EM images (PNG/JPEG/TIFF, searched recursively)")
-    p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, about a minute")
+    p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 15 s on an idle 2-core CPU")
     p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
                    + ', '.join(f"{k}={v}" for k, v in RANDOM_INIT_RECIPE.items()) + " (options given override it)")
     defaults, notes = TrainConfig(), _field_comments(TrainConfig)

@@ -91,7 +91,7 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
         values = np.asarray(labels)[keep]
         points = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=14, cmap='tab10' if len(np.unique(values)) <= 10 else 'viridis')
         fig.colorbar(points, ax=ax, label=colour_by)
-    ax.set_title(f'Do similar ones land together? t-SNE of {len(keep)} {what}', fontsize=9); ax.set(xticks=[], yticks=[]); fig.tight_layout()
+    ax.set_title(f'Do similar ones land together?\nt-SNE of {len(keep)} {what}', fontsize=9); ax.set(xticks=[], yticks=[]); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 

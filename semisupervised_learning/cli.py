@@ -24,11 +24,10 @@ def _field_comments(cls) -> dict:
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
 NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)
 
-def fractions(text:str) -> tuple[float, float]:
-    "'0.4,1.0' as (0.4, 1.0): the crop-scale options."
-    try: low, high = (float(x) for x in text.split(','))
-    except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give two fractions as MIN,MAX, e.g. 0.4,1.0") from None
-    return low, high
+def fractions(text:str) -> tuple[float, ...]:
+    "'0.4,1.0' as (0.4, 1.0): the options that take several numbers (crop scales, gamma, blur); `TrainConfig` checks how many."
+    try: return tuple(float(x) for x in text.split(','))
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.4,1.0") from None
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
@@ -45,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         else:
             kind = fractions if isinstance(default, tuple) else NUMBERS.get(f.name, type(default) if default is not None else str)
             choices = CHOICES.get(f.name)
-            metavar = None if choices else 'MIN,MAX' if kind is fractions else f.name.upper()
+            metavar = None if choices else ('MIN,MAX' if len(default) == 2 else 'FIRST,OTHERS,LOCAL') if kind is fractions else f.name.upper()
             shown = ','.join(map(str, default)) if kind is fractions else default
             p.add_argument(flag, type=kind, default=None, choices=choices, metavar=metavar, help=f"{notes.get(f.name, '')} (default: {shown})")
     p.add_argument('--no-progress', action='store_true', help="no progress bar: one line per epoch")

@@ -23,9 +23,9 @@ from .features import *
 from . import runtime, data, crops, lora, objective, model, optimisation, checkpoints, health, training, features
 
 # %% auto #0
-__all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config', 'describe_images',
-           'describe_adaptation', 'build_backbone', 'build_loss', 'train', 'write_run_outputs', 'run_summary',
-           'resume_config']
+__all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
+           'describe_images', 'describe_adaptation', 'build_backbone', 'build_loss', 'train', 'write_run_outputs',
+           'run_summary', 'resume_config']
 
 # %% ../nbs/11_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
@@ -81,6 +81,16 @@ class TrainConfig:
     global_scale:tuple = (0.4, 1.0)   # global crops cover this fraction of the image area (min, max)
     local_scale:tuple = (0.05, 0.4)   # local crops likewise
     samples_per_image:int = 1         # multi-crop samples of every image per epoch (small folders of large images: more steps)
+    flips:bool = True                 # augmentations (each crop): random horizontal and vertical flips
+    rotate90:bool = True              # random 90-degree rotations (EM has no canonical orientation)
+    brightness:float = 0.4            # brightness shift drawn in +-this, in [0, 1] intensity units (0: none)
+    contrast:float = 0.4              # contrast factor drawn in 1 +- this (0: none)
+    gamma:tuple = (0.7, 1.4)          # gamma drawn log-uniformly in (min, max) (1,1: none)
+    intensity_prob:float = 0.8        # share of crops that get the brightness, contrast and gamma jitter (0: none)
+    blur_sigma:tuple = (0.1, 2.0)     # Gaussian blur sigma in crop pixels (min, max)
+    blur_probs:tuple = (1.0, 0.1, 0.5) # blur probability of the first global crop, the other global crops, the local crops
+    solarize_prob:float = 0.2         # solarisation of the second global crop, as in DINO (0: none)
+    noise_std:float = 0.0             # Gaussian noise on every crop, in [0, 1] intensity units
     image_cache_mb:float = 512        # decoded images kept in memory by each loader process (0: decode at every sample)
     gpu_crops:bool = False            # make the crops on the training device (GPU) from the images held there as uint8, not in loader workers
     clip_grad:float = 3.0
@@ -114,10 +124,13 @@ class TrainConfig:
         if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
             raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, mask_ratio_max={self.mask_ratio_max}: "
                              "each between 0 and 1, the minimum at most the maximum.")
-        for name in ('global_scale', 'local_scale'):
+        for name in ('global_scale', 'local_scale', 'gamma', 'blur_sigma', 'blur_probs'):
             value = tuple(getattr(self, name)); setattr(self, name, value)       # a list from a JSON config or the CLI
-            if len(value) != 2 or not 0 < value[0] <= value[1] <= 1:
-                raise ValueError(f"{name}={value}: two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0)).")
+            ok, what = {'blur_probs': (len(value) == 3 and all(0 <= p <= 1 for p in value), "three probabilities in [0, 1] (e.g. (1.0, 0.1, 0.5))"),
+                        'gamma': (len(value) == 2 and 0 < value[0] <= value[1], "0 < min <= max (e.g. (0.7, 1.4))"),
+                        'blur_sigma': (len(value) == 2 and 0 < value[0] <= value[1], "sigmas in pixels, 0 < min <= max (e.g. (0.1, 2.0))")}.get(
+                name, (len(value) == 2 and 0 < value[0] <= value[1] <= 1, "two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0))"))
+            if not ok: raise ValueError(f"{name}={value}: {what}.")
         for name in ('dino_weight', 'ibot_weight', 'koleo_weight'):
             if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")   # nor NaN
         if not (self.dino_weight or self.ibot_weight or self.koleo_weight):
@@ -137,7 +150,8 @@ class TrainConfig:
                 near = sorted({max(2, size // PATCH_SIZE) * PATCH_SIZE, max(2, -(-size // PATCH_SIZE)) * PATCH_SIZE})
                 raise ValueError(f"{name}={size} must be a multiple of the DINOv2 patch size {PATCH_SIZE}, at least {2 * PATCH_SIZE}: "
                                  f"use {' or '.join(map(str, near))}.")
-        ranges = dict(teacher_temp=(0, None), student_temp=(0, None), warmup_teacher_temp=(0, None), momentum_teacher=(0, 1, True),
+        ranges = dict(brightness=(0, None, True), contrast=(0, 1, True), intensity_prob=(0, 1, True), solarize_prob=(0, 1, True),
+                      noise_std=(0, None, True), teacher_temp=(0, None), student_temp=(0, None), warmup_teacher_temp=(0, None), momentum_teacher=(0, 1, True),
                       center_momentum=(0, 1, True), min_lr=(0, None, True), weight_decay=(0, None, True), weight_decay_end=(0, None, True),
                       clip_grad=(0, None, True), layer_decay=(0, 1), patch_embed_lr_scale=(0, None), drop_path=(0, 1, True),
                       lora_alpha=(0, None), lora_dropout=(0, 1, True), image_cache_mb=(0, None, True), layerscale_init=(0, None),
@@ -239,6 +253,7 @@ def train(config:TrainConfig,
     dataset = MultiCropDataset(data, n_global_crops=config.n_global_crops, n_local_crops=config.n_local_crops, global_size=config.global_size,
                                local_size=config.local_size, global_scale=config.global_scale, local_scale=config.local_scale,
                                on_error=config.on_error, samples_per_image=config.samples_per_image, image_cache_mb=config.image_cache_mb,
+                               **{name: getattr(config, name) for name in AUGMENTATIONS},
                                seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32)   # what autocast casts them to
     loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
                                low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
@@ -286,7 +301,8 @@ def train(config:TrainConfig,
     return result
 
 # %% ../nbs/11_core.ipynb #d33f6b44
-COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'uniform patch collapse')
+COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'image-independent outputs', 'uniform patch collapse',
+                     'image-independent patch outputs')
 
 def write_run_outputs(result:dict, # what `train` returns
                       config:TrainConfig) -> dict:
@@ -346,6 +362,8 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/11_core.ipynb #365c99c9
+AUGMENTATIONS = ('flips', 'rotate90', 'brightness', 'contrast', 'gamma', 'intensity_prob', 'blur_sigma', 'blur_probs', 'solarize_prob', 'noise_std')
+
 RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'save_latest_seconds', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
                      'image_cache_mb', 'gpu_crops', 'head_warmup_epochs')   # head_warmup_epochs: only while the backbone has not started training
 

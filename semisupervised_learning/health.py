@@ -12,12 +12,14 @@ from .runtime import unwrap
 from .model import backbone_is_frozen
 
 # %% auto #0
-__all__ = ['append_record', 'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health']
+__all__ = ['MIN_INFORMATION', 'append_record', 'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health']
 
 # %% ../nbs/08_health.ipynb #131ce0fe
 def append_record(path, record:dict):
     "Append one record to a `health.jsonl` file: the only way anything is written there (the monitor, and `train` after the run)."
     with open(path, 'a') as f: f.write(json.dumps(record) + '\n')
+
+MIN_INFORMATION = 1e-3   # nats: teacher outputs that tell images (or patches) apart less than this carry nothing about them
 
 class HealthWarning(UserWarning):
     "A training-health diagnosis: the symptom, its numbers and what to change."
@@ -53,7 +55,9 @@ class TrainingMonitor:
         stats = loss_fn.last_stats
         dino_loss = stats.get('dino_loss', loss)
         terms = {k: stats[k].item() for k in ('ibot_loss', 'koleo_loss') if k in stats}     # DINOv2 terms, while the backbone trains
-        if len(stats.get('ibot_teacher_probs', ())): terms['ibot_teacher_entropy'] = _entropy(stats['ibot_teacher_probs']).mean().item()
+        if len(stats.get('ibot_teacher_probs', ())):
+            terms['ibot_teacher_entropy'] = _entropy(stats['ibot_teacher_probs']).mean().item()
+            terms['ibot_batch_mean_entropy'] = _entropy(stats['ibot_teacher_probs'].mean(0)).item()   # over the masked patches of all images
         record = dict(kind='interval', epoch=epoch, step=step, loss=loss.item(), dino_loss=dino_loss.item(), **terms,
                       teacher_entropy=teacher_entropy.item(),
                       batch_mean_entropy=batch_entropy.item(), kl_teacher_student=(dino_loss - teacher_entropy).item(),
@@ -88,7 +92,7 @@ class TrainingMonitor:
                       teacher_change=None if reference is None else abs(last['teacher_sum'] - reference),
                       lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'],
                       dino_weight=last.get('dino_weight', 1.0),
-                      **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'ibot_teacher_entropy')
+                      **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'ibot_teacher_entropy', 'ibot_batch_mean_entropy')
                          if any(k in r for r in self._interval)})
         self._last_teacher_sum = last['teacher_sum']
         self._interval = []
@@ -119,10 +123,20 @@ class TrainingMonitor:
                 "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
                 "a higher teacher_temp=0.07" if s.get('teacher_temp', 0.04) < 0.07 else None,
                 "a smaller out_dim=64" if r['ln_K'] > math.log(64) + 1e-6 else None, "a lower lr"))
+        if cls_trained and not found and r['batch_mean_entropy'] - r['teacher_entropy'] < MIN_INFORMATION:
+            found['image-independent outputs'] = (f"Epoch {e}: image-independent outputs - the teacher's distribution is the same for every image: "
+                f"its entropy {r['teacher_entropy']:.3f} equals that of the batch mean {r['batch_mean_entropy']:.3f} (their difference, the "
+                f"information the outputs carry about the image, is {r['batch_mean_entropy'] - r['teacher_entropy']:.2g} nats). The backbone's "
+                "features do not depend on the image." + advice("a backbone whose features vary (pretrained weights, or layerscale_init=0.1 for random ones)",
+                None if frozen else "a lower lr", "check that the images differ (not blank, not all the same file)"))
         if r.get('ibot_teacher_entropy', 0) > 0.9 * r['ln_K']:
             found['uniform patch collapse'] = (f"Epoch {e}: uniform patch collapse - the iBOT teacher's entropy on masked patches is "
                 f"{r['ibot_teacher_entropy']:.3f}, {r['ibot_teacher_entropy'] / r['ln_K']:.0%} of ln K: the patch outputs carry no information." + advice(
                 "a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
+        elif 'ibot_batch_mean_entropy' in r and r['ibot_batch_mean_entropy'] - r['ibot_teacher_entropy'] < MIN_INFORMATION:
+            found['image-independent patch outputs'] = (f"Epoch {e}: image-independent patch outputs - the iBOT teacher gives every masked patch the "
+                f"same distribution (entropy {r['ibot_teacher_entropy']:.3f}, of the mean {r['ibot_batch_mean_entropy']:.3f}): the patch tokens do not "
+                "describe their patch." + advice("a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
         base_momentum = s.get('momentum_teacher')
         should_move = (base_momentum is not None and base_momentum >= 1) or 1 - r['momentum'] > 1e-3   # near 1 by design late in a run
         if r['teacher_change'] == 0 and should_move:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_core.ipynb #9d313c90
 from __future__ import annotations
-import functools, random, warnings
+import copy, functools, random, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -71,6 +71,7 @@ class TrainConfig:
     dino_weight:float = 1.0           # DINO CLS term once the backbone trains (0: patch-level iBOT alone; the head warm-up always uses it)
     ibot_weight:float = 1.0           # iBOT masked-patch loss on the patch tokens (DINOv2: 1.0; 0: off)
     koleo_weight:float = 0.1          # KoLeo spreading of the CLS tokens (DINOv2: 0.1; 0: off)
+    gram_weight:float = 0.0           # Gram anchoring: the patch similarities held to those of the starting backbone (DINOv3; 0: off)
     mask_probability:float = 0.5      # iBOT: share of global crops masked
     mask_ratio_min:float = 0.1        # iBOT: masked share of a masked crop's patches, from
     mask_ratio_max:float = 0.5        # to
@@ -131,7 +132,8 @@ class TrainConfig:
                         'blur_sigma': (len(value) == 2 and 0 < value[0] <= value[1], "sigmas in pixels, 0 < min <= max (e.g. (0.1, 2.0))")}.get(
                 name, (len(value) == 2 and 0 < value[0] <= value[1] <= 1, "two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0))"))
             if not ok: raise ValueError(f"{name}={value}: {what}.")
-        for name in ('dino_weight', 'ibot_weight', 'koleo_weight'):
+        if self.gram_weight and self.adapt == 'frozen': raise ValueError("gram_weight anchors a backbone that trains; with adapt='frozen' set gram_weight=0.")
+        for name in ('dino_weight', 'ibot_weight', 'koleo_weight', 'gram_weight'):
             if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")   # nor NaN
         if not (self.dino_weight or self.ibot_weight or self.koleo_weight):
             raise ValueError("dino_weight, ibot_weight and koleo_weight are all 0: nothing would train the backbone. Keep one above 0.")
@@ -232,9 +234,9 @@ def build_loss(config:TrainConfig) -> DINOLoss:
     dino = dict(teacher_temp=config.teacher_temp, student_temp=config.student_temp, center_momentum=config.center_momentum,
                 n_global_crops=config.n_global_crops, warmup_teacher_temp=config.warmup_teacher_temp,
                 warmup_teacher_temp_epochs=config.warmup_teacher_temp_epochs, centering=config.centering)
-    if not (config.ibot_weight or config.koleo_weight or config.dino_weight != 1): return DINOLoss(config.out_dim, **dino)
+    if not (config.ibot_weight or config.koleo_weight or config.gram_weight or config.dino_weight != 1): return DINOLoss(config.out_dim, **dino)
     return DINOv2Loss(config.out_dim, ibot_weight=config.ibot_weight, koleo_weight=config.koleo_weight, mask_probability=config.mask_probability,
-                      mask_ratio=(config.mask_ratio_min, config.mask_ratio_max), dino_weight=config.dino_weight, **dino)
+                      mask_ratio=(config.mask_ratio_min, config.mask_ratio_max), dino_weight=config.dino_weight, gram_weight=config.gram_weight, **dino)
 
 def train(config:TrainConfig,
           given:set|None=None, # on resume: the settings the user gave (see `resume_config`); None: those that differ from the defaults
@@ -262,8 +264,10 @@ def train(config:TrainConfig,
                   if config.gpu_crops else f"crops made by {workers} loader worker{'s' if workers != 1 else ''}"
                   + (f" (num_workers={config.num_workers}, {cpu_cores()} CPU cores)" if workers < config.num_workers else ''))
     backbone = build_backbone(config)
+    start = copy.deepcopy(backbone).requires_grad_(False) if config.gram_weight and config.adapt != 'lora' else None   # LoRA: adapters off
     student, teacher = create_dino_models(backbone, device, hidden_dim=config.hidden_dim, out_dim=config.out_dim,
                                           bottleneck_dim=config.bottleneck_dim)
+    anchor = gram_anchor(student.backbone, start.to(device) if start is not None else None) if config.gram_weight else None
     lr = config.scaled_lr(world_size)
     optimizer = create_optimizer(student, lr, config.weight_decay, layer_decay=config.layer_decay,
                                  patch_embed_lr_scale=config.patch_embed_lr_scale)
@@ -290,7 +294,7 @@ def train(config:TrainConfig,
                              freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
                              config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
                              progress=config.progress, amp=config.amp, head_warmup_epochs=config.backbone_start_epoch,
-                             save_latest_seconds=config.save_latest_seconds)
+                             save_latest_seconds=config.save_latest_seconds, anchor=anchor)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
                   optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
     if rank == 0:

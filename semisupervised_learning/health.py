@@ -54,7 +54,7 @@ class TrainingMonitor:
         K = probs.shape[-1]
         stats = loss_fn.last_stats
         dino_loss = stats.get('dino_loss', loss)
-        terms = {k: stats[k].item() for k in ('ibot_loss', 'koleo_loss') if k in stats}     # DINOv2 terms, while the backbone trains
+        terms = {k: stats[k].item() for k in ('ibot_loss', 'koleo_loss', 'gram_loss') if k in stats}     # DINOv2 terms, while the backbone trains
         if len(stats.get('ibot_teacher_probs', ())):
             terms['ibot_teacher_entropy'] = _entropy(stats['ibot_teacher_probs']).mean().item()
             terms['ibot_batch_mean_entropy'] = _entropy(stats['ibot_teacher_probs'].mean(0)).item()   # over the masked patches of all images
@@ -92,7 +92,7 @@ class TrainingMonitor:
                       teacher_change=None if reference is None else abs(last['teacher_sum'] - reference),
                       lr=last['lr'], momentum=self._interval[0]['momentum'], backbone_frozen=last['backbone_frozen'],
                       dino_weight=last.get('dino_weight', 1.0),
-                      **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'ibot_teacher_entropy', 'ibot_batch_mean_entropy')
+                      **{k: float(np.mean([r[k] for r in self._interval if k in r])) for k in ('dino_loss', 'ibot_loss', 'koleo_loss', 'gram_loss', 'ibot_teacher_entropy', 'ibot_batch_mean_entropy')
                          if any(k in r for r in self._interval)})
         self._last_teacher_sum = last['teacher_sum']
         self._interval = []
@@ -192,7 +192,7 @@ def plot_training_health(health, # a health.jsonl path or its records
               ('teacher_student_distance', 'teacher-student distance', None), ('grad_norm', 'gradient norm (pre-clip)', ('above', max_grad_norm)),
               ('lr', 'learning rate', None), ('momentum', 'teacher momentum', None)]
     panels += [(k, title, band) for k, title, band in [('dino_loss', 'DINO term' + (' (weight 0 once the backbone trains)' if dino_off else ''), None), ('ibot_loss', 'iBOT term', None),
-               ('koleo_loss', 'KoLeo term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
+               ('koleo_loss', 'KoLeo term', None), ('gram_loss', 'Gram anchor term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
                if any(k in r for r in steps) and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
     fig, axes = plt.subplots(math.ceil(len(panels) / 3), 3, figsize=(12, 8 / 3 * math.ceil(len(panels) / 3)), squeeze=False)
     for ax in axes.ravel()[len(panels):]: ax.axis('off')

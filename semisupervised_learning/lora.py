@@ -5,13 +5,14 @@
 # %% ../nbs/03_lora.ipynb #146753ee
 from __future__ import annotations
 import math
+from contextlib import contextmanager
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['LORA_ATTN_LAYERS', 'LORA_MLP_LAYERS', 'LoRALinear', 'has_lora', 'add_lora', 'merge_lora_state', 'merged_state_dict',
-           'merge_lora']
+           'merge_lora', 'adapters_off']
 
 # %% ../nbs/03_lora.ipynb #331d633a
 class LoRALinear(nn.Module):
@@ -37,7 +38,9 @@ class LoRALinear(nn.Module):
     @property
     def out_features(self): return self.base.out_features
 
+    enabled = True        # `adapters_off` switches the update off: the layer is then its base
     def forward(self, x):
+        if not self.enabled: return self.base(x)
         return self.base(x) + F.linear(F.linear(self.dropout(x), self.lora_A), self.lora_B) * self.scaling
 
     def merged_weight(self) -> torch.Tensor:
@@ -130,3 +133,13 @@ def merge_lora(module:nn.Module) -> nn.Module:
             parent_name, _, child = name.rpartition('.')
             setattr(module.get_submodule(parent_name), child, merged(layer))
     return module
+
+# %% ../nbs/03_lora.ipynb #79cb2b08
+@contextmanager
+def adapters_off(module:nn.Module):
+    "Inside this block every `LoRALinear` in `module` computes its base layer alone: the backbone as it was before its adapters trained."
+    layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
+    for layer in layers: layer.enabled = False
+    try: yield module
+    finally:
+        for layer in layers: layer.enabled = True

@@ -216,6 +216,7 @@ class DINOModel(nn.Module):
                 masks:torch.Tensor|None=None, # (n_global * B, h, w): also return the head outputs at these patches, and the CLS tokens
                 mask_input:bool=True, # replace the masked patches by the mask token (student); False: see them (teacher)
                 masked_positions:torch.Tensor|None=None, # `masked_index(masks, device)` when computed already; None: from `masks`
+                return_patches:bool=False, # with masks: also the global crops' patch tokens (B', h, w, D), last
                ):
         "Head outputs `(n_crops * B, out_dim)` for a list of `(B, 3, S, S)` crops; with `masks`, also (masked patch outputs, CLS tokens)."
         if masks is None: return self.head(self.forward_backbone(crops) if backbone_features is None else backbone_features)
@@ -223,7 +224,7 @@ class DINOModel(nn.Module):
         if masked_positions is None: masked_positions = masked_index(masks, patches.device)
         masked = patches.flatten(0, -2).index_select(0, masked_positions)   # = patches[masks], no host sync
         out = self.head(torch.cat([cls, masked]))           # one head call: CLS tokens and masked patches
-        return out[:len(cls)], out[len(cls):], cls
+        return (out[:len(cls)], out[len(cls):], cls) + ((patches,) if return_patches else ())
 
 # %% ../nbs/05_model.ipynb #c073968c
 ADAPT_MODES = ('frozen', 'lora', 'blocks', 'full')

@@ -15,7 +15,7 @@ from .runtime import is_distributed, to_device_async
 
 # %% auto #0
 __all__ = ['CENTERING', 'DINOLoss', 'block_masks', 'masked_index', 'add_mask_token', 'masking', 'IBOTPatchLoss', 'koleo_loss',
-           'sinkhorn_knopp', 'DINOv2Loss']
+           'sinkhorn_knopp', 'gram_loss', 'DINOv2Loss']
 
 # %% ../nbs/04_objective.ipynb #df65ec0e
 CENTERING = ('centering', 'sinkhorn_knopp')   # the teacher's centring: DINO's running centre, or DINOv2's Sinkhorn-Knopp option
@@ -241,6 +241,15 @@ def sinkhorn_knopp(teacher_logits:torch.Tensor, # (B, K) teacher head outputs on
         Q /= Q.sum(0, keepdim=True).clamp(min=tiny) * n_samples     # each sample: 1/B
     return (Q * n_samples).T
 
+# %% ../nbs/04_objective.ipynb #49156477
+def gram_loss(student_patches:torch.Tensor, # (B, h, w, D) the student's patch tokens
+              anchor_patches:torch.Tensor, # (B, h, w, D') the Gram teacher's patch tokens of the same images (no gradient)
+             ) -> torch.Tensor:
+    "Mean squared difference between the patch-to-patch cosine similarity matrices of student and anchor, per image (DINOv3)."
+    s = F.normalize(student_patches.flatten(1, 2).float(), dim=-1)
+    a = F.normalize(anchor_patches.flatten(1, 2).float().detach(), dim=-1)
+    return (s @ s.transpose(1, 2) - a @ a.transpose(1, 2)).pow(2).mean()
+
 # %% ../nbs/04_objective.ipynb #b4325d9f
 class DINOv2Loss(DINOLoss):
     "DINO's loss plus DINOv2's terms on the same step: iBOT on masked patch tokens, KoLeo on the student's CLS tokens."
@@ -249,11 +258,12 @@ class DINOv2Loss(DINOLoss):
                  koleo_weight:float=0.1, # weight of the KoLeo regulariser (0: off)
                  mask_probability:float=0.5, mask_ratio=(0.1, 0.5), # share of global crops masked; masked share of their patches
                  dino_weight:float=1.0, # weight of the DINO CLS term next to them (0: the patch-level terms alone)
+                 gram_weight:float=0.0, # weight of the Gram anchor to the starting backbone's patch similarities (0: off)
                  **dino_kwargs, # DINOLoss settings: teacher_temp, student_temp, center_momentum, centering, ...
                 ):
         super().__init__(out_dim, **dino_kwargs)
         self.ibot_weight, self.koleo_weight, self.mask_probability, self.mask_ratio = ibot_weight, koleo_weight, mask_probability, tuple(mask_ratio)
-        self.dino_weight = dino_weight
+        self.dino_weight, self.gram_weight = dino_weight, gram_weight
         self.ibot = IBOTPatchLoss(out_dim, self.student_temp, self.center_momentum)
 
     def draw_masks(self, n_images:int, grid:tuple[int, int]) -> torch.Tensor:
@@ -265,8 +275,10 @@ class DINOv2Loss(DINOLoss):
                     teacher_patch_out:torch.Tensor, # (M, K) teacher head outputs at the same patches, seen unmasked
                     masks:torch.Tensor, # (n_global * B, h, w)
                     student_cls:torch.Tensor, # (n_global * B, D) student backbone CLS tokens of the global crops, crop-major
-                    epoch:int|None=None) -> torch.Tensor:
-        "ibot_weight x iBOT + koleo_weight x KoLeo (their values go to `last_stats`)."
+                    epoch:int|None=None,
+                    student_patches:torch.Tensor|None=None, anchor_patches:torch.Tensor|None=None, # global crops' patch tokens, for Gram
+                   ) -> torch.Tensor:
+        "ibot_weight x iBOT + koleo_weight x KoLeo + gram_weight x Gram (their values go to `last_stats`)."
         total, temp = student_cls.new_zeros(()).float(), self.teacher_temp_at(epoch)
         if self.ibot_weight:
             probs = sinkhorn_knopp(teacher_patch_out, temp) if self.centering == 'sinkhorn_knopp' else None
@@ -277,4 +289,8 @@ class DINOv2Loss(DINOLoss):
             koleo = sum(koleo_loss(cls) for cls in student_cls.chunk(self.n_global_crops))
             total = total + self.koleo_weight * koleo
             self.last_stats.update(koleo_loss=koleo.detach())
+        if self.gram_weight and anchor_patches is not None:
+            gram = gram_loss(student_patches, anchor_patches)
+            total = total + self.gram_weight * gram
+            self.last_stats.update(gram_loss=gram.detach())
         return total

@@ -12,14 +12,16 @@ from tqdm.auto import tqdm
 from .runtime import amp_enabled, default_device, is_distributed, is_main_process, unwrap
 from .data import PATCH_SIZE
 from .objective import DINOv2Loss, masked_index
-from .model import backbone_is_frozen
+from .lora import adapters_off, has_lora
+from .model import backbone_is_frozen, backbone_tokens
 from .optimisation import set_backbone_training, update_teacher_ema, warmup_cosine
 from .checkpoints import (CheckpointWriter, check_checkpoint_dir, checkpoint_bytes, checkpoint_state,
                                                  find_checkpoint, load_checkpoint)
 from .health import TrainingMonitor
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'compiled_backbones', 'train_dino']
+__all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'compiled_backbones', 'gram_anchor',
+           'train_dino']
 
 # %% ../nbs/09_training.ipynb #fd3a9352
 class NonFiniteLossError(FloatingPointError):
@@ -36,6 +38,7 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
                momentum:float=0.996, # teacher EMA momentum for this step
                clip_grad:float|None=3.0, freeze_last_layer:bool=False, # drop the last head layer's gradient (first epoch)
                device=None, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default (CUDA, CPUs with bf16 units)
+               anchor=None, # `gram_anchor(...)`: the start's patch tokens of the global crops, for `DINOv2Loss(gram_weight=...)`
               ) -> tuple[torch.Tensor, torch.Tensor]:
     "One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host sync)."
     device = crops[0].device if device is None else torch.device(device)
@@ -51,14 +54,19 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
             masks = loss_fn.draw_masks(n_global * batch_size, (crops[0].shape[-2] // PATCH_SIZE, crops[0].shape[-1] // PATCH_SIZE))   # stay on the CPU:
             if device.type == 'cuda': masks = masks.pin_memory()     # counts and indices come from them without waiting for the GPU
             positions = masked_index(masks, device)                  # once for both (under DDP, masks reach the model on the GPU)
-            student_out, student_patch_out, student_cls = student(crops, masks=masks, masked_positions=positions)
+            gram = {}
+            if anchor is not None and loss_fn.gram_weight:   # the Gram anchor: the global crops' patch tokens, student and start
+                student_out, student_patch_out, student_cls, patches = student(crops, masks=masks, masked_positions=positions, return_patches=True)
+                gram = dict(student_patches=patches, anchor_patches=anchor(torch.cat(crops[:n_global])))
+            else: student_out, student_patch_out, student_cls = student(crops, masks=masks, masked_positions=positions)
             with torch.no_grad(): teacher_out, teacher_patch_out, _ = teacher(crops[:n_global], masks=masks, mask_input=False, masked_positions=positions)
         else:
             student_out = student(crops)
             with torch.no_grad(): teacher_out = teacher(crops[:n_global])
     loss = loss_fn(student_out, teacher_out, epoch=epoch)
     if isinstance(loss_fn, DINOv2Loss) and not frozen:
-        loss = loss_fn.dino_weight * loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks, student_cls[:n_global * batch_size], epoch)
+        loss = loss_fn.dino_weight * loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks, student_cls[:n_global * batch_size], epoch,
+                                                                **gram)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if freeze_last_layer:
@@ -79,6 +87,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     start_loss_sum:float=0.0, # their summed loss (from the interrupted run's checkpoint)
                     should_stop=None, # callable; True stops cleanly after the current step
                     amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
+                    anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
@@ -90,7 +99,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     for step, crops in enumerate(train_loader, start=start_step):
         momentum = warmup_cosine(epoch * n_steps + step, epochs * n_steps, momentum_teacher, 1.0)
         loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch=epoch, momentum=momentum,
-                                     clip_grad=clip_grad, freeze_last_layer=epoch < freeze_last_layer_epochs, device=device, amp=amp)
+                                     clip_grad=clip_grad, freeze_last_layer=epoch < freeze_last_layer_epochs, device=device, amp=amp,
+                                     anchor=anchor)
         loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
         images += crops[0].shape[0]; bar.update()
@@ -150,6 +160,22 @@ def compiled_backbones(*backbones:nn.Module, # timm or torch.hub ViTs: anything 
             from torch._inductor.cudagraph_trees import reset_cudagraph_trees
             reset_cudagraph_trees()              # frees the graphs' private memory pool for what follows training
 
+# %% ../nbs/09_training.ipynb #7b60a544
+def gram_anchor(backbone:nn.Module, # the student's backbone
+                start:nn.Module|None=None, # a frozen copy of the backbone as training started; None: `backbone` with its LoRA adapters off
+               ):
+    "The Gram teacher: a function giving the starting backbone's patch tokens (B, h, w, D) of a batch of images, without gradients."
+    if start is None and not has_lora(backbone): raise ValueError("gram_anchor needs the starting backbone (start=) unless the backbone adapts with LoRA.")
+    @torch.no_grad()
+    def anchor(images:torch.Tensor) -> torch.Tensor:
+        model = start if start is not None else backbone
+        was_training = model.training; model.eval()
+        try:
+            with adapters_off(model) if start is None else contextlib.nullcontext():
+                return backbone_tokens(model, images)[1]
+        finally: model.train(was_training)
+    return anchor
+
 # %% ../nbs/09_training.ipynb #9d8ccb55
 @contextlib.contextmanager
 def _removed_on_failure(new_folders:list, checkpoint_dir:Path):
@@ -184,6 +210,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                progress:bool=True, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
                save_latest_seconds:float=30.0, # `checkpoint_latest.pth` at an epoch's end once this long after the last one (0: every epoch)
+               anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
               ) -> list[float]:
     "Train for `epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
     device = default_device() if device is None else torch.device(device)
@@ -235,7 +262,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                             epochs=epochs, momentum_teacher=momentum_teacher, clip_grad=clip_grad,
                                             freeze_last_layer_epochs=freeze_last_layer_epochs, log_every=log_every, monitor=monitor,
                                             progress=progress, start_step=start_step, start_loss_sum=start_loss_sum,
-                                            should_stop=should_stop, amp=amp)
+                                            should_stop=should_stop, amp=amp, anchor=anchor)
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum); writer.wait()
                 saved = checkpoint_dir / 'checkpoint_latest.pth'

@@ -52,7 +52,7 @@ def rank_and_world_size() -> tuple[int, int]:
 def setup_distributed() -> tuple[int, int]:
     "Initialise torch.distributed from torchrun's environment (NCCL on CUDA, gloo on CPU); returns (rank, world_size)."
     if is_distributed() or int(os.environ.get('WORLD_SIZE', '1')) <= 1: return rank_and_world_size()
-    if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+    if torch.cuda.is_available(): torch.cuda.set_device(default_device())      # this process's GPU, from LOCAL_RANK
     dist.init_process_group('nccl' if torch.cuda.is_available() else 'gloo')
     return rank_and_world_size()
 

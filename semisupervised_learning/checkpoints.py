@@ -56,6 +56,7 @@ def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int
                      loss:float|None=None, loss_fn=None, loss_history=None, config:dict|None=None,
                      step_in_epoch:int=0, # steps of the next epoch already done (an interrupted epoch)
                      epoch_loss_sum:float=0.0, # their summed loss, so the resumed epoch's mean covers all its steps
+                     validation:dict|None=None, # validation so far (the start's score, the best backbone): `train_dino` keeps it
                     ) -> dict:
     "What a resumable training checkpoint holds (the tensors are the live ones: save or copy them before training goes on)."
     return dict(
@@ -63,7 +64,7 @@ def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int
         loss_history=list(loss_history or []),
         config=_plain(config or {}), student=unwrap(student).state_dict(), teacher=unwrap(teacher).state_dict(),
         optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
-        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states())
+        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states(), validation=validation)
 
 def keep_copy(source, path):
     "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
@@ -193,12 +194,18 @@ def find_checkpoint(resume_from, checkpoint_dir) -> Path:
 # %% ../nbs/07_checkpoints.ipynb #c9136ffa
 def export_backbone(model:nn.Module, # teacher (DINOModel) or a bare backbone
                     path, config:dict|None=None, # training configuration to keep beside the weights
+                    state_dict:dict|None=None, # other weights for the same architecture (the best validated ones); default: the model's
                    ) -> Path:
     "Save the (adapted) backbone as a plain DINOv2 state dict (LoRA merged) with what `load_dinov2(weights=path)` needs."
     model = unwrap(model)
     backbone = model.backbone if isinstance(model, DINOModel) else model
     state = backbone_state_dict(backbone)
-    if weights_fingerprint(state) == getattr(backbone, 'start_fingerprint', None):
+    if state_dict is not None:
+        if {k: tuple(v.shape) for k, v in state.items()} != {k: tuple(v.shape) for k, v in state_dict.items()}:
+            raise ValueError(f"The weights to export as {path} do not fit {getattr(backbone, 'dinov2_name', None) or 'this backbone'}: "
+                             "they are another architecture's (keys or shapes differ).")
+        state = state_dict
+    if state_dict is None and weights_fingerprint(state) == getattr(backbone, 'start_fingerprint', None):   # chosen weights may be the start
         warnings.warn(f"{path}: this backbone equals the weights training started from (nothing in it trained: adapt='frozen', "
                       "a head warm-up that never ended, or too few backbone steps for the teacher's average to move its float32 "
                       "weights). Train with adapt='lora', and more epochs after the head_warmup_epochs.", stacklevel=2)

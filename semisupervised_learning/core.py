@@ -18,9 +18,10 @@ from .model import *
 from .optimisation import *
 from .checkpoints import *
 from .health import *
-from .training import *
 from .features import *
-from . import runtime, data, crops, lora, objective, model, optimisation, checkpoints, health, training, features
+from .probe import *
+from .training import *
+from . import runtime, data, crops, lora, objective, model, optimisation, checkpoints, health, features, probe, training
 
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
@@ -29,7 +30,7 @@ __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_M
 
 # %% ../nbs/12_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
-                                                                                   checkpoints, health, training, features) for name in module.__all__)]))
+                                                                                   checkpoints, health, features, probe, training) for name in module.__all__)]))
 
 # %% ../nbs/12_core.ipynb #4dbdc51f
 @dataclass

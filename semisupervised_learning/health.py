@@ -35,7 +35,7 @@ class TrainingMonitor:
         self.settings = dict(settings or {})
         self.path, self.loss_rising_epochs, self.max_grad_norm = (Path(path) if path else None), loss_rising_epochs, max_grad_norm
         self.records, self.diagnoses, self._interval, self._last_teacher_sum, self._last_center = [], [], [], None, None
-        self._last_symptoms = set()
+        self._last_symptoms, self._forgetting = set(), False
 
     def _write(self, record:dict):
         self.records.append(record)
@@ -76,6 +76,27 @@ class TrainingMonitor:
     def resumed(self, epoch:int, step:int=0):
         "Note that a resumed run trains on from `epoch`, `step`: `read_health` then drops the earlier records of what it trains again."
         self._write(dict(kind='resume', epoch=epoch, step=step))
+
+    def validated(self, record:dict, # a `kind='validation'` record: epoch (completed epochs), mean_iou, gap and gap_std to the start, best_epoch
+                 ) -> dict[str, str]:
+        "Write a validation record; diagnose forgetting (IoU below the start's by more than the gap's spread) and warn when it appears."
+        self._write(record)
+        found, s = {}, self.settings
+        if record.get('gap') is not None and record['gap'] < -record['gap_std']:
+            best = record.get('best_epoch', 0)
+            found['forgetting'] = (f"Epoch {record['epoch']}: forgetting - the validation IoU fell to {record['mean_iou']:.3f} from the start's "
+                f"{record['mean_iou'] - record['gap']:.3f} ({record['gap']:+.3f}, beyond its spread ±{record['gap_std']:.3f}): training is making "
+                "the features worse for this segmentation. The best backbone so far, "
+                + ("the start" if best == 0 else f"epoch {best}'s") + ", is kept as adapted_backbone_best.pth. Try: " + ', '.join(o for o in (
+                "a lower lr (divide by 10)", "adapt='lora'" if s.get('adapt') in ('full', 'blocks') else None,
+                "gram_weight=1.0 (anchor the patch similarities to the start's)" if not s.get('gram_weight') else None,
+                "weaker intensity augmentations (brightness=0, contrast=0, gamma=0, solarize_prob=0)" if s.get('brightness', 0.4) else None,
+                "fewer epochs") if o) + '.')
+            self.diagnoses.append(dict(epoch=record['epoch'], symptom='forgetting', message=found['forgetting']))
+            self._write(dict(kind='diagnosis', epoch=record['epoch'], symptom='forgetting', message=found['forgetting']))
+            if not self._forgetting: warnings.warn(found['forgetting'], HealthWarning, stacklevel=2)   # once while it lasts
+        self._forgetting = bool(found)
+        return found
 
     def end_epoch(self, epoch:int, mean_loss:float) -> dict[str, str]:
         "Write the epoch's record and its diagnoses; warn about each symptom when it appears; returns {symptom: message}."
@@ -170,10 +191,13 @@ def read_health(path) -> list[dict]:
     records = []
     for record in (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()):
         if record['kind'] != 'resume': records.append(record); continue
-        epoch, step = record['epoch'], record['step']
-        records = [r for r in records if not (r['kind'] in ('interval', 'epoch', 'diagnosis') and
-                   (r['epoch'] > epoch or r['epoch'] == epoch and (r['kind'] != 'interval' or r['step'] >= step)))]
+        records = [r for r in records if not _trained_again(r, record['epoch'], record['step'])]
     return records
+
+def _trained_again(r:dict, epoch:int, step:int) -> bool:
+    "Whether a resume at (`epoch`, `step`) trains again what record `r` describes."
+    if r['kind'] == 'validation' or r.get('symptom') == 'forgetting': return r['epoch'] > epoch   # scored after `epoch` epochs were done
+    return r['kind'] in ('interval', 'epoch', 'diagnosis') and (r['epoch'] > epoch or r['epoch'] == epoch and (r['kind'] != 'interval' or r['step'] >= step))
 
 def plot_training_health(health, # a health.jsonl path or its records
                          save_path=None, max_grad_norm:float=100.0):
@@ -194,8 +218,12 @@ def plot_training_health(health, # a health.jsonl path or its records
     panels += [(k, title, band) for k, title, band in [('dino_loss', 'DINO term' + (' (weight 0 once the backbone trains)' if dino_off else ''), None), ('ibot_loss', 'iBOT term', None),
                ('koleo_loss', 'KoLeo term', None), ('gram_loss', 'Gram anchor term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
                if any(k in r for r in steps) and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
-    fig, axes = plt.subplots(math.ceil(len(panels) / 3), 3, figsize=(12, 8 / 3 * math.ceil(len(panels) / 3)), squeeze=False)
-    for ax in axes.ravel()[len(panels):]: ax.axis('off')
+    validations = [r for r in records if r['kind'] == 'validation']
+    scored = [(k, title) for k, title in (('mean_iou', 'validation: probe mean IoU (± spread)'), ('rankme', 'patch features: effective rank (RankMe)'))
+              if any(k in r for r in validations)]
+    n_panels = len(panels) + len(scored)
+    fig, axes = plt.subplots(math.ceil(n_panels / 3), 3, figsize=(12, 8 / 3 * math.ceil(n_panels / 3)), squeeze=False)
+    for ax in axes.ravel()[n_panels:]: ax.axis('off')
     epoch_starts = sorted({r['epoch'] for r in steps})[1:]
     for ax, (key, title, band) in zip(axes.ravel(), panels):
         values = [r.get(key) for r in steps]
@@ -206,6 +234,11 @@ def plot_training_health(health, # a health.jsonl path or its records
             top = max(ax.get_ylim()[1], limit * 1.05) if side == 'above' else limit
             ax.axhspan(limit if side == 'above' else 0, top, color='tab:red', alpha=0.12, lw=0)
         for e in epoch_starts: ax.axvline(e, color='gray', alpha=0.25, lw=0.8)
+        ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
+    for ax, (key, title) in zip(axes.ravel()[len(panels):], scored):     # measured at epoch ends: epochs done on the x axis
+        points = [(r['epoch'], r[key], r.get(f'{key}_std', 0)) for r in validations if key in r]
+        ax.errorbar(*zip(*points), marker='o', ms=3, lw=1.2, capsize=2)
+        ax.axhline(points[0][1], color='gray', ls='--', lw=1)            # the start's value
         ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
     for ax in axes.ravel(): ax.set_xlabel('epoch', fontsize=8)
     n_diag = sum(r['kind'] == 'diagnosis' for r in records)

@@ -13,7 +13,7 @@ from .runtime import amp_enabled, default_device, is_distributed, is_main_proces
 from .data import PATCH_SIZE
 from .objective import DINOv2Loss, masked_index
 from .lora import adapters_off, has_lora
-from .model import backbone_is_frozen, backbone_tokens
+from .model import backbone_is_frozen, backbone_state_dict, backbone_tokens
 from .optimisation import set_backbone_training, update_teacher_ema, warmup_cosine
 from .checkpoints import (CheckpointWriter, check_checkpoint_dir, checkpoint_bytes, checkpoint_state,
                                                  find_checkpoint, load_checkpoint)
@@ -211,12 +211,14 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
                save_latest_seconds:float=30.0, # `checkpoint_latest.pth` at an epoch's end once this long after the last one (0: every epoch)
                anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
+               validation=None, # a `ValidationProbe`: scores the teacher's backbone at the start and every `validate_every` epochs
+               validate_every:int=10, # epochs between validations (and after the last epoch)
               ) -> list[float]:
     "Train for `epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
     distributed = is_distributed()
-    start_epoch, start_step, start_loss_sum, history = 0, 0, 0.0, []
+    start_epoch, start_step, start_loss_sum, history, validation_state = 0, 0, 0.0, [], None
     new_folders = [p for p in (checkpoint_dir, *checkpoint_dir.parents) if not p.exists()]   # deepest first
     if main:
         for stale in checkpoint_dir.glob('.checkpoint_*.tmp'): stale.unlink()   # left by a save that was killed
@@ -228,6 +230,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         path = find_checkpoint(resume_from, checkpoint_dir)
         meta = load_checkpoint(path, student, teacher, optimizer, scheduler, device, loss_fn=loss_fn, restore_rng=True)
         start_epoch, start_step, start_loss_sum, history = meta['epoch'], meta['step_in_epoch'], meta['epoch_loss_sum'], meta['loss_history']
+        validation_state = meta.get('validation')      # the start's score and the best backbone so far
         if main: print(f"Resuming from {path}: {start_epoch} of {epochs} epochs" + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     if resume_from is not None: monitor.resumed(start_epoch, start_step)   # the steps since the checkpoint are trained again
@@ -236,10 +239,33 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
         if main and not (skip_if_busy and writer.busy):
             writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
-                                               loss_fn, history, config, step_in_epoch, epoch_loss_sum), keep_as)
+                                               loss_fn, history, config, step_in_epoch, epoch_loss_sum, validation_state), keep_as)
             return True
         return False
+    def validate(done:int):
+        "Score the teacher's backbone, keep the best (the start first), write the record (forgetting is diagnosed there)."
+        nonlocal validation_state
+        start = validation_state['start'] if validation_state else None
+        scored = validation.score(teacher.backbone, None if start is None else start['neighbours'])
+        if start is None:
+            start = {k: scored[k] for k in ('mean_iou', 'confusions', 'neighbours', 'rankme') if k in scored}
+            validation_state = dict(start=start, start_epoch=done, best_epoch=None, best_iou=None, best_state=None, seconds=0.0)
+        validation_state['seconds'] += scored['seconds']
+        record = dict(kind='validation', epoch=done, seconds=scored['seconds'], **{k: scored[k] for k in
+                      ('mean_iou', 'mean_iou_std', 'iou', 'rankme', 'intensity_sensitivity', 'neighbour_agreement') if k in scored})
+        if 'mean_iou' in scored:
+            record['gap'], record['gap_std'] = validation.gap(scored, start) if done > validation_state['start_epoch'] else (None, None)
+            if validation_state['best_epoch'] is None or scored['mean_iou'] > validation_state['best_iou']:
+                validation_state.update(best_epoch=done, best_iou=scored['mean_iou'], best_gap=record['gap'], best_gap_std=record['gap_std'],
+                                        best_state={k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()})
+            record['best_epoch'] = validation_state['best_epoch']
+            gap = f" ({record['gap']:+.3f} ± {record['gap_std']:.3f} on the start's {start['mean_iou']:.3f})" if record['gap'] is not None else ''
+            print(f"Validation {'at the start' if done == validation_state['start_epoch'] else f'after epoch {done}'}: probe IoU "
+                  f"{scored['mean_iou']:.3f} ± {scored['mean_iou_std']:.3f}{gap}, best at epoch {validation_state['best_epoch']}; "
+                  f"{scored['seconds']:.1f} s")
+        monitor.validated(record)
     with _removed_on_failure(new_folders, checkpoint_dir), _DeferredSigint() as sigint, writer:   # leaving it waits for the last write
+        if validation is not None and main and validation_state is None: validate(start_epoch)
         calls = [0]
         def should_stop():
             calls[0] += 1
@@ -279,6 +305,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             monitor.end_epoch(epoch, mean_loss)
             done = epoch + 1
             if main and not progress: print(f"epoch {done}/{epochs}: loss {mean_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.3g}")
+            if validation is not None and main and (done % validate_every == 0 or done == epochs): validate(done)
             n_skipped = getattr(getattr(train_loader, 'dataset', None), 'n_skipped', 0)
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: {', '.join(train_loader.dataset.skipped_images[:3])}")

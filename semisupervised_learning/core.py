@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_core.ipynb #9d313c90
 from __future__ import annotations
-import copy, functools, random, warnings
+import copy, functools, random, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -25,8 +25,8 @@ from . import runtime, data, crops, lora, objective, model, optimisation, checkp
 
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
-           'describe_images', 'describe_adaptation', 'build_backbone', 'build_loss', 'train', 'write_run_outputs',
-           'run_summary', 'resume_config']
+           'describe_images', 'build_validation', 'describe_adaptation', 'build_backbone', 'build_loss', 'train',
+           'write_run_outputs', 'better_or_not', 'run_summary', 'resume_config']
 
 # %% ../nbs/12_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
@@ -108,6 +108,10 @@ class TrainConfig:
     amp:bool|None = None              # bf16 autocast; None: on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), else float32
     compile:bool = False              # torch.compile the backbones' blocks while training, as CUDA graphs on one GPU (ViT-S: 1.4x images/s after the first epoch)
     progress:bool = True
+    val_images:str|None = None        # a few labelled sections (EM images) to score the backbone on while it trains; with val_masks
+    val_masks:str|None = None         # their masks, same file names (0/255 or class numbers); the best backbone is exported too
+    val_every:int = 0                 # epochs between validations (0: ten in a run); the start and the last epoch are always scored
+    val_size:int = 448                # validation sections are resized to this for the probe (a multiple of 14)
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
 
@@ -165,6 +169,11 @@ class TrainConfig:
             if not ((value >= low if closed else value > low) and (high is None or value <= high)):   # NaN fails both
                 raise ValueError(f"{name}={value} is out of range: it must be {'at least' if closed else 'above'} {low}"
                                  + (f" and at most {high}" if high is not None else '') + ".")
+        if bool(self.val_images) != bool(self.val_masks):
+            raise ValueError(f"val_images={self.val_images!r} and val_masks={self.val_masks!r}: validation needs both, the sections and their masks.")
+        if self.val_every < 0: raise ValueError(f"val_every={self.val_every} must not be negative (0: ten validations in a run).")
+        if self.val_size % PATCH_SIZE or self.val_size < 2 * PATCH_SIZE:
+            raise ValueError(f"val_size={self.val_size} must be a multiple of the DINOv2 patch size {PATCH_SIZE}, at least {2 * PATCH_SIZE}.")
         if self.warmup_epochs >= self.epochs:
             warnings.warn(f"warmup_epochs={self.warmup_epochs} is not shorter than epochs={self.epochs}: the lr never reaches its full value.")
         if self.adapt != 'frozen' and self.head_warmup_epochs >= self.epochs:      # the backbone would never train: shorten the warm-up
@@ -207,6 +216,12 @@ def describe_images(data) -> str:
     if not isinstance(data, (list, tuple)): return str(data)
     folders = sorted({str(Path(p).parent) for p in data})
     return f"{len(data)} listed files in {len(folders)} folder(s) ({', '.join(folders[:2])}{', ...' if len(folders) > 2 else ''})"
+
+def build_validation(config:TrainConfig, device, data) -> ValidationProbe:
+    "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training images."
+    if config.val_images: return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size), device=device)
+    sections = EMImageDataset(data, size=config.global_size, on_error=config.on_error)
+    return ValidationProbe(torch.stack([sections[int(i)] for i in np.unique(np.linspace(0, len(sections) - 1, 8).round())]), device=device)
 
 def describe_adaptation(config:TrainConfig, optimizer) -> str:
     "One line saying what trains, in the user's words."
@@ -287,6 +302,12 @@ def train(config:TrainConfig,
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
     start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
+    validation = build_validation(config, device, data) if rank == 0 else None
+    validate_every = config.val_every or max(1, config.epochs // 10)
+    if rank == 0 and not config.val_images:
+        print("No validation set: whether the backbone gets better is not measured (label-free signals only, in health.jsonl). A few "
+              "labelled sections (val_images and val_masks) let the run score it every few epochs, keep the best and warn of forgetting.")
+    t0 = time.perf_counter()
     cuda_graphs = dict(mode='reduce-overhead') if device.type == 'cuda' and world_size == 1 else {}   # 1.3x default compiling on ViT-S (BENCHMARKS); not tried under DDP
     with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **cuda_graphs):
         history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, epochs=config.epochs,
@@ -295,10 +316,11 @@ def train(config:TrainConfig,
                              freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
                              config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
                              progress=config.progress, amp=config.amp, head_warmup_epochs=config.backbone_start_epoch,
-                             save_latest_seconds=config.save_latest_seconds, anchor=anchor)
+                             save_latest_seconds=config.save_latest_seconds, anchor=anchor, validation=validation, validate_every=validate_every)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
-                  optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config)
+                  optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config, train_seconds=time.perf_counter() - t0)
     if rank == 0:
+        result['validation'] = read_checkpoint(find_checkpoint('latest', config.checkpoint_dir), mmap=True).get('validation')
         result['backbone_change'] = backbone_change(teacher.backbone, start_state)
         append_record(config.checkpoint_dir / 'health.jsonl', dict(kind='backbone_change', epoch=len(history), relative_change=result['backbone_change']))
         result['outputs'] = write_run_outputs(result, config)
@@ -315,6 +337,9 @@ def write_run_outputs(result:dict, # what `train` returns
     import matplotlib.pyplot as plt
     out, teacher, dataset = Path(config.out), result['teacher'], result['dataset']
     paths = dict(backbone=export_backbone(teacher, out / 'adapted_backbone.pth', config=asdict(config)))
+    best = (result.get('validation') or {}).get('best_state')
+    if best is not None:            # the best-scoring backbone on the validation sections (the start, if nothing beat it)
+        paths['best_backbone'] = export_backbone(teacher, out / 'adapted_backbone_best.pth', config=asdict(config), state_dict=best)
     readable = [path for (path, page), failed in zip(dataset.items, dataset._failed.tolist()) if page == 0 and not failed][:1000]
     def picture(name, draw):
         try: draw(out / name); paths[name.split('.')[0]] = out / name
@@ -336,8 +361,27 @@ def write_run_outputs(result:dict, # what `train` returns
     picture('patch_pca.png', pca)
     return paths
 
+def better_or_not(result:dict, records:list) -> str:
+    "Whether the backbone got better, as far as the evidence goes: the validation probe's IoU against the start's, else unmeasured."
+    v, scored = result.get('validation') or {}, [r for r in records if r['kind'] == 'validation']
+    if not scored: return "Better? Not measured."
+    first, last = scored[0], scored[-1]
+    if v.get('best_state') is None:      # label-free signals only
+        return ("Better? Not measured: moved is not better, and no validation set was given (val_images, val_masks). Label-free signals, "
+                f"start -> last: effective rank {first['rankme']:.1f} -> {last['rankme']:.1f}, patch neighbourhoods kept "
+                f"{100 * (last['neighbour_agreement'] or 1):.0f}%, intensity sensitivity {first['intensity_sensitivity']:.3f} -> {last['intensity_sensitivity']:.3f}.")
+    gap = lambda g, s: f"{g:+.3f} ± {s:.3f}, {'beyond' if abs(g) > 2 * s else 'within'} noise"
+    last_line = f"the last epoch's {last['mean_iou']:.3f} ({gap(last['gap'], last['gap_std'])})" if last.get('gap') is not None else ''
+    cost = f" Validation took {v['seconds']:.0f} s, {100 * v['seconds'] / max(result.get('train_seconds', 0), 1e-9):.0f}% of the training time."
+    if v['best_epoch'] == v['start_epoch']:
+        return (f"Better? No: on the validation sections no epoch beat the start (probe IoU {v['start']['mean_iou']:.3f}; {last_line}). "
+                "adapted_backbone_best.pth holds the starting weights: hand that on, or change the recipe (see health.png)." + cost)
+    return (f"Better? {'Yes' if v['best_gap'] > 2 * v['best_gap_std'] else 'Not beyond noise'}: probe IoU on the validation sections "
+            f"{v['start']['mean_iou']:.3f} -> {v['best_iou']:.3f} at epoch {v['best_epoch']} ({gap(v['best_gap'], v['best_gap_std'])}), "
+            f"exported as adapted_backbone_best.pth; in adapted_backbone.pth, {last_line}." + cost)
+
 def run_summary(result:dict, config:TrainConfig) -> str:
-    "The final word on a run: loss, whether and how far the backbone moved, collapse, and what was written."
+    "The final word on a run: loss, how far the backbone moved and whether it got better, collapse, and what was written."
     h, records, lr = result['history'], read_health(config.checkpoint_dir / 'health.jsonl'), result.get('lr') or config.scaled_lr()
     collapsed = sorted({r['epoch'] for r in records if r['kind'] == 'diagnosis' and r['symptom'] in COLLAPSE_SYMPTOMS})
     backbone, change = result['teacher'].backbone, result.get('backbone_change') or {}
@@ -356,11 +400,12 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs):
         terms[0] += " (trained in the head warm-up only, dino_weight=0)" if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)"
     lines = [(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs" + (f"; {', '.join(terms)}." if len(terms) > 1 else '.')) if h else "Done: no epoch ran.",
-             "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "adapted: its weights moved") + how_far + "."
+             "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "its weights moved") + how_far + "."
                              + (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}."
                                 if most and blocks[most] < 1e-3 else '') if moved else
                              "unchanged: the exported backbone equals the starting weights" +
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
+             better_or_not(result, records),
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
               f"{', ...' if len(collapsed) > 10 else ''}); see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
              f"Run folder {config.out}: checkpoints/, {', '.join(p.name for p in result.get('outputs', {}).values())}."]
@@ -370,7 +415,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
 AUGMENTATIONS = ('flips', 'rotate90', 'brightness', 'contrast', 'gamma', 'intensity_prob', 'blur_sigma', 'blur_probs', 'solarize_prob', 'noise_std')
 
 RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'save_latest_seconds', 'log_every', 'num_workers', 'on_error', 'device', 'amp', 'compile', 'progress',
-                     'image_cache_mb', 'gpu_crops', 'head_warmup_epochs')   # head_warmup_epochs: only while the backbone has not started training
+                     'image_cache_mb', 'gpu_crops', 'head_warmup_epochs', 'val_every')   # head_warmup_epochs: only while the backbone has not started training
 
 def _config_from_dict(stored:dict) -> dict:
     "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."

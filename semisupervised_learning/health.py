@@ -35,7 +35,7 @@ class TrainingMonitor:
         self.settings = dict(settings or {})
         self.path, self.loss_rising_epochs, self.max_grad_norm = (Path(path) if path else None), loss_rising_epochs, max_grad_norm
         self.records, self.diagnoses, self._interval, self._last_teacher_sum, self._last_center = [], [], [], None, None
-        self._last_symptoms, self._forgetting = set(), False
+        self._last_symptoms, self._validation_symptoms = set(), set()
 
     def _write(self, record:dict):
         self.records.append(record)
@@ -82,6 +82,10 @@ class TrainingMonitor:
         "Write a validation record; diagnose forgetting (IoU below the start's by more than the gap's spread) and warn when it appears."
         self._write(record)
         found, s = {}, self.settings
+        if record.get('non_finite'):
+            found['non-finite features'] = (f"Epoch {record['epoch']}: non-finite features - the backbone's patch features hold NaN or inf: its "
+                "weights diverged." + (" The best backbone so far is kept as adapted_backbone_best.pth." if 'best_epoch' in record else '')
+                + " Try: a lower lr (divide by 10), clip_grad=3.0, a longer warmup_epochs.")
         if record.get('gap') is not None and record['gap'] < -record['gap_std']:
             best = record.get('best_epoch', 0)
             found['forgetting'] = (f"Epoch {record['epoch']}: forgetting - the validation IoU fell to {record['mean_iou']:.3f} from the start's "
@@ -90,12 +94,13 @@ class TrainingMonitor:
                 + ("the start" if best == 0 else f"epoch {best}'s") + ", is kept as adapted_backbone_best.pth. Try: " + ', '.join(o for o in (
                 "a lower lr (divide by 10)", "adapt='lora'" if s.get('adapt') in ('full', 'blocks') else None,
                 "gram_weight=1.0 (anchor the patch similarities to the start's)" if not s.get('gram_weight') else None,
-                "weaker intensity augmentations (brightness=0, contrast=0, gamma=0, solarize_prob=0)" if s.get('brightness', 0.4) else None,
+                "weaker intensity augmentations (brightness=0, contrast=0, gamma=(1, 1), solarize_prob=0)" if s.get('brightness', 0.4) else None,
                 "fewer epochs") if o) + '.')
-            self.diagnoses.append(dict(epoch=record['epoch'], symptom='forgetting', message=found['forgetting']))
-            self._write(dict(kind='diagnosis', epoch=record['epoch'], symptom='forgetting', message=found['forgetting']))
-            if not self._forgetting: warnings.warn(found['forgetting'], HealthWarning, stacklevel=2)   # once while it lasts
-        self._forgetting = bool(found)
+        for symptom, message in found.items():
+            self.diagnoses.append(dict(epoch=record['epoch'], symptom=symptom, message=message))
+            self._write(dict(kind='diagnosis', epoch=record['epoch'], symptom=symptom, message=message))
+            if symptom not in self._validation_symptoms: warnings.warn(message, HealthWarning, stacklevel=2)   # once while it lasts
+        self._validation_symptoms = set(found)
         return found
 
     def end_epoch(self, epoch:int, mean_loss:float) -> dict[str, str]:
@@ -196,7 +201,7 @@ def read_health(path) -> list[dict]:
 
 def _trained_again(r:dict, epoch:int, step:int) -> bool:
     "Whether a resume at (`epoch`, `step`) trains again what record `r` describes."
-    if r['kind'] == 'validation' or r.get('symptom') == 'forgetting': return r['epoch'] > epoch   # scored after `epoch` epochs were done
+    if r['kind'] == 'validation' or r.get('symptom') in ('forgetting', 'non-finite features'): return r['epoch'] > epoch   # scored after `epoch` epochs were done
     return r['kind'] in ('interval', 'epoch', 'diagnosis') and (r['epoch'] > epoch or r['epoch'] == epoch and (r['kind'] != 'interval' or r['step'] >= step))
 
 def plot_training_health(health, # a health.jsonl path or its records

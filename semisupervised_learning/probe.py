@@ -321,6 +321,9 @@ class ValidationProbe:
         with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):   # training's random stream stays as it was
             patches = patch_features(backbone, self.images, self.batch_size, device)
             changed = patch_features(backbone, intensity_changed(self.images), self.batch_size, device)
+            if not (torch.isfinite(patches).all() and torch.isfinite(changed).all()):     # diverged weights: nothing to score
+                return dict(non_finite=True, rankme=math.nan, intensity_sensitivity=math.nan, neighbour_agreement=None, neighbours=None,
+                            seconds=time.perf_counter() - t0)
             record, neighbours = {}, patch_neighbours(patches)
             if self.labelled:
                 result = probe_patches(patch_features(backbone, self.train.images, self.batch_size, device), patches,

@@ -252,7 +252,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             validation_state = dict(start=start, start_epoch=done, best_epoch=None, best_iou=None, best_state=None, seconds=0.0)
         validation_state['seconds'] += scored['seconds']
         record = dict(kind='validation', epoch=done, seconds=scored['seconds'], **{k: scored[k] for k in
-                      ('mean_iou', 'mean_iou_std', 'iou', 'rankme', 'intensity_sensitivity', 'neighbour_agreement') if k in scored})
+                      ('mean_iou', 'mean_iou_std', 'iou', 'rankme', 'intensity_sensitivity', 'neighbour_agreement', 'non_finite') if k in scored})
         if 'mean_iou' in scored:
             record['gap'], record['gap_std'] = validation.gap(scored, start) if done > validation_state['start_epoch'] else (None, None)
             if validation_state['best_epoch'] is None or scored['mean_iou'] > validation_state['best_iou']:

@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""From a pretrained start: which adaptation mode gains on new EM without forgetting the old? (issue 26)
+
+No hub weights reach these machines, so the study makes its own pretrained start, as a user's hub weights would be:
+
+1. pretrain: the tiny ViT from random weights with the from-scratch recipe (`core.RANDOM_INIT_RECIPE`) on the source set,
+   the 60 ISBI 2012 sections (train and test images, labels unused), saved as a weights file (`pretrained_isbi.pth`,
+   reused by later studies with --start FILE);
+2. adapt: that file on the target set, the 20 unlabelled VNC sections of stack 2, with the pretrained-start defaults
+   (TrainConfig's own: head warm-up, DINO + iBOT + KoLeo), scaled to a tiny ViT on a CPU, once per mode (frozen, lora,
+   the last block, full) and Gram anchor (gram_weight 0 and 1; frozen has nothing to anchor);
+3. probe: the start and every adapted backbone with the project's dense probe (`evaluate.compare_backbones`, paired
+   spreads) on the target's labelled sets (VNC stack 1 mitochondria and membranes) and on the source's (ISBI membranes):
+   the gain on the target and the change on the source (forgetting), each with its spread.
+
+    python bench/pretrained_start.py                      # ~30 minutes on a 2-core CPU (also: python bench/adapt.py --config cpu-pretrained)
+    python bench/pretrained_start.py --start runs/pretrained_start/pretrained_isbi.pth --modes lora,full
+    python bench/pretrained_start.py --quick              # the whole path on synthetic data, a few minutes
+"""
+from __future__ import annotations
+import argparse, json, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+
+import numpy as np
+import torch
+from semisupervised_learning import core
+from semisupervised_learning.evaluate import compare_backbones, load_labelled, write_synthetic_labelled
+
+DATA = ROOT.parent / 'shared' / 'data'
+ISBI, VNC = DATA / 'isbi2012', DATA / 'vnc-gerhard2013'
+SOURCE_UNLABELED = [ISBI / 'train' / 'images', ISBI / 'test' / 'images']
+TARGET_UNLABELED = VNC / 'stack2' / 'raw'
+# labelled sets: (name, images, masks, class names); the first two are the target's, the last the source's
+TARGET_SETS = [('VNC mitochondria', VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'mitochondria'),
+               ('VNC membranes', VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'membrane')]
+SOURCE_SETS = [('ISBI membranes', ISBI / 'train' / 'images', ISBI / 'train' / 'labels')]
+PROBE = dict(size=448, n_train=10, seeds=2, n_bootstrap=500)
+
+# the from-scratch recipe of bench/adapt.py's cpu config, on 60 sections x 2 samples / batch 8 = 15 steps per epoch
+PRETRAIN = dict(backbone='dinov2_tiny14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5, epochs=80, warmup_epochs=5,
+                batch_size=8, momentum_teacher=0.99, center_momentum=0.9, out_dim=256, hidden_dim=512, bottleneck_dim=128, global_size=224,
+                samples_per_image=2, global_scale=(0.14, 0.35), num_workers=2, save_every=1000, log_every=20, device='cpu')
+# the pretrained-start defaults (TrainConfig's), scaled to the tiny ViT on a CPU: 20 sections x 4 samples / batch 8 = 10 steps per epoch
+ADAPT = dict(backbone='dinov2_tiny14', epochs=30, head_warmup_epochs=5, warmup_epochs=3, batch_size=8, lr=1e-4, n_local_crops=4,
+             samples_per_image=4, out_dim=256, hidden_dim=512, bottleneck_dim=128, num_workers=2, save_every=1000, log_every=20, device='cpu')
+MODES = {'frozen': dict(adapt='frozen'), 'lora': dict(adapt='lora'), 'last block': dict(adapt='blocks', trainable_blocks=1),
+         'full': dict(adapt='full')}
+QUICK = dict(epochs=3, head_warmup_epochs=1, warmup_epochs=1, global_size=112, local_size=56, samples_per_image=1, num_workers=0)
+QUICK_PROBE = dict(size=224, n_train=3, seeds=2, n_bootstrap=100)
+
+
+def log(*a): print(*a, flush=True)
+
+def gathered(folders:list, into:Path) -> Path:
+    "One folder of links to the sections of several folders (names prefixed by their folder's parent: no collisions)."
+    into.mkdir(parents=True, exist_ok=True)
+    for folder in folders:
+        for path in core.find_em_images(folder):
+            link = into / f'{folder.parent.name}_{path.name}'
+            if not link.exists(): link.symlink_to(path.resolve())
+    return into
+
+def pretrain(out:Path, quick:bool) -> Path:
+    "The pretrained start: the from-scratch recipe on the source sections, exported as a weights file."
+    data = gathered(SOURCE_UNLABELED, out / 'source_sections') if not quick else SOURCE_UNLABELED[0]
+    config = core.TrainConfig(**{**PRETRAIN, **(QUICK if quick else {}), 'data': str(data), 'out': str(out / 'pretrain'), 'progress': False})
+    t0 = time.time()
+    result = core.train(config)
+    log(f"pretrained on {data} in {(time.time() - t0) / 60:.1f} min: {result['outputs']['backbone']}")
+    return result['outputs']['backbone']
+
+def adapt(start:Path, mode:str, gram_weight:float, out:Path, quick:bool) -> dict:
+    "One adaptation run from the start file; returns its exported backbone and wall time."
+    config = core.TrainConfig(**{**ADAPT, **MODES[mode], 'gram_weight': gram_weight, **(QUICK if quick else {}), 'weights': str(start),
+                                 'data': str(TARGET_UNLABELED), 'out': str(out), 'progress': False})
+    t0 = time.time()
+    result = core.train(config)
+    return dict(backbone=result['outputs']['backbone'], train_s=time.time() - t0)
+
+def probe_sets(backbones:dict, sets:list, quick:bool) -> dict:
+    "Rows of `compare_backbones` per labelled set: gaps to the first backbone (the start) with their paired spreads."
+    settings, out = QUICK_PROBE if quick else PROBE, {}
+    for name, images, masks in sets:
+        data = load_labelled(images, masks, size=settings['size'])
+        comparison = compare_backbones(backbones, data[:settings['n_train']], data[settings['n_train']:], device='cpu', progress=False,
+                                       n_show=0, seeds=settings['seeds'], n_bootstrap=settings['n_bootstrap'])
+        out[name] = {r['backbone']: r for r in comparison['rows']}
+        log(f"probed {name}: " + ', '.join(f"{k} {r['mean_iou']:.3f}" for k, r in out[name].items()))
+    return out
+
+def table(runs:dict, scores:dict, target:list, source:list) -> str:
+    "Mode x anchor: each set's mean-IoU change from the start ± its paired spread, and the wall time."
+    header = ['mode', 'gram', *[f'{s} (target)' for s in target], *[f'{s} (source)' for s in source], 'train']
+    lines = [['start', '', *[f"{scores[s]['start']['mean_iou']:.3f}±{scores[s]['start']['mean_iou_std']:.3f}" for s in target + source], '']]
+    for label, run in runs.items():
+        cells = []
+        for s in target + source:
+            r = scores[s][label]
+            beyond = abs(r['delta_mean_iou']) > 2 * r['delta_mean_iou_std']
+            cells.append(f"{r['delta_mean_iou']:+.3f}±{r['delta_mean_iou_std']:.3f}{'*' if beyond else ''}")
+        lines.append([run['mode'], f"{run['gram_weight']:g}", *cells, f"{run['train_s'] / 60:.1f} min"])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--start', type=Path, default=None, help="a pretrained start made before (skips stage 1)")
+    p.add_argument('--modes', default=','.join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
+    p.add_argument('--gram', default='0,1', help="gram_weight values, comma-separated")
+    p.add_argument('--out', type=Path, default=None, help="study folder (default: runs/pretrained-start-TIME)")
+    p.add_argument('--json', default=None, help="append the results as one JSON line here")
+    p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
+    args = p.parse_args(argv)
+    out = args.out or (Path(tempfile.mkdtemp(prefix='pretrained-start-')) if args.quick else ROOT / 'runs' / f"pretrained-start-{time.strftime('%Y%m%d-%H%M%S')}")
+    global SOURCE_UNLABELED, TARGET_UNLABELED, TARGET_SETS, SOURCE_SETS
+    if args.quick:                                         # synthetic stand-ins: two labelled sets of other seeds
+        syn = [write_synthetic_labelled(out / f'synthetic_{i}', n=8, size=224, seed=i) for i in range(3)]
+        SOURCE_UNLABELED, TARGET_UNLABELED = [syn[0] / 'images'], syn[1] / 'images'
+        TARGET_SETS, SOURCE_SETS = [('target', syn[1] / 'images', syn[1] / 'labels')], [('source', syn[2] / 'images', syn[2] / 'labels')]
+    missing = [str(f) for f in [*SOURCE_UNLABELED, TARGET_UNLABELED, *(x for s in TARGET_SETS + SOURCE_SETS for x in s[1:])] if not Path(f).exists()]
+    if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
+    t0 = time.time()
+    start = args.start or pretrain(out, args.quick)
+    runs = {}
+    for mode in args.modes.split(','):
+        if mode not in MODES: p.error(f"unknown mode {mode}: choose from {', '.join(MODES)}")
+        for gram in [float(g) for g in args.gram.split(',')]:
+            if mode == 'frozen' and gram: continue          # nothing trains in the backbone: nothing to anchor
+            label = f'{mode}, gram {gram:g}'
+            log(f"\n######## adapting {start} with {label}")
+            runs[label] = dict(mode=mode, gram_weight=gram, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'), args.quick))
+    backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
+    scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick)
+    target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
+    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED}; CPU {torch.get_num_threads()} threads, "
+        f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; whole study {(time.time() - t0) / 60:.1f} min")
+    log(table(runs, scores, target, source))
+    log("each cell: mean IoU of the adapted backbone minus the start's on the same held-out sections, ± the spread of that gap "
+        "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on.")
+    if args.json:
+        with open(args.json, 'a') as f:
+            f.write(json.dumps(dict(start=str(start), runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
+                                    scores={s: {k: {m: r[m] for m in ('mean_iou', 'mean_iou_std', 'delta_mean_iou', 'delta_mean_iou_std')}
+                                                for k, r in rows.items() if k in backbones} for s, rows in scores.items()})) + '\n')
+
+if __name__ == '__main__': main()

@@ -533,6 +533,8 @@ def em_sections(root_or_paths, # folders, images, TIFF stacks and volumes (paths
                 on_error:str='raise', # 'skip': a file or volume that cannot be opened is warned about and left out
                ) -> list[tuple]:
     "Every section as a (source, page) item: an image file and its page, or an `EMVolume` (opened lazily, its intensity range sampled once) and its section."
+    if unknown := [p for p in ((planes,) if isinstance(planes, str) else planes) if p not in PLANES]:
+        raise ValueError(f"planes {unknown} unknown: choose among {PLANES}.")
     items = []
     for source in find_em_images(root_or_paths):
         try:
@@ -541,7 +543,9 @@ def em_sections(root_or_paths, # folders, images, TIFF stacks and volumes (paths
                 source = EMVolume(source, planes, voxel_size, force_planes=force_planes)
             if isinstance(source, EMVolume) and source.value_range is None: source.sample_intensity_range()
             items += [(source, k) for k in range(len(source) if isinstance(source, EMVolume) else count_pages(source))]
-        except (OSError, EMImageError) as e: skip_unreadable(str(source), e, on_error)
+        except Exception as e:
+            known = isinstance(e, (OSError, EMImageError))      # else the library's own words: a TIFF reader's error, say
+            skip_unreadable(str(source), e if known else EMImageError(f"{source} could not be opened ({type(e).__name__}: {e})"), on_error)
     return items
 
 class EMImageDataset(Dataset):

@@ -418,6 +418,12 @@ class EMVolume:
         Z, Y, X = self.shape
         return {'xy': (Y, X), 'xz': (Z, X), 'yz': (Z, Y)}[self.section_key(k)[0]]
 
+    def plane_sections(self, plane:str) -> range:
+        "The section numbers of one of this volume's `planes`."
+        if plane not in self.planes: raise ValueError(f"{self.name} is open for {', '.join(self.planes)} sections, not {plane}: open it with planes=('{plane}',).")
+        p = self.planes.index(plane)
+        return range(int(self._first[p]), int(self._first[p + 1]))
+
     def read(self, k:int, # section number (see `section_key`)
              window=None) -> np.ndarray: # (top, left, height, width) in the section; None: all of it
         "Raw voxels of a window of section `k`, reading only the chunks it covers; a damaged chunk raises a clear EMImageError."

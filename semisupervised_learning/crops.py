@@ -10,8 +10,8 @@ import numpy as np
 import torch, torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from .runtime import cpu_cores, rank_and_world_size, to_device_async
-from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageError, EMVolume, check_on_error, count_pages,
-                                          em_sections, find_em_images, item_names, load_em_image, skip_unreadable)
+from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageError, EMVolume, check_on_error,
+                                          em_sections, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
 __all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'MultiCropDataset', 'show_crops', 'ResumableBatchSampler',

@@ -10,12 +10,12 @@ import numpy as np
 import torch, torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from .runtime import cpu_cores, rank_and_world_size, to_device_async
-from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageError, check_on_error, count_pages,
-                                          find_em_images, item_names, load_em_image, skip_unreadable)
+from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageError, EMVolume, check_on_error,
+                                          em_sections, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
-__all__ = ['crop_box', 'gaussian_blur', 'MultiCropDataset', 'show_crops', 'ResumableBatchSampler', 'MultiCropLoader',
-           'create_dataloader', 'ViewChoices', 'GPUMultiCrop', 'GPUCropLoader']
+__all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'MultiCropDataset', 'show_crops', 'ResumableBatchSampler',
+           'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop', 'GPUCropLoader']
 
 # %% ../nbs/02_crops.ipynb #3913fda0
 def crop_box(H:int, W:int, # image height and width in pixels
@@ -40,10 +40,12 @@ def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
     return out[0]
 
 # %% ../nbs/02_crops.ipynb #179346df
+BLANK_REDRAWS = 10        # a blank crop is drawn again up to this many times; a section blank everywhere keeps the last one
+
 class MultiCropDataset(Dataset):
-    "EM images as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."
+    "EM images and volume sections as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."
     epoch_items = True      # an item may be (epoch, index): the loader can run on into the next epoch
-    def __init__(self, root_or_paths, # folder, file or list of files (multi-page TIFFs give one item per page)
+    def __init__(self, root_or_paths, # folder, image, TIFF stack, volume (path or `EMVolume`), or a list mixing them; one item per page or section
                  n_global_crops:int=2, n_local_crops:int=8,
                  global_size:int=224, local_size:int=98, # multiples of the patch size 14
                  global_scale=(0.4, 1.0), local_scale=(0.05, 0.4), # fractions of the image area
@@ -58,6 +60,9 @@ class MultiCropDataset(Dataset):
                  image_cache_mb:float=512, # decoded images kept in memory per loader process (small folders are decoded once, not every epoch)
                  seed:int=0,
                  dtype:torch.dtype=torch.float32, # the crops': torch.bfloat16 halves the bytes the loader moves, for steps under bf16 autocast (`train` asks for it then)
+                 planes=('xy',), voxel_size=None, force_planes:bool=False, # volumes' section planes and voxel size (see `EMVolume`)
+                 volume_window:int|None=None, # volume sections larger than this are sampled as random windows of this side, read chunk by chunk; None: MAX_SHRINK x global_size
+                 blank_std:float=0.01, # crops whose intensities vary less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
                 ):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
@@ -67,14 +72,13 @@ class MultiCropDataset(Dataset):
             raise ValueError(f"dtype={dtype!r}: the crops need a floating-point torch dtype, e.g. torch.float32 or torch.bfloat16.")
         for name, size in [('global_size', global_size), ('local_size', local_size)]:
             if size % PATCH_SIZE: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size {PATCH_SIZE}; the border is cut off.")
-        self.items = []
-        for path in find_em_images(root_or_paths):
-            try: self.items += [(path, page) for page in range(count_pages(path))]
-            except Exception as e: skip_unreadable(str(path), EMImageError(f"{path} could not be opened ({type(e).__name__}: {e})"), on_error)
+        self.items = em_sections(root_or_paths, planes, voxel_size, force_planes, on_error)
+        if volume_window is None: self.volume_window = MAX_SHRINK * global_size
         if not self.items: raise EMImageError(f"None of the files in {root_or_paths} could be read as images.")
         self._mean, self._std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()   # seen by every worker process
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
+        self._blank = torch.zeros(1, dtype=torch.long).share_memory_()       # blank crops drawn again, counted over every worker
         self._cache, self._cache_bytes = {}, 0                  # per process: every loader worker fills its own
 
     def __len__(self): return len(self.items) * self.samples_per_image
@@ -85,17 +89,26 @@ class MultiCropDataset(Dataset):
     def n_skipped(self) -> int: return int(self._failed.sum())
     @property
     def skipped_images(self) -> list[str]: return [n for n, f in zip(self.image_names, self._failed.tolist()) if f]
+    @property
+    def n_blank_redrawn(self) -> int: return int(self._blank)
 
     def skip_item(self, i:int, error:Exception):
         "Item `i` failed to load: raise `error` (on_error='raise'), or warn once and count it as skipped."
         if self.on_error == 'raise' or not self._failed[i]: skip_unreadable(self.image_names[i], error, self.on_error)
         self._failed[i] = True
 
-    def load_image(self, index:int, cache:bool=True) -> torch.Tensor:
+    def load_image(self, index:int, cache:bool=True,
+                   rng:np.random.Generator|None=None) -> torch.Tensor: # where a volume section's window lies (None: its top left)
         "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop; decoded once while `image_cache_mb` lasts."
         if index in self._cache: return self._cache[index]
         path, page = self.items[index]
-        image = torch.from_numpy(load_em_image(path, page))[None]
+        if isinstance(path, EMVolume):
+            (H, W), side = path.section_shape(page), self.volume_window
+            h, w = min(H, side), min(W, side)
+            top, left = (0, 0) if rng is None else (int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)))
+            image = torch.from_numpy(path.section(page, (top, left, h, w)))[None]
+            cache = cache and (h, w) == (H, W)            # a window is not the section: another sample reads another
+        else: image = torch.from_numpy(load_em_image(path, page))[None]
         shrink = math.sqrt(image.shape[-2] * image.shape[-1] * self.global_scale[1]) / self.global_size   # the largest global crop's
         if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
             self._warned_shrink = True       # once per process
@@ -115,7 +128,7 @@ class MultiCropDataset(Dataset):
         epoch, index = index if isinstance(index, tuple) else (int(self._epoch), index)
         for attempt in range(len(self.items)):
             i = (index + attempt) % len(self.items)
-            try: image = self.load_image(i); break
+            try: image = self.load_image(i, rng=np.random.default_rng([self.seed, epoch, index, 2])); break
             except (OSError, EMImageError) as e: self.skip_item(i, e)
         else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
         rng = np.random.default_rng([self.seed, epoch, index])
@@ -123,8 +136,18 @@ class MultiCropDataset(Dataset):
         views = []
         for c in range(self.n_global_crops + self.n_local_crops):
             view = self.draw_view(rng, *image.shape[-2:], c)
+            for _ in range(BLANK_REDRAWS):
+                if not self.is_blank(image, view): break
+                self._blank += 1; view = self.draw_view(rng, *image.shape[-2:], c)
             views.append(self.make_view(image, view, self.global_size if c < self.n_global_crops else self.local_size, noise))
         return views
+
+    def is_blank(self, image:torch.Tensor, view:np.ndarray) -> bool:
+        "Whether the crop box of a `draw_view` row is near-constant (std under `blank_std`, from at most ~64 x 64 of its pixels)."
+        if not self.blank_std: return False
+        top, left, h, w = (int(v) for v in view[:4])
+        step = max(1, min(h, w) // 64)
+        return float(image[0, top:top + h:step, left:left + w:step].std()) < self.blank_std
 
     VIEW_FIELDS = ('top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',
                    'blur', 'sigma', 'solarize')
@@ -283,6 +306,9 @@ class GPUMultiCrop:
     def __init__(self, dataset:MultiCropDataset, device='cuda',
                  max_gb:float|None=None, # device memory the images may take (None: a quarter of what is free on a GPU, no limit on a CPU)
                  threads:int=8): # decoding the folder once
+        if volumes := sorted({str(path) for path, _ in dataset.items if isinstance(path, EMVolume)}):
+            raise ValueError(f"{volumes[0]} is a volume: its sections are read window by window by the CPU loader workers, "
+                             "not held whole on the GPU. Train with gpu_crops=False.")
         self.dataset, self.device = dataset, torch.device(device)
         if max_gb is None and self.device.type == 'cuda': max_gb = torch.cuda.mem_get_info(self.device)[0] / 4 / 1e9
         images, total = [None] * len(dataset.items), 0

@@ -25,8 +25,8 @@ from . import runtime, data, crops, lora, objective, model, optimisation, checkp
 
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
-           'describe_images', 'build_validation', 'describe_adaptation', 'build_backbone', 'build_loss', 'train',
-           'write_run_outputs', 'better_or_not', 'run_summary', 'resume_config']
+           'describe_images', 'describe_volume', 'build_validation', 'describe_adaptation', 'build_backbone',
+           'build_loss', 'train', 'write_run_outputs', 'better_or_not', 'run_summary', 'resume_config']
 
 # %% ../nbs/12_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
@@ -36,7 +36,12 @@ __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module i
 @dataclass
 class TrainConfig:
     "Everything a DINO adaptation run needs; the defaults are the recipe for a few hundred to a few thousand EM images."
-    data:str|None = None              # folder of EM images; None: synthetic EM images written into `out`
+    data:str|None = None              # folder of EM images, a TIFF stack or a volume (vol.h5[:/dataset], vol.zarr[/level], vol.n5/dataset, vol.mrc); None: synthetic EM in `out`
+    planes:str = 'xy'                 # volumes: section planes, 'xy' or 'xy,xz,yz' (isotropic data; refused for anisotropic voxels unless force_planes)
+    voxel_size:str|None = None        # volumes: 'z,y,x' in nm (or one number) where the file's metadata lacks it
+    force_planes:bool = False         # volumes: xz and yz sections even where the voxel size says the data are anisotropic
+    volume_window:int|None = None     # volumes: sections larger than this are sampled as windows of this side, chunk by chunk (None: 8 x global_size)
+    blank_std:float = 0.01            # crops varying less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
     out:str = 'runs/dino'             # run folder: checkpoints/, health.jsonl, pictures, exported backbone
     backbone:str|None = None          # DINOv2 name (see DINOV2_ARCHS); None: the name stored in --weights, else dinov2_vitl14
     pretrained:bool = True            # Meta's weights through torch.hub
@@ -169,6 +174,15 @@ class TrainConfig:
             if not ((value >= low if closed else value > low) and (high is None or value <= high)):   # NaN fails both
                 raise ValueError(f"{name}={value} is out of range: it must be {'at least' if closed else 'above'} {low}"
                                  + (f" and at most {high}" if high is not None else '') + ".")
+        if unknown := [p for p in self.planes.split(',') if p not in PLANES]:
+            raise ValueError(f"planes={self.planes!r}: {', '.join(unknown)} is not a plane; give some of {', '.join(PLANES)}, comma-separated (e.g. 'xy,xz,yz').")
+        try: size = self.voxel_size_nm
+        except ValueError: size = ()
+        if self.voxel_size is not None and not (isinstance(size, float) and size > 0 or isinstance(size, tuple) and len(size) == 3 and min(size) > 0):
+            raise ValueError(f"voxel_size={self.voxel_size!r}: give the voxel size in nm as one number or as z,y,x (e.g. '50,4,4').")
+        if self.volume_window is not None and self.volume_window < self.global_size:
+            raise ValueError(f"volume_window={self.volume_window} is smaller than a global crop (global_size={self.global_size}): give at least {self.global_size}.")
+        if not self.blank_std >= 0: raise ValueError(f"blank_std={self.blank_std} must not be negative (0: keep blank crops).")
         if bool(self.val_images) != bool(self.val_masks):
             raise ValueError(f"val_images={self.val_images!r} and val_masks={self.val_masks!r}: validation needs both, the sections and their masks.")
         if self.val_every < 0: raise ValueError(f"val_every={self.val_every} must not be negative (0: ten validations in a run).")
@@ -184,6 +198,12 @@ class TrainConfig:
 
     @property
     def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
+    @property
+    def voxel_size_nm(self) -> float|tuple|None:
+        "`voxel_size` as `EMVolume` takes it: one number, or (z, y, x) in nm."
+        if self.voxel_size is None: return None
+        values = tuple(float(v) for v in str(self.voxel_size).split(','))
+        return values[0] if len(values) == 1 else values
     def scaled_lr(self, world_size:int=1) -> float:
         "The base lr: `lr` when given, else DINO's rule, 5e-4 x global batch / 256."
         return self.lr if self.lr is not None else 5e-4 * self.batch_size * world_size / 256
@@ -217,10 +237,18 @@ def describe_images(data) -> str:
     folders = sorted({str(Path(p).parent) for p in data})
     return f"{len(data)} listed files in {len(folders)} folder(s) ({', '.join(folders[:2])}{', ...' if len(folders) > 2 else ''})"
 
-def build_validation(config:TrainConfig, device, data) -> ValidationProbe:
-    "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training images."
+def describe_volume(volume:EMVolume, window:int) -> str:
+    "A volume as the run reads it: shape, voxel size, the intensity range shared by its sections, planes, windows."
+    voxel = ' x '.join(f'{v:g}' for v in volume.voxel_size) + ' nm' if volume.voxel_size else 'unknown (give voxel_size)'
+    low, high = volume.value_range if volume.value_range is not None else (None, None)
+    return (f"Volume {volume.name}: {' x '.join(map(str, volume.shape))} (z, y, x) {volume.dtype}, voxel {voxel}; "
+            + (f"intensities {low:g} to {high:g} map to 0 to 1 in every section (percentiles of the whole volume); " if low is not None else '')
+            + f"{len(volume)} sections from planes {', '.join(volume.planes)}; crops from windows of at most {window} px.")
+
+def build_validation(config:TrainConfig, device, items:list) -> ValidationProbe:
+    "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training sections (`items`)."
     if config.val_images: return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size), device=device)
-    sections = EMImageDataset(data, size=config.global_size, on_error=config.on_error)
+    sections = EMImageDataset(items, size=config.global_size, on_error=config.on_error)
     return ValidationProbe(torch.stack([sections[int(i)] for i in np.unique(np.linspace(0, len(sections) - 1, 8).round())]), device=device)
 
 def describe_adaptation(config:TrainConfig, optimizer) -> str:
@@ -272,7 +300,9 @@ def train(config:TrainConfig,
                                local_size=config.local_size, global_scale=config.global_scale, local_scale=config.local_scale,
                                on_error=config.on_error, samples_per_image=config.samples_per_image, image_cache_mb=config.image_cache_mb,
                                **{name: getattr(config, name) for name in AUGMENTATIONS},
-                               seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32)   # what autocast casts them to
+                               seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32,   # what autocast casts them to
+                               planes=tuple(config.planes.split(',')), voxel_size=config.voxel_size_nm, force_planes=config.force_planes,
+                               volume_window=config.volume_window, blank_std=config.blank_std)
     loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
                                low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
     workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
@@ -298,11 +328,13 @@ def train(config:TrainConfig,
               + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer)}; {config.epochs} epochs, "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
               f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}")
+        for volume in dict.fromkeys(source for source, _ in dataset.items if isinstance(source, EMVolume)):
+            print(describe_volume(volume, dataset.volume_window or MAX_SHRINK * config.global_size))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
     start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
-    validation = build_validation(config, device, data) if rank == 0 else None
+    validation = build_validation(config, device, dataset.items) if rank == 0 else None
     validate_every = config.val_every or max(1, config.epochs // 10)
     if rank == 0 and not config.val_images:
         print("No validation set: whether the backbone gets better is not measured (label-free signals only, in health.jsonl). A few "
@@ -340,7 +372,8 @@ def write_run_outputs(result:dict, # what `train` returns
     best = (result.get('validation') or {}).get('best_state')
     if best is not None:            # the best-scoring backbone on the validation sections (the start, if nothing beat it)
         paths['best_backbone'] = export_backbone(teacher, out / 'adapted_backbone_best.pth', config=asdict(config), state_dict=best)
-    readable = [path for (path, page), failed in zip(dataset.items, dataset._failed.tolist()) if page == 0 and not failed][:1000]
+    readable = [item for item, failed in zip(dataset.items, dataset._failed.tolist()) if not failed]
+    readable = [readable[int(i)] for i in np.unique(np.linspace(0, len(readable) - 1, min(len(readable), 1000)).round())]   # spread over the data
     def picture(name, draw):
         try: draw(out / name); paths[name.split('.')[0]] = out / name
         except Exception as e:
@@ -409,6 +442,8 @@ def run_summary(result:dict, config:TrainConfig) -> str:
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
               f"{', ...' if len(collapsed) > 10 else ''}); see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
              f"Run folder {config.out}: checkpoints/, {', '.join(p.name for p in result.get('outputs', {}).values())}."]
+    blank = getattr(result.get('dataset'), 'n_blank_redrawn', 0)
+    if blank: lines.insert(-1, f"Blank crops: {blank} near-constant crops (resin, padding, outside the sample) were drawn again (blank_std={config.blank_std}).")
     return '\n'.join(lines)
 
 # %% ../nbs/12_core.ipynb #365c99c9

@@ -532,7 +532,7 @@ def item_names(items:list) -> list[str]:
     for p, _ in items: pages[p] = pages.get(p, 0) + 1
     return [p.section_name(k) if isinstance(p, EMVolume) else f"{p}[{k}]" if pages[p] > 1 else str(p) for p, k in items]
 
-def em_sections(root_or_paths, # folders, images, TIFF stacks and volumes (paths or `EMVolume`s), or a list mixing them
+def em_sections(root_or_paths, # folders, images, TIFF stacks and volumes (paths or `EMVolume`s), a list mixing them, or a dataset's (source, page) items
                 planes=('xy',), # volumes' section planes (see `EMVolume`); TIFF stacks are resliced as volumes when not xy only
                 voxel_size=None, # volumes' voxel size when their metadata lacks it (or to override it)
                 force_planes:bool=False, # reslice anisotropic volumes anyway
@@ -541,6 +541,7 @@ def em_sections(root_or_paths, # folders, images, TIFF stacks and volumes (paths
     "Every section as a (source, page) item: an image file and its page, or an `EMVolume` (opened lazily, its intensity range sampled once) and its section."
     if unknown := [p for p in ((planes,) if isinstance(planes, str) else planes) if p not in PLANES]:
         raise ValueError(f"planes {unknown} unknown: choose among {PLANES}.")
+    if isinstance(root_or_paths, list) and root_or_paths and all(isinstance(x, tuple) for x in root_or_paths): return list(root_or_paths)
     items = []
     for source in find_em_images(root_or_paths):
         try:

@@ -20,10 +20,12 @@ under twice its spread), the filter bank, wall times, and the run's health warni
     python bench/adapt.py --config gpu-vits --weights dinov2_vits14_pretrain.pth --json adapt.jsonl
     python bench/adapt.py --quick                                  # the whole path on synthetic data, ~1 minute
     python bench/adapt.py --config cpu --unlabeled DIR --images DIR --masks DIR --class-names background,mito
+    python bench/adapt.py --config cpu --also vnc-membrane,isbi-membrane   # the same backbones probed on every labelled set
+    python bench/adapt.py --config cpu-pretrained                  # the pretrained-start study: bench/pretrained_start.py
 """
 from __future__ import annotations
 import argparse, json, math, sys, tempfile, time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +41,10 @@ VNC = ROOT.parent / 'shared' / 'data' / 'vnc-gerhard2013'
 UNLABELED = VNC / 'stack2' / 'raw'                   # 20 unlabelled sections, for self-supervision
 IMAGES, MASKS = VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'mitochondria'   # 20 labelled sections
 CLASS_NAMES = ['other', 'mitochondria']
+ISBI = ROOT.parent / 'shared' / 'data' / 'isbi2012' / 'train'
+# the other labelled sets the same backbones are probed on with --also (name: images, masks, class names, the class reported)
+OTHER_SETS = {'vnc-membrane': (IMAGES, VNC / 'stack1' / 'masks' / 'membrane', ['other', 'membrane'], 'membrane'),
+              'isbi-membrane': (ISBI / 'images', ISBI / 'labels', ['membrane', 'interior'], 'membrane')}
 
 # The recipes: TrainConfig overrides (see TrainConfig in semisupervised_learning/core.py), one place to edit.
 CONFIGS = {
@@ -136,7 +142,24 @@ def run_config(name:str, args) -> dict:
     rows = {r['backbone']: r for r in comparison['rows']}
     if args.target_class and args.target_class not in names: raise SystemExit(f"error: --target-class {args.target_class} is not one of {', '.join(names)}")
     k = names.index(args.target_class) if args.target_class else len(names) - 1      # the class the summary reports
-    return dict(config=name + ''.join(f' {k}={v}' for k, v in args.set), quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
+    others = []
+    for set_name in args.also:
+        images, masks, set_classes, target = OTHER_SETS[set_name]
+        other = load_labelled(images, masks, size=probe['size'])
+        rows_other = {r['backbone']: r for r in compare_backbones({'start': start, 'adapted': result['outputs']['backbone']}, other[:probe['n_train']],
+                      other[probe['n_train']:], device=result['device'], progress=False, n_show=0, seeds=probe['seeds'],
+                      n_bootstrap=probe['n_bootstrap'], class_names=set_classes)['rows']}
+        log(f"\nprobe on {set_name}: {probe['n_train']} training and {len(other) - probe['n_train']} held-out images")
+        log(format_table(list(rows_other.values()), set_classes))
+        c = set_classes.index(target)
+        others.append(dict(set=set_name, start=rows_other['start']['mean_iou'], start_std=rows_other['start']['mean_iou_std'],
+                           adapted=rows_other['adapted']['mean_iou'], adapted_std=rows_other['adapted']['mean_iou_std'],
+                           gain=rows_other['adapted']['delta_mean_iou'], gain_std=rows_other['adapted']['delta_mean_iou_std'],
+                           within_noise=rows_other['adapted']['within_noise'], filter_bank=rows_other['filter bank']['mean_iou'],
+                           majority=rows_other['majority class']['mean_iou'], target_class=target, target_start=rows_other['start']['iou'][c],
+                           target_adapted=rows_other['adapted']['iou'][c], target_filter_bank=rows_other['filter bank']['iou'][c],
+                           target_std=max(rows_other['start']['iou_std'][c], rows_other['adapted']['iou_std'][c])))
+    return dict(others=others, config=name + ''.join(f' {k}={v}' for k, v in args.set), quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
                 start=rows['start']['mean_iou'], start_std=rows['start']['mean_iou_std'],
                 adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
                 gain=rows['adapted']['delta_mean_iou'], gain_std=rows['adapted']['delta_mean_iou_std'], within_noise=rows['adapted']['within_noise'],
@@ -157,6 +180,10 @@ def summary_table(results:list) -> str:
               f"{r['target_class']}: {r['target_start']:.3f} -> {r['target_adapted']:.3f} ±{r['target_std']:.3f} ({r['target_filter_bank']:.3f})",
               f"{r['train_s'] / 60:.1f} min" + (f" (budget {r['budget_min']})" if r['budget_min'] else ''), f"{r['probe_s']:.0f} s",
               '; '.join(r['health']) or 'none'] for r in results]
+    lines += [[f"{r['config']} on {o['set']}", f"{o['start']:.3f}±{o['start_std']:.3f}", f"{o['adapted']:.3f}±{o['adapted_std']:.3f}",
+               f"{o['gain']:+.3f}±{o['gain_std']:.3f}", 'within noise' if o['within_noise'] else 'beyond noise', f"{o['filter_bank']:.3f}",
+               f"{o['majority']:.3f}", f"{o['target_class']}: {o['target_start']:.3f} -> {o['target_adapted']:.3f} ±{o['target_std']:.3f} "
+               f"({o['target_filter_bank']:.3f})", '', '', ''] for r in results for o in r.get('others', [])]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
@@ -170,6 +197,10 @@ def setting(text:str) -> tuple:
     except json.JSONDecodeError: return field, value
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if 'cpu-pretrained' in argv or '--config=cpu-pretrained' in argv:   # the pretrained-start study (issue 26): its own script and options
+        import pretrained_start
+        return pretrained_start.main([a for a in argv if a not in ('--config', 'cpu-pretrained', '--config=cpu-pretrained')])
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--config', default='cpu', help=f"one or more of {', '.join(CONFIGS)}, comma-separated")
     p.add_argument('--weights', default=None, help="start from these pretrained weights (Meta's dinov2_*_pretrain.pth or an adapted_backbone.pth)")
@@ -183,8 +214,12 @@ def main(argv=None):
     p.add_argument('--figure', default=None, help="save the probe's picture here (2 held-out images: true mask, then patch PCA and predictions of start and adapted)")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
                    help="override one TrainConfig field of the config (repeatable), e.g. --set centering=sinkhorn_knopp --set lr=2e-4")
+    p.add_argument('--also', type=lambda s: s.split(','), default=[], metavar='SETS',
+                   help=f"probe the same start and adapted backbones on these labelled sets too: {', '.join(OTHER_SETS)} (comma-separated)")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
     args = p.parse_args(argv)
+    if unknown_sets := [s for s in args.also if s not in OTHER_SETS]: p.error(f"--also {', '.join(unknown_sets)}: choose from {', '.join(OTHER_SETS)}")
+    if args.quick and args.also: p.error("--also probes the real labelled sets: leave it out with --quick")
     names = args.config.split(',')
     unknown = [n for n in names if n not in CONFIGS]
     if unknown: p.error(f"unknown config {', '.join(unknown)}: choose from {', '.join(CONFIGS)}")

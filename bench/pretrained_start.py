@@ -20,11 +20,11 @@ No hub weights reach these machines, so the study makes its own pretrained start
 from __future__ import annotations
 import argparse, json, sys, tempfile, time
 from pathlib import Path
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 
-import numpy as np
 import torch
 from semisupervised_learning import core
 from semisupervised_learning.evaluate import compare_backbones, load_labelled, write_synthetic_labelled
@@ -72,13 +72,13 @@ def pretrain(out:Path, quick:bool) -> Path:
     log(f"pretrained on {data} in {(time.time() - t0) / 60:.1f} min: {result['outputs']['backbone']}")
     return result['outputs']['backbone']
 
-def adapt(start:Path, mode:str, gram_weight:float, out:Path, quick:bool) -> dict:
+def adapt(start:Path, mode:str, gram_weight:float, out:Path, quick:bool, overrides:dict) -> dict:
     "One adaptation run from the start file; returns its exported backbone and wall time."
-    config = core.TrainConfig(**{**ADAPT, **MODES[mode], 'gram_weight': gram_weight, **(QUICK if quick else {}), 'weights': str(start),
+    config = core.TrainConfig(**{**ADAPT, **MODES[mode], 'gram_weight': gram_weight, **(QUICK if quick else {}), **overrides, 'weights': str(start),
                                  'data': str(TARGET_UNLABELED), 'out': str(out), 'progress': False})
     t0 = time.time()
     result = core.train(config)
-    return dict(backbone=result['outputs']['backbone'], train_s=time.time() - t0)
+    return dict(backbone=result['outputs']['backbone'], train_s=time.time() - t0, out=str(out))
 
 def probe_sets(backbones:dict, sets:list, quick:bool) -> dict:
     "Rows of `compare_backbones` per labelled set: gaps to the first backbone (the start) with their paired spreads."
@@ -90,6 +90,20 @@ def probe_sets(backbones:dict, sets:list, quick:bool) -> dict:
         out[name] = {r['backbone']: r for r in comparison['rows']}
         log(f"probed {name}: " + ', '.join(f"{k} {r['mean_iou']:.3f}" for k, r in out[name].items()))
     return out
+
+def signals_vs_iou(run_folders:list) -> str:
+    "Across every validation of every run: does a label-free signal's change from the start move with the probe IoU's (Spearman)?"
+    from scipy.stats import spearmanr
+    points = []
+    for folder in run_folders:
+        scored = [r for r in core.read_health(Path(folder) / 'checkpoints' / 'health.jsonl') if r['kind'] == 'validation' and 'mean_iou' in r]
+        points += [(r['mean_iou'] - scored[0]['mean_iou'], r['rankme'] - scored[0]['rankme'], r['neighbour_agreement'],
+                    r['intensity_sensitivity'] - scored[0]['intensity_sensitivity']) for r in scored[1:]]
+    if len(points) < 4: return "label-free signals: too few validations to compare"
+    iou, *signals = np.array(points).T
+    names = ('effective rank change', 'neighbour agreement', 'intensity sensitivity change')
+    return '; '.join(f"{n}: Spearman {spearmanr(s, iou).statistic:+.2f}" for n, s in zip(names, signals)) + \
+        f" (over {len(points)} validations of {len(run_folders)} runs, against the IoU's change from the start)"
 
 def table(runs:dict, scores:dict, target:list, source:list) -> str:
     "Mode x anchor: each set's mean-IoU change from the start ± its paired spread, and the wall time."
@@ -113,6 +127,10 @@ def main(argv=None):
     p.add_argument('--gram', default='0,1', help="gram_weight values, comma-separated")
     p.add_argument('--out', type=Path, default=None, help="study folder (default: runs/pretrained-start-TIME)")
     p.add_argument('--json', default=None, help="append the results as one JSON line here")
+    p.add_argument('--lr', type=float, default=None, help=f"the adaptation runs' lr (default {ADAPT['lr']:g})")
+    p.add_argument('--epochs', type=int, default=None, help=f"the adaptation runs' epochs (default {ADAPT['epochs']})")
+    p.add_argument('--validate', action='store_true', help="validate during adaptation on the first target set (224 px, every 5 epochs): "
+                   "records the IoU and the label-free signals along each run in its health.jsonl")
     p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
     args = p.parse_args(argv)
     out = args.out or (Path(tempfile.mkdtemp(prefix='pretrained-start-')) if args.quick else ROOT / 'runs' / f"pretrained-start-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -123,6 +141,8 @@ def main(argv=None):
         TARGET_SETS, SOURCE_SETS = [('target', syn[1] / 'images', syn[1] / 'labels')], [('source', syn[2] / 'images', syn[2] / 'labels')]
     missing = [str(f) for f in [*SOURCE_UNLABELED, TARGET_UNLABELED, *(x for s in TARGET_SETS + SOURCE_SETS for x in s[1:])] if not Path(f).exists()]
     if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
+    overrides = {k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}
+    if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=5)
     t0 = time.time()
     start = args.start or pretrain(out, args.quick)
     runs = {}
@@ -132,13 +152,14 @@ def main(argv=None):
             if mode == 'frozen' and gram: continue          # nothing trains in the backbone: nothing to anchor
             label = f'{mode}, gram {gram:g}'
             log(f"\n######## adapting {start} with {label}")
-            runs[label] = dict(mode=mode, gram_weight=gram, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'), args.quick))
+            runs[label] = dict(mode=mode, gram_weight=gram, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'), args.quick, overrides))
     backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
     scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick)
     target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
-    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED}; CPU {torch.get_num_threads()} threads, "
+    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {overrides.get('lr', ADAPT['lr']):g}, {overrides.get('epochs', QUICK['epochs'] if args.quick else ADAPT['epochs'])} epochs); CPU {torch.get_num_threads()} threads, "
         f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; whole study {(time.time() - t0) / 60:.1f} min")
     log(table(runs, scores, target, source))
+    if args.validate: log(signals_vs_iou([run['out'] for run in runs.values()]))
     log("each cell: mean IoU of the adapted backbone minus the start's on the same held-out sections, ± the spread of that gap "
         "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on.")
     if args.json:

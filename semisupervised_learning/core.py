@@ -249,7 +249,9 @@ def build_validation(config:TrainConfig, device, items:list) -> ValidationProbe:
     "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training sections (`items`)."
     if config.val_images: return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size), device=device)
     sections = EMImageDataset(items, size=config.global_size, on_error=config.on_error)
-    return ValidationProbe(torch.stack([sections[int(i)] for i in np.unique(np.linspace(0, len(sections) - 1, 8).round())]), device=device)
+    with warnings.catch_warnings():          # large sections shrink to global_size here: fine for these signals, no advice needed
+        warnings.simplefilter('ignore')
+        return ValidationProbe(torch.stack([sections[int(i)] for i in np.unique(np.linspace(0, len(sections) - 1, 8).round())]), device=device)
 
 def describe_adaptation(config:TrainConfig, optimizer) -> str:
     "One line saying what trains, in the user's words."

@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 import torch
 from semisupervised_learning import core
 from semisupervised_learning.evaluate import compare_backbones, load_labelled, write_synthetic_labelled
+from adapt import setting                      # FIELD=VALUE options, as bench/adapt.py reads them
 
 DATA = ROOT.parent / 'shared' / 'data'
 ISBI, VNC = DATA / 'isbi2012', DATA / 'vnc-gerhard2013'
@@ -129,7 +130,9 @@ def main(argv=None):
     p.add_argument('--json', default=None, help="append the results as one JSON line here")
     p.add_argument('--lr', type=float, default=None, help=f"the adaptation runs' lr (default {ADAPT['lr']:g})")
     p.add_argument('--epochs', type=int, default=None, help=f"the adaptation runs' epochs (default {ADAPT['epochs']})")
-    p.add_argument('--validate', action='store_true', help="validate during adaptation on the first target set (224 px, every 5 epochs): "
+    p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
+                   help="override one TrainConfig field of the adaptation runs (repeatable), e.g. --set dino_weight=0")
+    p.add_argument('--validate', action='store_true', help="validate during adaptation on the first target set (224 px, every 10 epochs): "
                    "records the IoU and the label-free signals along each run in its health.jsonl")
     p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
     args = p.parse_args(argv)
@@ -141,8 +144,8 @@ def main(argv=None):
         TARGET_SETS, SOURCE_SETS = [('target', syn[1] / 'images', syn[1] / 'labels')], [('source', syn[2] / 'images', syn[2] / 'labels')]
     missing = [str(f) for f in [*SOURCE_UNLABELED, TARGET_UNLABELED, *(x for s in TARGET_SETS + SOURCE_SETS for x in s[1:])] if not Path(f).exists()]
     if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
-    overrides = {k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}
-    if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=5)
+    overrides = {**{k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}, **dict(args.set)}
+    if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=10)
     t0 = time.time()
     start = args.start or pretrain(out, args.quick)
     runs = {}
@@ -156,7 +159,7 @@ def main(argv=None):
     backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
     scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick)
     target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
-    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {overrides.get('lr', ADAPT['lr']):g}, {overrides.get('epochs', QUICK['epochs'] if args.quick else ADAPT['epochs'])} epochs); CPU {torch.get_num_threads()} threads, "
+    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {overrides.get('lr', ADAPT['lr']):g}, {overrides.get('epochs', QUICK['epochs'] if args.quick else ADAPT['epochs'])} epochs{''.join(f', {k}={v}' for k, v in args.set)}); CPU {torch.get_num_threads()} threads, "
         f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; whole study {(time.time() - t0) / 60:.1f} min")
     log(table(runs, scores, target, source))
     if args.validate: log(signals_vs_iou([run['out'] for run in runs.values()]))

@@ -309,7 +309,9 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     # When the step trains on the same CPU cores, workers at normal priority compete with it (measured on 2 cores: 15-20% slower);
     # at the lowest priority they make batches with the core time the step leaves (measured: the step as fast as without them).
     low_priority = not torch.cuda.is_available() if low_priority_workers is None else low_priority_workers
-    return MultiCropLoader(dataset, batch_sampler=batch_sampler,
+    # tensorstore (N5 volumes) aborts a forked process once its threads run here: such workers start from a fresh server process
+    fresh = num_workers > 0 and any(isinstance(s, EMVolume) and s.format == 'N5' for s, _ in getattr(dataset, 'items', []))
+    return MultiCropLoader(dataset, batch_sampler=batch_sampler, multiprocessing_context='forkserver' if fresh else None,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
                            worker_init_fn=functools.partial(_start_worker, low_priority=low_priority),

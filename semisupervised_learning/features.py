@@ -156,7 +156,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
         group.attrs['features_of'] = attributes
     features, done = group['features'], group['done']
     todo = [k for k in (range(n) if sections is None else sections) if not done[k]]
-    for k in tqdm(todo, desc=f"sections of {Path(str(source)).name}", unit='section', disable=not progress):
+    for k in tqdm(todo, desc=f"sections of {source}", unit='section', disable=not progress):
         features[k] = dense_features(backbone, read(k), scale, tile, overlap, batch_size, device, amp).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
     return len(todo)

@@ -9,10 +9,12 @@ from dataclasses import fields
 from pathlib import Path
 import torch
 from .core import *
+from .data import EMVolume, PLANES, split_volume_path
+from .features import trained_scale, write_dense_features
 
 # %% auto #0
-__all__ = ['CHOICES', 'NUMBERS', 'fractions', 'config_from_args', 'cli_words', 'error_line', 'exit_with_error', 'train_cli',
-           'features_cli']
+__all__ = ['CHOICES', 'NUMBERS', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'config_from_args', 'cli_words', 'error_line',
+           'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -22,7 +24,9 @@ def _field_comments(cls) -> dict:
     return {m.group(1): m.group(2) for m in found if m}
 
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
-NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)
+NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)   # and every int|None or float|None field
+VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/level], N5 vol.n5[/dataset], MRC vol.mrc (.rec, .st), "
+               "TIFF stacks stack.tif; read lazily, chunk by chunk")
 
 def fractions(text:str) -> tuple[float, ...]:
     "'0.4,1.0' as (0.4, 1.0): the options that take several numbers (crop scales, gamma, blur); `TrainConfig` checks how many."
@@ -30,8 +34,9 @@ def fractions(text:str) -> tuple[float, ...]:
     except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.4,1.0") from None
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.")
-    p.add_argument('data', nargs='?', help="folder of EM images (PNG/JPEG/TIFF, searched recursively)")
+    p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
+                                epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
+    p.add_argument('data', nargs='?', help=f"folder of EM images (PNG/JPEG/TIFF, searched recursively), or a volume: {VOLUME_HELP}")
     p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 15 s on an idle 2-core CPU")
     p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
                    + ', '.join(f"{k}={v}" for k, v in RANDOM_INIT_RECIPE.items()) + " (options given override it)")
@@ -42,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         if str(f.type).startswith('bool'):       # bool and bool|None fields become --x / --no-x switches
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
-            kind = fractions if isinstance(default, tuple) else NUMBERS.get(f.name, type(default) if default is not None else str)
+            number = {'int': int, 'float': float}.get(str(f.type).split('|')[0].strip())       # volume_window:int|None, ...
+            kind = fractions if isinstance(default, tuple) else NUMBERS.get(f.name, type(default) if default is not None else number or str)
             choices = CHOICES.get(f.name)
             metavar = None if choices else ('MIN,MAX' if len(default) == 2 else 'FIRST,OTHERS,LOCAL') if kind is fractions else f.name.upper()
             shown = ','.join(map(str, default)) if kind is fractions else default
@@ -113,26 +119,81 @@ def train_cli(argv=None):
         if is_distributed(): torch.distributed.destroy_process_group()
 
 # %% ../nbs/13_cli.ipynb #8be9c85e
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    "Defaults in the help, except where there is none to show (the help says what happens)."
+    def _get_help_string(self, action): return action.help if action.default is None else super()._get_help_string(action)
+
+DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None, force_planes=False)
+
+def _features_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='ssl-dino-features', formatter_class=_Defaults, epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
+                                description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
+                                            "or dense patch features of volumes and large sections at the working scale (--out features.zarr).")
+    p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
+    p.add_argument('data', help=f"folder of EM images, or a volume: {VOLUME_HELP}; with --out *.zarr one volume or image")
+    p.add_argument('--out', default='features.pt', help="*.pt: features of whole images resized to --size; *.zarr: dense patch features (n, h, w, D), resumable")
+    p.add_argument('--backbone', default=None, help="DINOv2 name, when the weights file does not say")
+    p.add_argument('--size', type=int, default=224, help="*.pt: images are resized to size x size (a multiple of 14)")
+    p.add_argument('--batch-size', type=int, default=None, help="images per batch (*.pt, default 16), or tiles per forward pass (*.zarr, default 4: the memory bound)")
+    p.add_argument('--patch-tokens', action='store_true', help="*.pt: save (N, h, w, D) patch tokens instead of (N, D) CLS features")
+    p.add_argument('--device', default=None)
+    p.add_argument('--on-error', choices=ON_ERROR, default='raise', help="skip: leave out unreadable images (named, counted)")
+    dense = p.add_argument_group('dense features (--out *.zarr)')
+    dense.add_argument('--scale', type=float, default=None, help="working scale: sections downsampled by this factor first (2: half resolution); "
+                       "default: the scale the backbone was trained at (stored in the weights file), else 1 (native)")
+    dense.add_argument('--tile', type=int, default=518, help="tile side in px at the working scale, a multiple of 14")
+    dense.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share (a multiple of 14), blended so no seams show")
+    dense.add_argument('--dtype', choices=('float16', 'float32'), default='float16', help="stored dtype")
+    dense.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to write")
+    dense.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where the volume's metadata lacks it")
+    dense.add_argument('--force-planes', action='store_true', help="xz / yz sections even where the voxel size says the data are anisotropic")
+    dense.add_argument('--no-progress', action='store_true', help="no progress bar")
+    return p
+
+def _dense_source(data:str, args) -> EMVolume|Path:
+    "DATA for dense features: a volume (TIFF stacks too) opened lazily, or one 2-D image; a folder or a missing file is refused."
+    if split_volume_path(data) is not None:
+        voxel_size = None if args.voxel_size is None else tuple(float(v) for v in args.voxel_size.split(','))
+        return EMVolume(data, planes=(args.plane,), voxel_size=voxel_size[0] if voxel_size and len(voxel_size) == 1 else voxel_size,
+                        force_planes=args.force_planes)
+    path = Path(data)
+    if path.is_dir(): raise EMImageError(f"{path} is a folder: --out {args.out} writes dense features of one volume or image; give a volume file "
+                                         "(see --help for the formats), or --out features.pt for the folder's images.")
+    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist (relative to {Path.cwd()}): check the path.")
+    if args.plane != 'xy': raise EMImageError(f"{path} is a 2-D image: it has only xy sections, not --plane {args.plane}.")
+    return path
+
+def _write_dense(args, backbone, device):
+    "`--out *.zarr`: `write_dense_features` of every section of one plane, at the given scale, the trained one, or native."
+    import zarr
+    source = _dense_source(args.data, args)
+    trained = trained_scale(args.weights)
+    scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the backbone was trained at') if trained is not None
+                  else (1.0, 'native: the weights file does not say a training scale'))
+    if not scale > 0: raise ValueError(f"--scale {scale:g} must be positive (2: half resolution).")
+    print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "
+          f"tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
+    written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, scale=scale, tile=args.tile, overlap=args.overlap,
+                                   dtype=args.dtype, batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
+    shape = zarr.open_group(str(args.out), mode='r')['features'].shape
+    print(f"Wrote {written} section{'s' if written != 1 else ''} ({shape[0] - written} there before) to {args.out}: features {shape} "
+          f"(sections, patch rows, patch columns, dims)")
+
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."
     import warnings; warnings.showwarning = _show_warning
-    p = argparse.ArgumentParser(prog='ssl-dino-features', description="Embed EM images with an adapted DINOv2 backbone.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
-    p.add_argument('data', help="folder of EM images")
-    p.add_argument('--out', default='features.pt', help="where to save the features")
-    p.add_argument('--backbone', default=None, help="DINOv2 name, when the weights file does not say")
-    p.add_argument('--size', type=int, default=224, help="images are resized to size x size (a multiple of 14)")
-    p.add_argument('--batch-size', type=int, default=16)
-    p.add_argument('--patch-tokens', action='store_true', help="save (N, h, w, D) patch tokens instead of (N, D) CLS features")
-    p.add_argument('--device', default=None)
-    p.add_argument('--on-error', choices=ON_ERROR, default='raise', help="skip: leave out unreadable images (named, counted)")
+    p = _features_parser()
     args = p.parse_args(argv)
+    dense = str(args.out).rstrip('/').endswith('.zarr')
+    if not dense and (given := [o for o, d in DENSE_OPTIONS.items() if getattr(args, o) != d]):
+        exit_with_error(f"{', '.join('--' + o.replace('_', '-') for o in given)} apply to dense features: give --out NAME.zarr, or leave "
+                        f"{'it' if len(given) == 1 else 'them'} out for {args.out}.")
     try:
         backbone = load_dinov2(args.backbone, weights=args.weights)
         device = torch.device(args.device) if args.device else default_device()
+        if dense: return _write_dense(args, backbone, device)
         dataset = EMImageDataset(args.data, size=args.size, on_error=args.on_error)
-        loader = create_dataloader(dataset, batch_size=args.batch_size, shuffle=False, drop_last=False, num_workers=0)
+        loader = create_dataloader(dataset, batch_size=args.batch_size or 16, shuffle=False, drop_last=False, num_workers=0)
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)
         print(f"Saved {tuple(features.shape)} features of {len(dataset)} images to {args.out}")

@@ -19,11 +19,14 @@ __all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'MultiCropDataset', 'sh
 
 # %% ../nbs/02_crops.ipynb #3913fda0
 def crop_box(H:int, W:int, # image height and width in pixels
-             scale, # (min, max) fraction of the image area
-             rng:np.random.Generator, ratio=(3/4, 4/3)) -> tuple[int, int, int, int]:
+             scale, # (min, max) fraction of the image area (or of `area`)
+             rng:np.random.Generator, ratio=(3/4, 4/3),
+             area:float|None=None, # the area `scale` is a fraction of; None: the image's, H x W
+            ) -> tuple[int, int, int, int]:
     "A random resized crop's box, (top, left, height, width), covering `scale` of the area with an aspect ratio in `ratio`."
+    reference = H * W if area is None else area
     for _ in range(10):
-        area = H * W * rng.uniform(*scale)
+        area = reference * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(math.log(ratio[0]), math.log(ratio[1])))
         w, h = round(math.sqrt(area * aspect)), round(math.sqrt(area / aspect))
         if 0 < w <= W and 0 < h <= H: break
@@ -48,7 +51,7 @@ class MultiCropDataset(Dataset):
     def __init__(self, root_or_paths, # folder, image, TIFF stack, volume (path or `EMVolume`), or a list mixing them; one item per page or section
                  n_global_crops:int=2, n_local_crops:int=8,
                  global_size:int=224, local_size:int=98, # multiples of the patch size 14
-                 global_scale=(0.4, 1.0), local_scale=(0.05, 0.4), # fractions of the image area
+                 global_scale=(0.4, 1.0), local_scale=(0.05, 0.4), # fractions of the image area (with `scale`: of the field of view's)
                  flips:bool=True, rotate90:bool=True, # orientation augmentations
                  brightness:float=0.4, contrast:float=0.4, gamma=(0.7, 1.4), intensity_prob:float=0.8,
                  blur_sigma=(0.1, 2.0), blur_probs=(1.0, 0.1, 0.5), # global 1, other globals, locals
@@ -63,6 +66,7 @@ class MultiCropDataset(Dataset):
                  planes=('xy',), voxel_size=None, force_planes:bool=False, # volumes' section planes and voxel size (see `EMVolume`)
                  volume_window:int|None=None, # volume sections larger than this are sampled as random windows of this side, read chunk by chunk; None: MAX_SHRINK x global_size
                  blank_std:float=0.01, # crops whose intensities vary less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
+                 scale:float|None=None, # working scale: a sample's crops come from a field of view of global_size x scale px (2: crops at half resolution); None: from the whole image
                 ):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
@@ -72,8 +76,13 @@ class MultiCropDataset(Dataset):
             raise ValueError(f"dtype={dtype!r}: the crops need a floating-point torch dtype, e.g. torch.float32 or torch.bfloat16.")
         for name, size in [('global_size', global_size), ('local_size', local_size)]:
             if size % PATCH_SIZE: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size {PATCH_SIZE}; the border is cut off.")
+        if scale is not None and not scale > 0: raise ValueError(f"scale={scale} must be a positive number (2: crops at half resolution), or None.")
+        self.field_size = None if scale is None else round(global_size * scale)     # the field of view's side in source pixels
+        if volume_window is None: self.volume_window = self.field_size or MAX_SHRINK * global_size
+        elif scale is not None and volume_window < self.field_size:
+            raise ValueError(f"volume_window={volume_window} is smaller than the field of view at scale={scale:g} ({self.field_size} px = "
+                             f"global_size {global_size} x {scale:g}): give at least {self.field_size}, or leave it out.")
         self.items = em_sections(root_or_paths, planes, voxel_size, force_planes, on_error)
-        if volume_window is None: self.volume_window = MAX_SHRINK * global_size
         if not self.items: raise EMImageError(f"None of the files in {root_or_paths} could be read as images.")
         self._mean, self._std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()   # seen by every worker process
@@ -99,7 +108,7 @@ class MultiCropDataset(Dataset):
 
     def load_image(self, index:int, cache:bool=True,
                    rng:np.random.Generator|None=None) -> torch.Tensor: # where a volume section's window lies (None: its top left)
-        "Item `index` as a (1, H, W) float tensor, upsampled (with a warning) when smaller than a global crop; decoded once while `image_cache_mb` lasts."
+        "Item `index` as a (1, H, W) float tensor (without `scale`: upsampled, with a warning, when smaller than a global crop); decoded once while `image_cache_mb` lasts."
         if index in self._cache: return self._cache[index]
         path, page = self.items[index]
         if isinstance(path, EMVolume):
@@ -109,6 +118,18 @@ class MultiCropDataset(Dataset):
             image = torch.from_numpy(path.section(page, (top, left, h, w)))[None]
             cache = cache and (h, w) == (H, W)            # a window is not the section: another sample reads another
         else: image = torch.from_numpy(load_em_image(path, page))[None]
+        if self.scale is not None:            # crops at the stated scale: no resizing of the image, only a word when it is smaller than the field
+            if min(image.shape[-2:]) < self.field_size and not getattr(self, '_warned_field', False):
+                self._warned_field = True
+                warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px, smaller than the {self.field_size} px field of view at scale={self.scale:g}: "
+                              f"its crops are cut from all of it, at a finer scale than asked. Use a smaller scale for such images.")
+        else: image = self._check_size(image, path)
+        if cache and self._cache_bytes + image.nbytes <= self.image_cache_mb * 2**20:
+            self._cache[index] = image; self._cache_bytes += image.nbytes
+        return image
+
+    def _check_size(self, image:torch.Tensor, path) -> torch.Tensor:
+        "Without `scale`: warn when global crops shrink the image a lot, upsample (with a warning) one smaller than a global crop."
         shrink = math.sqrt(image.shape[-2] * image.shape[-1] * self.global_scale[1]) / self.global_size   # the largest global crop's
         if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
             self._warned_shrink = True       # once per process
@@ -120,30 +141,40 @@ class MultiCropDataset(Dataset):
                           "global crop: upsampling it. Use larger images or a smaller global_size for sharp crops.")
             factor = self.global_size / min(image.shape[-2:])
             image = F.interpolate(image[None], scale_factor=factor, mode='bilinear', align_corners=False)[0]
-        if cache and self._cache_bytes + image.nbytes <= self.image_cache_mb * 2**20:
-            self._cache[index] = image; self._cache_bytes += image.nbytes
         return image
 
     def __getitem__(self, index) -> list[torch.Tensor]: # an int (the epoch of `set_epoch`), or (epoch, index) as the loader gives them
         epoch, index = index if isinstance(index, tuple) else (int(self._epoch), index)
         for attempt in range(len(self.items)):
             i = (index + attempt) % len(self.items)
-            try: image = self.load_image(i, rng=np.random.default_rng([self.seed, epoch, index, 2])); break
+            try: image = self.load_image(i, rng=(where := np.random.default_rng([self.seed, epoch, index, 2]))); break
             except (OSError, EMImageError) as e: self.skip_item(i, e)
         else: raise EMImageError(f"every image of this dataset failed to load; the first: {self.image_names[index % len(self.items)]}")
+        field = None
+        if self.scale is not None:            # the sample's field of view; a blank one is drawn again (a volume: another window read)
+            for _ in range(BLANK_REDRAWS):
+                field = self.draw_field(where, *image.shape[-2:])
+                if not self.is_blank(image, field): break
+                self._blank += 1
+                if isinstance(self.items[i][0], EMVolume): image = self.load_image(i, rng=where)
         rng = np.random.default_rng([self.seed, epoch, index])
         noise = np.random.default_rng([self.seed, epoch, index, 1]) if self.noise_std else None   # apart: the choices stay the GPU path's
         views = []
         for c in range(self.n_global_crops + self.n_local_crops):
-            view = self.draw_view(rng, *image.shape[-2:], c)
+            view = self.draw_view(rng, *image.shape[-2:], c, field)
             for _ in range(BLANK_REDRAWS):
                 if not self.is_blank(image, view): break
-                self._blank += 1; view = self.draw_view(rng, *image.shape[-2:], c)
+                self._blank += 1; view = self.draw_view(rng, *image.shape[-2:], c, field)
             views.append(self.make_view(image, view, self.global_size if c < self.n_global_crops else self.local_size, noise))
         return views
 
-    def is_blank(self, image:torch.Tensor, view:np.ndarray) -> bool:
-        "Whether the crop box of a `draw_view` row is near-constant (std under `blank_std`, from at most ~64 x 64 of its pixels)."
+    def draw_field(self, rng:np.random.Generator, H:int, W:int) -> tuple[int, int, int, int]:
+        "With `scale`: a sample's field of view, a random `field_size` square (top, left, height, width) of the image (all of it where smaller)."
+        h, w = min(H, self.field_size), min(W, self.field_size)
+        return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
+
+    def is_blank(self, image:torch.Tensor, view) -> bool:
+        "Whether the crop box of a `draw_view` row (or a `draw_field` box) is near-constant (std under `blank_std`, from at most ~64 x 64 of its pixels)."
         if not self.blank_std: return False
         top, left, h, w = (int(v) for v in view[:4])
         step = max(1, min(h, w) // 64)
@@ -153,10 +184,15 @@ class MultiCropDataset(Dataset):
                    'blur', 'sigma', 'solarize')
     def draw_view(self, rng, H:int, W:int, # the image's size in pixels
                   c:int, # which crop: the globals first
+                  field=None, # with `scale`: the sample's `draw_field` box, which the crop fractions are of
                  ) -> np.ndarray:
         "Crop `c`'s random choices, one value per `VIEW_FIELDS` name: what `make_view` applies here and `GPUMultiCrop` on the GPU."
         is_global = c < self.n_global_crops
-        top, left, h, w = crop_box(H, W, self.global_scale if is_global else self.local_scale, rng)
+        fractions = self.global_scale if is_global else self.local_scale
+        if field is None: top, left, h, w = crop_box(H, W, fractions, rng)
+        else:               # fractions of the full field's area; a field clipped by a small image clips the crop too
+            top, left, h, w = crop_box(field[2], field[3], fractions, rng, area=self.field_size ** 2)
+            top, left = top + field[0], left + field[1]
         flip_x = self.flips and rng.random() < 0.5
         flip_y = self.flips and rng.random() < 0.5
         k = int(rng.integers(4)) if self.rotate90 else 0
@@ -273,7 +309,9 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     # When the step trains on the same CPU cores, workers at normal priority compete with it (measured on 2 cores: 15-20% slower);
     # at the lowest priority they make batches with the core time the step leaves (measured: the step as fast as without them).
     low_priority = not torch.cuda.is_available() if low_priority_workers is None else low_priority_workers
-    return MultiCropLoader(dataset, batch_sampler=batch_sampler,
+    # tensorstore (N5 volumes) aborts a forked process once its threads run here: such workers start from a fresh server process
+    fresh = num_workers > 0 and any(isinstance(s, EMVolume) and s.format == 'N5' for s, _ in getattr(dataset, 'items', []))
+    return MultiCropLoader(dataset, batch_sampler=batch_sampler, multiprocessing_context='forkserver' if fresh else None,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
                            worker_init_fn=functools.partial(_start_worker, low_priority=low_priority),
@@ -296,7 +334,8 @@ class ViewChoices(Dataset):
         epoch, index = index if isinstance(index, tuple) else (int(ds._epoch), index)
         item = self.resolve[index % len(self.shapes)]
         rng = np.random.default_rng([ds.seed, epoch, index])        # the CPU path's generator: the same choices
-        return item, torch.from_numpy(np.stack([ds.draw_view(rng, *self.shapes[item], c) for c in range(ds.n_global_crops + ds.n_local_crops)]))
+        field = None if ds.scale is None else ds.draw_field(np.random.default_rng([ds.seed, epoch, index, 2]), *self.shapes[item])
+        return item, torch.from_numpy(np.stack([ds.draw_view(rng, *self.shapes[item], c, field) for c in range(ds.n_global_crops + ds.n_local_crops)]))
 
 class GPUMultiCrop:
     """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8 (256 grey levels, also for 16-bit EM),

@@ -425,12 +425,13 @@ class EMVolume:
         return range(int(self._first[p]), int(self._first[p + 1]))
 
     def read(self, k:int, # section number (see `section_key`)
-             window=None) -> np.ndarray: # (top, left, height, width) in the section; None: all of it
+             window=None, # (top, left, height, width) in the section; None: all of it
+             step:int=1) -> np.ndarray: # every `step`-th row and column: a small picture of a large section without holding all of it
         "Raw voxels of a window of section `k`, reading only the chunks it covers; a damaged chunk raises a clear EMImageError."
         plane, index = self.section_key(k)
         H, W = self.section_shape(k)
         top, left, h, w = window if window is not None else (0, 0, H, W)
-        rows, cols = slice(top, top + h), slice(left, left + w)
+        rows, cols = slice(top, top + h, step), slice(left, left + w, step)
         where = {'xy': (index, rows, cols), 'xz': (rows, index, cols), 'yz': (rows, cols, index)}[plane]
         try: return np.asarray(self.array[self._lead + (where[1:] if self._flat else where)])
         except Exception as e:
@@ -455,10 +456,10 @@ class EMVolume:
         self.value_range = (lo, hi)
         return self.value_range
 
-    def section(self, k:int, window=None) -> np.ndarray:
-        "A window of section `k` as float32 in [0, 1]: 8-bit divided by 255, deeper data by the whole volume's `value_range`."
+    def section(self, k:int, window=None, step:int=1) -> np.ndarray:
+        "A window of section `k` (every `step`-th voxel) as float32 in [0, 1]: 8-bit divided by 255, deeper data by the whole volume's `value_range`."
         if self.value_range is None and self.dtype != np.uint8: self.sample_intensity_range()
-        return normalize_em(self.read(k, window), value_range=self.value_range)
+        return normalize_em(self.read(k, window, step), value_range=self.value_range)
 
 # %% ../nbs/01_data.ipynb #78d0a067
 def write_volume(path, # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'vol.n5' (or 'vol.n5/name'), 'vol.mrc' or 'stack.tif'; must not exist
@@ -578,11 +579,15 @@ class EMImageDataset(Dataset):
         if not readable: raise EMImageError(f"none of the {len(self.items)} images could be read, the first: {self.image_names[0]}")
         return readable
     def __getitem__(self, i):
-        image = torch.from_numpy(load_em_image(*self.items[i]))[None, None]
-        shrink = min(image.shape[-2:]) / self.size
+        source, page = self.items[i]
+        if isinstance(source, EMVolume):     # every step-th voxel, still twice the output's: memory follows `size`, not the section (20,000 px: 1.6 GB)
+            H, W = source.section_shape(page)
+            image = torch.from_numpy(source.section(page, step=max(1, min(H, W) // (2 * self.size))))[None, None]
+        else: image = torch.from_numpy(load_em_image(source, page))[None, None]; H, W = image.shape[-2:]
+        shrink = min(H, W) / self.size
         if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
             self._warned_shrink = True
-            warnings.warn(f"{self.image_names[i]} is {image.shape[-1]}x{image.shape[-2]} px, resized {shrink:.0f}x smaller to {self.size} px: each "
+            warnings.warn(f"{self.image_names[i]} is {W}x{H} px, resized {shrink:.0f}x smaller to {self.size} px: each "
                           f"{PATCH_SIZE}-px patch then covers {shrink * PATCH_SIZE:.0f} px of the image and fine structures are lost. Tile large images, "
                           f"or give a larger size.")
         image = F.interpolate(image, size=(self.size, self.size), mode='bilinear', antialias=True, align_corners=False)[0]

@@ -13,8 +13,9 @@ from .model import DINOModel, backbone_tokens
 from .checkpoints import atomic_save
 
 # %% auto #0
-__all__ = ['extract_features', 'save_features', 'load_features', 'dense_features', 'write_dense_features', 'plot_loss_history',
-           'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
+__all__ = ['extract_features', 'save_features', 'load_features', 'check_tiles', 'dense_features', 'write_dense_features',
+           'trained_scale', 'plot_loss_history', 'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb',
+           'spatial_structure', 'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -72,6 +73,11 @@ def _blend_weights(start:int, size:int, length:int, overlap:int) -> torch.Tensor
     if start + size < length: w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
     return w
 
+def check_tiles(tile:int, overlap:int):
+    "Refuse tile settings `dense_features` cannot use, before anything is computed or written."
+    if tile % PATCH_SIZE or overlap % PATCH_SIZE or not 0 <= overlap < tile:
+        raise ValueError(f"tile={tile} and overlap={overlap} must be multiples of the patch size {PATCH_SIZE}, with 0 <= overlap < tile (e.g. tile=518, overlap=126).")
+
 @torch.no_grad()
 def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a bare backbone
                    section, # (H, W) float image in [0, 1], numpy or torch: `load_em_image(path)`, `EMVolume.section(k)`
@@ -83,8 +89,7 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
                    mean=IMAGENET_MEAN, std=IMAGENET_STD,
                   ) -> torch.Tensor:
     "Patch features `(h, w, D)` of a whole section at the working scale, one per 14-px patch: overlapping tiles (aspect ratio kept), blended so no seams show."
-    if tile % PATCH_SIZE or overlap % PATCH_SIZE or not 0 <= overlap < tile:
-        raise ValueError(f"tile={tile} and overlap={overlap} must be multiples of the patch size {PATCH_SIZE}, with 0 <= overlap < tile.")
+    check_tiles(tile, overlap)
     device = default_device() if device is None else torch.device(device)
     backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
     image = torch.as_tensor(np.asarray(section, np.float32))[None, None]
@@ -126,6 +131,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     "Write `dense_features` of every section to a chunked, compressed Zarr array `(n, h, w, D)` (patch grid, scale, voxel size and source as attributes); an interrupted run resumes. Returns the sections written now."
     import json, zarr
     from tqdm.auto import tqdm
+    check_tiles(tile, overlap)
     volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,)) if is_volume(source) else None
     numbers = volume.plane_sections(plane) if volume is not None else range(1)
     first, n = numbers.start, len(numbers)
@@ -150,10 +156,18 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
         group.attrs['features_of'] = attributes
     features, done = group['features'], group['done']
     todo = [k for k in (range(n) if sections is None else sections) if not done[k]]
-    for k in tqdm(todo, desc=f"sections of {Path(str(source)).name}", unit='section', disable=not progress):
+    for k in tqdm(todo, desc=f"sections of {source}", unit='section', disable=not progress):
         features[k] = dense_features(backbone, read(k), scale, tile, overlap, batch_size, device, amp).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
     return len(todo)
+
+def trained_scale(weights, # an exported backbone (`export_backbone`) or a training checkpoint
+                 ) -> float|None:
+    "The working scale (`MultiCropDataset(scale=)`) a backbone was trained at, from its weights file's config; None where the file does not say."
+    try: saved = torch.load(weights, map_location='cpu', weights_only=True, mmap=True)
+    except Exception: return None             # not a file of this library: `load_dinov2` says what it is
+    scale = (saved.get('config') or {}).get('scale') if isinstance(saved, dict) else None
+    return None if scale is None else float(scale)
 
 # %% ../nbs/09_features.ipynb #7ab121a1
 def plot_loss_history(loss_history, save_path=None,

@@ -42,6 +42,7 @@ class TrainConfig:
     force_planes:bool = False         # volumes: xz and yz sections even where the voxel size says the data are anisotropic
     volume_window:int|None = None     # volumes: sections larger than this are sampled as windows of this side, chunk by chunk (None: 8 x global_size)
     blank_std:float = 0.01            # crops varying less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
+    scale:float|None = None           # working scale: each sample's crops come from a field of global_size x scale px (2: half resolution), the same on any section; None: fractions of the whole image
     out:str = 'runs/dino'             # run folder: checkpoints/, health.jsonl, pictures, exported backbone
     backbone:str|None = None          # DINOv2 name (see DINOV2_ARCHS); None: the name stored in --weights, else dinov2_vitl14
     pretrained:bool = True            # Meta's weights through torch.hub
@@ -180,8 +181,10 @@ class TrainConfig:
         except ValueError: size = ()
         if self.voxel_size is not None and not (isinstance(size, float) and size > 0 or isinstance(size, tuple) and len(size) == 3 and min(size) > 0):
             raise ValueError(f"voxel_size={self.voxel_size!r}: give the voxel size in nm as one number or as z,y,x (e.g. '50,4,4').")
-        if self.volume_window is not None and self.volume_window < self.global_size:
-            raise ValueError(f"volume_window={self.volume_window} is smaller than a global crop (global_size={self.global_size}): give at least {self.global_size}.")
+        if self.scale is not None and not self.scale > 0: raise ValueError(f"scale={self.scale} must be positive (2: crops at half resolution), or None.")
+        field = round(self.global_size * (self.scale or 1))
+        if self.volume_window is not None and self.volume_window < field:
+            raise ValueError(f"volume_window={self.volume_window} is smaller than a global crop's field of view ({field} px): give at least {field}.")
         if not self.blank_std >= 0: raise ValueError(f"blank_std={self.blank_std} must not be negative (0: keep blank crops).")
         if bool(self.val_images) != bool(self.val_masks):
             raise ValueError(f"val_images={self.val_images!r} and val_masks={self.val_masks!r}: validation needs both, the sections and their masks.")
@@ -304,7 +307,7 @@ def train(config:TrainConfig,
                                **{name: getattr(config, name) for name in AUGMENTATIONS},
                                seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32,   # what autocast casts them to
                                planes=tuple(config.planes.split(',')), voxel_size=config.voxel_size_nm, force_planes=config.force_planes,
-                               volume_window=config.volume_window, blank_std=config.blank_std)
+                               volume_window=config.volume_window, blank_std=config.blank_std, scale=config.scale)
     loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
                                low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
     workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
@@ -330,6 +333,10 @@ def train(config:TrainConfig,
               + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer)}; {config.epochs} epochs, "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
               f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}")
+        print(f"Crops at scale {config.scale:g}: each sample from a {dataset.field_size} px field of view, global crops {config.global_scale[0]:.0%}-"
+              f"{config.global_scale[1]:.0%} of its area resized to {config.global_size} px." if config.scale is not None else
+              f"Crops as fractions of each whole image (global crops {config.global_scale[0]:.0%}-{config.global_scale[1]:.0%} of its area, resized to "
+              f"{config.global_size} px); give scale for the same field of view on sections of any size.")
         for volume in dict.fromkeys(source for source, _ in dataset.items if isinstance(source, EMVolume)):
             print(describe_volume(volume, dataset.volume_window or MAX_SHRINK * config.global_size))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:

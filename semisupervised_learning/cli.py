@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
                                 epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
     p.add_argument('data', nargs='?', help=f"folder of EM images (PNG/JPEG/TIFF, searched recursively), or a volume: {VOLUME_HELP}")
-    p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 15 s on an idle 2-core CPU")
+    p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 17 s on an idle 2-core CPU")
     p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
                    + ', '.join(f"{k}={v}" for k, v in RANDOM_INIT_RECIPE.items()) + " (options given override it)")
     defaults, notes = TrainConfig(), _field_comments(TrainConfig)

@@ -295,6 +295,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'semisupervised_learning/data.py'),
                                               'semisupervised_learning.data.open_volume': ( 'data.html#open_volume',
                                                                                             'semisupervised_learning/data.py'),
+                                              'semisupervised_learning.data.parse_voxel_size': ( 'data.html#parse_voxel_size',
+                                                                                                 'semisupervised_learning/data.py'),
                                               'semisupervised_learning.data.skip_unreadable': ( 'data.html#skip_unreadable',
                                                                                                 'semisupervised_learning/data.py'),
                                               'semisupervised_learning.data.split_volume_path': ( 'data.html#split_volume_path',

@@ -9,11 +9,11 @@ from dataclasses import fields
 from pathlib import Path
 import torch
 from .core import *
-from .data import EMVolume, PLANES, split_volume_path
+from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
 from .features import trained_scale, write_dense_features
 
 # %% auto #0
-__all__ = ['CHOICES', 'NUMBERS', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'config_from_args', 'cli_words', 'error_line',
+__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'config_from_args', 'cli_words', 'error_line',
            'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
@@ -24,7 +24,6 @@ def _field_comments(cls) -> dict:
     return {m.group(1): m.group(2) for m in found if m}
 
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
-NUMBERS = dict(lr=float, trainable_blocks=int, warmup_teacher_temp=float, layerscale_init=float)   # and every int|None or float|None field
 VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/level], N5 vol.n5[/dataset], MRC vol.mrc (.rec, .st), "
                "TIFF stacks stack.tif; read lazily, chunk by chunk")
 
@@ -47,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         if str(f.type).startswith('bool'):       # bool and bool|None fields become --x / --no-x switches
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
-            number = {'int': int, 'float': float}.get(str(f.type).split('|')[0].strip())       # volume_window:int|None, ...
-            kind = fractions if isinstance(default, tuple) else NUMBERS.get(f.name, type(default) if default is not None else number or str)
+            number = {'int': int, 'float': float}.get(str(f.type).split('|')[0].strip())       # every int|None or float|None field: lr, volume_window, ...
+            kind = fractions if isinstance(default, tuple) else (type(default) if default is not None else number or str)
             choices = CHOICES.get(f.name)
             metavar = None if choices else ('MIN,MAX' if len(default) == 2 else 'FIRST,OTHERS,LOCAL') if kind is fractions else f.name.upper()
             shown = ','.join(map(str, default)) if kind is fractions else default
@@ -153,9 +152,7 @@ def _features_parser() -> argparse.ArgumentParser:
 def _dense_source(data:str, args) -> EMVolume|Path:
     "DATA for dense features: a volume (TIFF stacks too) opened lazily, or one 2-D image; a folder or a missing file is refused."
     if split_volume_path(data) is not None:
-        voxel_size = None if args.voxel_size is None else tuple(float(v) for v in args.voxel_size.split(','))
-        return EMVolume(data, planes=(args.plane,), voxel_size=voxel_size[0] if voxel_size and len(voxel_size) == 1 else voxel_size,
-                        force_planes=args.force_planes)
+        return EMVolume(data, planes=(args.plane,), voxel_size=parse_voxel_size(args.voxel_size), force_planes=args.force_planes)
     path = Path(data)
     if path.is_dir(): raise EMImageError(f"{path} is a folder: --out {args.out} writes dense features of one volume or image; give a volume file "
                                          "(see --help for the formats), or --out features.pt for the folder's images.")

@@ -204,9 +204,7 @@ class TrainConfig:
     @property
     def voxel_size_nm(self) -> float|tuple|None:
         "`voxel_size` as `EMVolume` takes it: one number, or (z, y, x) in nm."
-        if self.voxel_size is None: return None
-        values = tuple(float(v) for v in str(self.voxel_size).split(','))
-        return values[0] if len(values) == 1 else values
+        return parse_voxel_size(self.voxel_size)
     def scaled_lr(self, world_size:int=1) -> float:
         "The base lr: `lr` when given, else DINO's rule, 5e-4 x global batch / 256."
         return self.lr if self.lr is not None else 5e-4 * self.batch_size * world_size / 256

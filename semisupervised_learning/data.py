@@ -16,8 +16,8 @@ import tifffile
 __all__ = ['IMAGE_EXTENSIONS', 'VOLUME_FORMATS', 'ON_ERROR', 'PLANES', 'ANISOTROPY_LIMIT', 'VOXEL_SIZE_ATTRIBUTES', 'PATCH_SIZE',
            'MAX_SHRINK', 'IMAGENET_MEAN', 'IMAGENET_STD', 'make_synthetic_em', 'write_synthetic_em',
            'split_volume_path', 'is_volume', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
-           'open_volume', 'count_pages', 'load_em_image', 'check_on_error', 'skip_unreadable', 'EMVolume',
-           'write_volume', 'item_names', 'em_sections', 'EMImageDataset']
+           'open_volume', 'count_pages', 'load_em_image', 'check_on_error', 'skip_unreadable', 'parse_voxel_size',
+           'EMVolume', 'write_volume', 'item_names', 'em_sections', 'EMImageDataset']
 
 # %% ../nbs/01_data.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -325,6 +325,13 @@ def _open_tiff(file:Path):
     import zarr
     node = zarr.open(tifffile.imread(file, aszarr=True), mode='r')
     return (node['0'] if isinstance(node, zarr.Group) else node), str(file), None
+
+# %% ../nbs/01_data.ipynb #766df995
+def parse_voxel_size(text) -> float|tuple|None:
+    "'50,4,4' (z, y, x in nm) as a tuple, '4' as one number, None as None: a voxel size as `EMVolume` takes it."
+    if text is None: return None
+    values = tuple(float(v) for v in str(text).split(','))
+    return values[0] if len(values) == 1 else values
 
 # %% ../nbs/01_data.ipynb #a9e2bb9f
 class EMVolume:

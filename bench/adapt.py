@@ -21,6 +21,7 @@ under twice its spread), the filter bank, wall times, and the run's health warni
     python bench/adapt.py --quick                                  # the whole path on synthetic data, ~1 minute
     python bench/adapt.py --config cpu --unlabeled DIR --images DIR --masks DIR --class-names background,mito
     python bench/adapt.py --config cpu --also vnc-membrane,isbi-membrane   # the same backbones probed on every labelled set
+    python bench/adapt.py --config cpu --probe-scale 1,2.3         # also probe whole sections by tiles at these working scales
     python bench/adapt.py --config cpu-pretrained                  # the pretrained-start study: bench/pretrained_start.py
 """
 from __future__ import annotations
@@ -68,7 +69,8 @@ BUDGET_MINUTES = {'cpu': 20, 'gpu-vits': 5}          # what each recipe must fit
 QUICK = dict(backbone='dinov2_tiny14', epochs=3, warmup_epochs=1, head_warmup_epochs=1, batch_size=8, lr=1e-3,
              out_dim=64, hidden_dim=128, bottleneck_dim=64, global_size=112, local_size=56, n_local_crops=2,
              num_workers=0, save_every=3, log_every=2, device='cpu', amp=None, compile=False)
-# the probe, the same for every row: resize for the backbone, the first n_train images train it, the rest score it
+# the probe, the same for every row: resize for the backbone, the first n_train images train it, the rest score it;
+# with --probe-scale also whole sections at each working scale, by blended tiles as users get their features (ssl-dino-features)
 PROBE = dict(size=448, n_train=10, seeds=3, n_bootstrap=1000)
 QUICK_PROBE = dict(size=224, n_train=3, seeds=2, n_bootstrap=200)
 
@@ -128,7 +130,8 @@ def run_config(name:str, args) -> dict:
     data = load_labelled(args.images, args.masks, size=probe['size'])
     names = args.class_names or (['background', 'membrane'] if args.quick else CLASS_NAMES if args.masks == MASKS else [str(v) for v in data.class_values])
     t1 = time.time()
-    comparison = compare_backbones({'start': start, 'adapted': result['outputs']['backbone']}, data[:probe['n_train']], data[probe['n_train']:],
+    backbones = {'start': start, 'adapted': result['outputs']['backbone']}
+    comparison = compare_backbones(backbones, data[:probe['n_train']], data[probe['n_train']:],
                                    device=result['device'], progress=False, n_show=2 if args.figure else 0, seeds=probe['seeds'],
                                    n_bootstrap=probe['n_bootstrap'], class_names=names)
     if args.figure:
@@ -136,29 +139,32 @@ def run_config(name:str, args) -> dict:
         Image.open(args.figure).convert('RGB').quantize(colors=128).save(args.figure, optimize=True)   # a third of the size, for a repository
         log(f"figure: {args.figure} (true masks; per row: patch PCA and probe predictions)")
     probe_s = time.time() - t1
-    log(f"\nprobe: {probe['n_train']} training and {len(data) - probe['n_train']} held-out images of {args.images}, {probe['size']} px, "
+    log(f"\nprobe: {probe['n_train']} training and {len(data) - probe['n_train']} held-out images of {args.images}, {probe['size']} px resized, "
         f"{probe['seeds']} seeds x {probe['n_bootstrap']} resamples")
     log(format_table(comparison['rows'], names))
     rows = {r['backbone']: r for r in comparison['rows']}
     if args.target_class and args.target_class not in names: raise SystemExit(f"error: --target-class {args.target_class} is not one of {', '.join(names)}")
     k = names.index(args.target_class) if args.target_class else len(names) - 1      # the class the summary reports
-    others = []
-    for set_name in args.also:
-        images, masks, set_classes, target = OTHER_SETS[set_name]
-        other = load_labelled(images, masks, size=probe['size'])
-        rows_other = {r['backbone']: r for r in compare_backbones({'start': start, 'adapted': result['outputs']['backbone']}, other[:probe['n_train']],
-                      other[probe['n_train']:], device=result['device'], progress=False, n_show=0, seeds=probe['seeds'],
-                      n_bootstrap=probe['n_bootstrap'], class_names=set_classes)['rows']}
-        log(f"\nprobe on {set_name}: {probe['n_train']} training and {len(other) - probe['n_train']} held-out images")
+    def probe_set(set_name, images, masks, set_classes, target, scale=None):
+        "One more labelled set, or the same one at a working scale: the summary's numbers for start and adapted."
+        t = time.time()
+        other = load_labelled(images, masks, size=probe['size'], scale=scale)
+        rows_other = {r['backbone']: r for r in compare_backbones(backbones, other[:probe['n_train']], other[probe['n_train']:], device=result['device'],
+                      progress=False, n_show=0, seeds=probe['seeds'], n_bootstrap=probe['n_bootstrap'], class_names=set_classes)['rows']}
+        how = f"whole sections at scale {scale:g} by tiles" if scale else f"{probe['size']} px resized"
+        log(f"\nprobe on {set_name}, {how}: {probe['n_train']} training and {len(other) - probe['n_train']} held-out images ({time.time() - t:.0f} s)")
         log(format_table(list(rows_other.values()), set_classes))
         c = set_classes.index(target)
-        others.append(dict(set=set_name, start=rows_other['start']['mean_iou'], start_std=rows_other['start']['mean_iou_std'],
-                           adapted=rows_other['adapted']['mean_iou'], adapted_std=rows_other['adapted']['mean_iou_std'],
-                           gain=rows_other['adapted']['delta_mean_iou'], gain_std=rows_other['adapted']['delta_mean_iou_std'],
-                           within_noise=rows_other['adapted']['within_noise'], filter_bank=rows_other['filter bank']['mean_iou'],
-                           majority=rows_other['majority class']['mean_iou'], target_class=target, target_start=rows_other['start']['iou'][c],
-                           target_adapted=rows_other['adapted']['iou'][c], target_filter_bank=rows_other['filter bank']['iou'][c],
-                           target_std=max(rows_other['start']['iou_std'][c], rows_other['adapted']['iou_std'][c])))
+        return dict(set=set_name, probe=how, start=rows_other['start']['mean_iou'], start_std=rows_other['start']['mean_iou_std'],
+                    adapted=rows_other['adapted']['mean_iou'], adapted_std=rows_other['adapted']['mean_iou_std'],
+                    gain=rows_other['adapted']['delta_mean_iou'], gain_std=rows_other['adapted']['delta_mean_iou_std'],
+                    within_noise=rows_other['adapted']['within_noise'], filter_bank=rows_other['filter bank']['mean_iou'],
+                    majority=rows_other['majority class']['mean_iou'], target_class=target, target_start=rows_other['start']['iou'][c],
+                    target_adapted=rows_other['adapted']['iou'][c], target_filter_bank=rows_other['filter bank']['iou'][c],
+                    target_std=max(rows_other['start']['iou_std'][c], rows_other['adapted']['iou_std'][c]), seconds=time.time() - t)
+    sets = [('main set', args.images, args.masks, names, names[k])] + [(n, *OTHER_SETS[n]) for n in args.also]
+    others = [probe_set(*labelled, scale=scale) for scale in args.probe_scale for labelled in sets[:1]]
+    others += [probe_set(*labelled, scale=scale) for scale in [None, *args.probe_scale] for labelled in sets[1:]]
     return dict(others=others, config=name + ''.join(f' {k}={v}' for k, v in args.set), quick=args.quick, overrides=overrides, run=str(run), rows=comparison['rows'],
                 start=rows['start']['mean_iou'], start_std=rows['start']['mean_iou_std'],
                 adapted=rows['adapted']['mean_iou'], adapted_std=rows['adapted']['mean_iou_std'],
@@ -180,7 +186,7 @@ def summary_table(results:list) -> str:
               f"{r['target_class']}: {r['target_start']:.3f} -> {r['target_adapted']:.3f} ±{r['target_std']:.3f} ({r['target_filter_bank']:.3f})",
               f"{r['train_s'] / 60:.1f} min" + (f" (budget {r['budget_min']})" if r['budget_min'] else ''), f"{r['probe_s']:.0f} s",
               '; '.join(r['health']) or 'none'] for r in results]
-    lines += [[f"{r['config']} on {o['set']}", f"{o['start']:.3f}±{o['start_std']:.3f}", f"{o['adapted']:.3f}±{o['adapted_std']:.3f}",
+    lines += [[f"{r['config']} on {o['set']}" + (f" ({o['probe']})" if o.get('probe') else ''), f"{o['start']:.3f}±{o['start_std']:.3f}", f"{o['adapted']:.3f}±{o['adapted_std']:.3f}",
                f"{o['gain']:+.3f}±{o['gain_std']:.3f}", 'within noise' if o['within_noise'] else 'beyond noise', f"{o['filter_bank']:.3f}",
                f"{o['majority']:.3f}", f"{o['target_class']}: {o['target_start']:.3f} -> {o['target_adapted']:.3f} ±{o['target_std']:.3f} "
                f"({o['target_filter_bank']:.3f})", '', '', ''] for r in results for o in r.get('others', [])]
@@ -216,6 +222,9 @@ def main(argv=None):
                    help="override one TrainConfig field of the config (repeatable), e.g. --set centering=sinkhorn_knopp --set lr=2e-4")
     p.add_argument('--also', type=lambda s: s.split(','), default=[], metavar='SETS',
                    help=f"probe the same start and adapted backbones on these labelled sets too: {', '.join(OTHER_SETS)} (comma-separated)")
+    p.add_argument('--probe-scale', type=lambda s: [float(x) for x in s.split(',')], default=[], metavar='SCALES',
+                   help="also probe whole sections (no resizing) at these working scales, comma-separated (1: native), by blended tiles "
+                        "as ssl-dino-features extracts them; the resized probe's rows stay first")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
     args = p.parse_args(argv)
     if unknown_sets := [s for s in args.also if s not in OTHER_SETS]: p.error(f"--also {', '.join(unknown_sets)}: choose from {', '.join(OTHER_SETS)}")

@@ -117,7 +117,7 @@ class TrainConfig:
     val_images:str|None = None        # a few labelled sections (EM images) to score the backbone on while it trains; with val_masks
     val_masks:str|None = None         # their masks, same file names (0/255 or class numbers); the best backbone is exported too
     val_every:int = 0                 # epochs between validations (0: ten in a run); the start and the last epoch are always scored
-    val_size:int = 448                # validation sections are resized to this for the probe (a multiple of 14)
+    val_size:int = 448                # validation sections are resized to this for the probe (a multiple of 14); with scale: whole sections at that scale instead
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
 
@@ -248,7 +248,8 @@ def describe_volume(volume:EMVolume, window:int) -> str:
 
 def build_validation(config:TrainConfig, device, items:list) -> ValidationProbe:
     "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training sections (`items`)."
-    if config.val_images: return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size), device=device)
+    if config.val_images:                    # with a working scale: whole sections at it, as users will get their features
+        return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size, scale=config.scale), device=device)
     sections = EMImageDataset(items, size=config.global_size, on_error=config.on_error)
     with warnings.catch_warnings():          # large sections shrink to global_size here: fine for these signals, no advice needed
         warnings.simplefilter('ignore')

@@ -12,7 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 import tifffile
 from tqdm.auto import tqdm
-from .core import DINOV2_ARCHS, PATCH_SIZE, EMImageError, default_device, extract_features, load_dinov2, pca_rgb, unwrap
+from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, default_device, extract_features, load_dinov2, pca_rgb,
+                                          trained_scale, unwrap)
 from .probe import *
 from . import probe
 from .cli import exit_with_error
@@ -40,18 +41,19 @@ def filter_responses(image:np.ndarray, # (H, W) grey image
                       ndimage.gaussian_laplace(image, s), trace + root, trace - root]
     return np.stack(responses, -1)
 
-def filter_bank_features(images:torch.Tensor, # (N, 3, H, W) images as the backbones get them (channel 0 is used), or (N, H, W)
+def filter_bank_features(images, # (N, 3, H, W) images as the backbones get them (channel 0 is used), (N, H, W), or with `scale` a list of (H, W) sections
                          patch_size:int=PATCH_SIZE, # the ViT's patch: features land on the same grid as its patch tokens
                          sigmas=FILTER_SIGMAS,
-                        ) -> torch.Tensor:
-    "The classical baseline: mean and std of each filter response per patch, `(N, h, w, 2 * 5 * len(sigmas))` float32."
-    grey = images[:, 0] if images.ndim == 4 else images
+                         scale:float|None=None, # sections at this working scale, padded to whole patches as the backbones see them (`at_scale`)
+                        ) -> torch.Tensor|list:
+    "The classical baseline: mean and std of each filter response per patch, `(N, h, w, 2 * 5 * len(sigmas))` float32 (a list where the sections' grids differ)."
+    grey = [at_scale(s, scale).numpy() for s in images] if scale is not None else (images[:, 0] if images.ndim == 4 else images).float().cpu().numpy()
     features = []
-    for image in grey.float().cpu().numpy():
+    for image in grey:
         h, w = image.shape[0] // patch_size, image.shape[1] // patch_size
         r = filter_responses(image, sigmas)[:h * patch_size, :w * patch_size].reshape(h, patch_size, w, patch_size, -1)
-        features.append(np.concatenate([r.mean((1, 3)), r.std((1, 3))], -1))
-    return torch.from_numpy(np.stack(features)).float()
+        features.append(torch.from_numpy(np.concatenate([r.mean((1, 3)), r.std((1, 3))], -1)).float())
+    return torch.stack(features) if len({f.shape for f in features}) == 1 else features
 
 # %% ../nbs/14_evaluate.ipynb #0146fe7a
 def cls_probe(backbone:nn.Module, train_images:torch.Tensor, train_labels, # (N, 3, H, W) normalised images and N labels
@@ -127,11 +129,13 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
     def probe(label, train_patches, test_patches):
         result = probe_patches(train_patches, test_patches, train, test, seeds, device, **fit_kwargs)
         confusions[label] = result['confusions']
-        if n_show: shown[label] = dict(pca=pca_rgb(test_patches[:n_show]), predictions=result['predictions'][:n_show])
+        if n_show: shown[label] = dict(pca=pca_rgb(test_patches[:n_show]) if torch.is_tensor(test_patches) else   # sections of several sizes: one PCA each
+                                       [pca_rgb(p[None])[0] for p in test_patches[:n_show]], predictions=result['predictions'][:n_show])
     for label, (spec, seed) in tqdm(specs.items(), desc='backbones', disable=not progress):
         backbone = resolve_backbone(spec, seed).to(device)
-        probe(label, patch_features(backbone, train.images, batch_size, device), patch_features(backbone, test.images, batch_size, device))
-    if filter_bank: probe('filter bank', filter_bank_features(train.images), filter_bank_features(test.images))
+        probe(label, section_features(backbone, train.images, train.scale, batch_size, device),
+              section_features(backbone, test.images, test.scale, batch_size, device))
+    if filter_bank: probe('filter bank', filter_bank_features(train.images, scale=train.scale), filter_bank_features(test.images, scale=test.scale))
     trivial = majority_predictions(train.masks, test.masks, test.n_classes)
     confusions['majority class'] = torch.stack([confusion_matrix([p], [m], test.n_classes) for p, m in zip(trivial, test.masks)])[None].numpy()
     order = ['majority class'] + ['filter bank'] * filter_bank + list(specs)           # baselines first
@@ -148,7 +152,8 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
 # %% ../nbs/14_evaluate.ipynb #4b46c984
 def _overlay(ax, image:torch.Tensor, classes:torch.Tensor, title:str=''):
     import matplotlib.pyplot as plt
-    gray = F.interpolate(image[None, :1].float().cpu(), size=tuple(classes.shape), mode='bilinear', align_corners=False)[0, 0]
+    grey = image if image.ndim == 2 else image[0]          # a section as it is, or a resized image's first channel
+    gray = F.interpolate(grey[None, None].float().cpu(), size=tuple(classes.shape), mode='bilinear', align_corners=False)[0, 0]
     ax.imshow(gray.numpy(), cmap='gray')
     ax.imshow(classes.numpy(), cmap=plt.get_cmap('tab10', 10), vmin=0, vmax=9, alpha=0.35, interpolation='nearest')
     ax.set_title(title, fontsize=7, loc='left'); ax.axis('off')
@@ -229,7 +234,10 @@ def probe_cli(argv=None):
                         "an adapted_backbone.pth). Gaps are measured from the first")
     p.add_argument('--out', default='probe_results.json', help="JSON file of the scores")
     p.add_argument('--n-train', type=int, default=4, help="the first N images (in file-name order) train the probe, the rest score it")
-    p.add_argument('--size', type=int, default=448, help="images are resized to size x size for the backbone (a multiple of 14)")
+    p.add_argument('--scale', type=float, default=None, help="working scale: whole sections downsampled by this factor (1: native, 2: half), "
+                   "features by blended tiles as ssl-dino-features makes them; default: the scale the first backbone file was trained at, else 1")
+    p.add_argument('--size', type=int, default=None, help="instead of --scale: every image resized to size x size (a multiple of 14), "
+                   "as the probe did before it took whole sections (distorts sections that are not square)")
     p.add_argument('--class-names', default=None, help="comma-separated names, one per mask value in increasing order (e.g. membrane,interior)")
     p.add_argument('--balanced', action='store_true', help="weight classes by inverse frequency in the probe's loss")
     p.add_argument('--seeds', type=int, default=3, help="probe fits per backbone from different initial weights (part of the spread)")
@@ -246,7 +254,12 @@ def probe_cli(argv=None):
             if path: check_writable(path, option)
         for spec in args.backbones: check_backbone_spec(spec)
         if args.seeds < 1 or args.bootstrap < 0: raise ValueError(f"--seeds {args.seeds} and --bootstrap {args.bootstrap}: give at least 1 seed and 0 or more resamples.")
-        data = load_labelled(args.images, args.masks, size=args.size)
+        if args.size is not None and args.scale is not None: raise ValueError(f"--size {args.size} and --scale {args.scale:g}: give one of them.")
+        if args.size is None:
+            trained = next((t for t in (trained_scale(s) for s in args.backbones if Path(str(s)).is_file()) if t is not None), None)
+            args.scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the first backbone file was trained at')
+                               if trained is not None else (1.0, 'native: no backbone file says a training scale'))
+        data = load_labelled(args.images, args.masks, size=args.size or 448, scale=args.scale)
         if not 0 < args.n_train < len(data):
             raise ValueError(f"--n-train {args.n_train} leaves no training or no held-out image among the {len(data)} labelled images: give 1 to {len(data) - 1}.")
         names = args.class_names.split(',') if args.class_names else [str(v) for v in data.class_values]
@@ -258,12 +271,13 @@ def probe_cli(argv=None):
                                        seeds=args.seeds, n_bootstrap=args.bootstrap, class_names=names, balanced=args.balanced)
     except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
     n_test = len(data) - args.n_train
-    print(f"{args.n_train} training and {n_test} held-out images, {args.size} px, {device}")
+    print(f"{args.n_train} training and {n_test} held-out images, " + (f"resized to {args.size} px" if args.size else
+          f"whole sections at scale {args.scale:g} ({why}; one {PATCH_SIZE * args.scale:g}-px patch per feature, by tiles)") + f", {device}")
     print(format_table(comparison['rows'], names))
     print(f"± is the standard deviation over {args.seeds} probe seeds x {args.bootstrap} resamples of the {n_test} held-out images; "
           "a gap is within noise when it is under twice its own (paired) standard deviation.")
     rows = [{k: dict(zip(names, map(_json_number, v))) if isinstance(v, list) else _json_number(v) for k, v in r.items()} for r in comparison['rows']]
-    report = dict(images=str(args.images), masks=str(args.masks), n_train=args.n_train, n_test=n_test, size=args.size,
+    report = dict(images=str(args.images), masks=str(args.masks), n_train=args.n_train, n_test=n_test, size=args.size, scale=args.scale,
                   class_values=data.class_values, class_names=names, train_images=data.names[:args.n_train], seeds=args.seeds,
                   n_bootstrap=args.bootstrap, reference=comparison['reference'], results=rows)
     Path(args.out).write_text(json.dumps(report, indent=1))

@@ -13,9 +13,9 @@ from .model import DINOModel, backbone_tokens
 from .checkpoints import atomic_save
 
 # %% auto #0
-__all__ = ['extract_features', 'save_features', 'load_features', 'check_tiles', 'dense_features', 'write_dense_features',
-           'trained_scale', 'plot_loss_history', 'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb',
-           'spatial_structure', 'plot_patch_pca']
+__all__ = ['extract_features', 'save_features', 'load_features', 'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles',
+           'dense_features', 'write_dense_features', 'trained_scale', 'plot_loss_history', 'visualize_features_tsne',
+           'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -73,6 +73,32 @@ def _blend_weights(start:int, size:int, length:int, overlap:int) -> torch.Tensor
     if start + size < length: w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
     return w
 
+def at_scale(section, # (H, W) float image in [0, 1], numpy or torch
+             scale:float=1.0, # working scale: downsampled by this factor (2: half the pixels per side)
+            ) -> torch.Tensor:
+    "The section as the backbone sees it at the working scale: downsampled (antialiased), then padded to whole 14-px patches by repeating its last row and column."
+    image = torch.as_tensor(np.asarray(section, np.float32))[None, None]
+    if scale != 1:
+        size = (max(1, round(image.shape[-2] / scale)), max(1, round(image.shape[-1] / scale)))
+        image = F.interpolate(image, size=size, mode='bilinear', antialias=True, align_corners=False)
+    H, W = image.shape[-2:]
+    return F.pad(image, (0, -W % PATCH_SIZE, 0, -H % PATCH_SIZE), mode='replicate')[0, 0]
+
+def pixel_extent(shape, # (H, W) of the section in its own pixels
+                 grid, # (h, w) patch grid of its features at `scale`
+                 scale:float=1.0) -> tuple[int, int]:
+    "How many of the section's pixels the patch grid spans, its padding included: upsample features to this, then crop to `shape`."
+    return tuple(round(g * PATCH_SIZE * n / max(1, round(n / scale))) for g, n in zip(grid, shape))
+
+def upsample_features(features:torch.Tensor, # (h, w, D) patch features of a section (`dense_features`)
+                      shape, # (H, W): the section's size in pixels
+                      scale:float=1.0, # the scale the features were computed at
+                     ) -> torch.Tensor:
+    "Per-pixel features `(H, W, D)`: patch features upsampled bilinearly onto the section's pixels (the padded border cut off). Memory: H x W x D floats."
+    size = pixel_extent(shape, features.shape[:2], scale)
+    up = F.interpolate(features.permute(2, 0, 1)[None].float(), size=size, mode='bilinear', align_corners=False)[0]
+    return up[:, :shape[0], :shape[1]].permute(1, 2, 0)
+
 def check_tiles(tile:int, overlap:int):
     "Refuse tile settings `dense_features` cannot use, before anything is computed or written."
     if tile % PATCH_SIZE or overlap % PATCH_SIZE or not 0 <= overlap < tile:
@@ -92,13 +118,8 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
     check_tiles(tile, overlap)
     device = default_device() if device is None else torch.device(device)
     backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
-    image = torch.as_tensor(np.asarray(section, np.float32))[None, None]
-    if scale != 1:
-        size = (max(1, round(image.shape[-2] / scale)), max(1, round(image.shape[-1] / scale)))
-        image = F.interpolate(image, size=size, mode='bilinear', antialias=True, align_corners=False)
-    H, W = image.shape[-2:]
-    gh, gw = -(-H // PATCH_SIZE), -(-W // PATCH_SIZE)                  # the patch grid; the last row and column padded
-    image = F.pad(image, (0, gw * PATCH_SIZE - W, 0, gh * PATCH_SIZE - H), mode='replicate')[0, 0]
+    image = at_scale(section, scale)
+    gh, gw = image.shape[0] // PATCH_SIZE, image.shape[1] // PATCH_SIZE     # the patch grid, the last row and column padded
     image = (image.expand(3, -1, -1) - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
     t, o = tile // PATCH_SIZE, overlap // PATCH_SIZE
     th, tw = min(t, gh), min(t, gw)

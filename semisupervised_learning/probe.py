@@ -13,14 +13,14 @@ from PIL import Image
 import tifffile
 from .runtime import default_device, unwrap
 from .data import IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, EMImageError, find_em_images, load_em_image, make_synthetic_em
-from .features import extract_features
+from .features import dense_features, extract_features, pixel_extent
 
 # %% auto #0
 __all__ = ['MASK_EXTENSIONS', 'write_synthetic_labelled', 'read_mask', 'find_masks', 'pair_images_masks', 'LabelledImages',
-           'load_labelled', 'patch_features', 'DenseLinearProbe', 'fit_dense_probe', 'confusion_matrix',
-           'confusion_scores', 'segmentation_scores', 'majority_predictions', 'predict_masks', 'probe_patches',
-           'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread', 'rankme', 'patch_neighbours',
-           'neighbour_agreement', 'intensity_changed', 'ValidationProbe']
+           'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe', 'fit_dense_probe',
+           'confusion_matrix', 'confusion_scores', 'segmentation_scores', 'majority_predictions', 'predict_masks',
+           'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread', 'rankme',
+           'patch_neighbours', 'neighbour_agreement', 'intensity_changed', 'ValidationProbe']
 
 # %% ../nbs/10_probe.ipynb #8089d7b4
 def write_synthetic_labelled(folder, # gets images/N.png and labels/N.png
@@ -81,28 +81,34 @@ def pair_images_masks(images, # folder (or list) of EM images
 @dataclass
 class LabelledImages:
     "EM images ready for a DINOv2 backbone, with their masks as class indices at the masks' own resolution."
-    images:torch.Tensor  # (N, 3, size, size), normalised like EMImageDataset
+    images:torch.Tensor|list  # (N, 3, size, size), normalised like EMImageDataset; with `scale`: N (H, W) sections in [0, 1], as they are
     masks:list           # N int64 tensors (H, W) of class indices
     class_values:list    # the mask value of each class index
     names:list           # image file names
+    scale:float|None = None   # features of whole sections at this working scale, by tiles (`dense_features`); None: of the resized images
     def __len__(self): return len(self.names)
     def __getitem__(self, index):
         keep = list(range(len(self)))[index] if isinstance(index, slice) else list(index)
-        return LabelledImages(self.images[keep], [self.masks[i] for i in keep], self.class_values, [self.names[i] for i in keep])
+        images = self.images[keep] if self.scale is None else [self.images[i] for i in keep]
+        return LabelledImages(images, [self.masks[i] for i in keep], self.class_values, [self.names[i] for i in keep], self.scale)
     @property
     def n_classes(self) -> int: return len(self.class_values)
 
 def load_labelled(images, masks, # folders (or lists) of EM images and of their masks, paired by file name
                   size:int=448, # images are resized to size x size for the backbone (a multiple of 14)
                   max_classes:int=32, # more distinct mask values than this means the masks are not label images
+                  scale:float|None=None, # keep the sections as they are; features at this working scale by tiles (1: native), not resized
                  ) -> LabelledImages:
     "EM images and their masks, checked: same sizes, few distinct labels."
+    if scale is not None and not scale > 0: raise ValueError(f"scale={scale} must be positive (1: native resolution, 2: half), or None (resized to size).")
     pairs = pair_images_masks(images, masks)
     dataset = EMImageDataset([image for image, _ in pairs], size=size)
     if len(dataset) != len(pairs): raise ValueError("Multi-page TIFF stacks cannot be paired with masks: save one image per page.")
-    raw = []
+    raw, sections = [], []
     for image_path, mask_path in pairs:
-        mask, shape = read_mask(mask_path), load_em_image(image_path).shape
+        mask, section = read_mask(mask_path), load_em_image(image_path)
+        shape = section.shape
+        if scale is not None: sections.append(torch.from_numpy(section))
         if mask.shape != shape:
             raise ValueError(f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} pixels but its image {image_path} is {shape[1]}x{shape[0]}: "
                              "a mask must cover its image pixel for pixel. Export it again at the image size (if you resize it, "
@@ -114,8 +120,8 @@ def load_labelled(images, masks, # folders (or lists) of EM images and of their 
                          f"{' ...' if len(values) > 6 else ''}): expected 0/255 or 2 to {max_classes} class numbers. "
                          + ("Are these grey images, or masks resized with bilinear interpolation?" if len(values) > max_classes
                             else "A probe needs at least two classes."))
-    return LabelledImages(torch.stack([dataset[i] for i in range(len(dataset))]),
-                          [torch.from_numpy(np.searchsorted(values, m)) for m in raw], values.tolist(), [p.name for p, _ in pairs])
+    return LabelledImages(torch.stack([dataset[i] for i in range(len(dataset))]) if scale is None else sections,
+                          [torch.from_numpy(np.searchsorted(values, m)) for m in raw], values.tolist(), [p.name for p, _ in pairs], scale)
 
 # %% ../nbs/10_probe.ipynb #453523d6
 def patch_features(backbone:nn.Module, # a DINOv2 backbone (or a DINOModel: its backbone is used)
@@ -125,6 +131,16 @@ def patch_features(backbone:nn.Module, # a DINOv2 backbone (or a DINOModel: its 
     "Frozen patch tokens `(N, h, w, D)` as float32, the backbone run in bf16 where training would be (`amp_enabled`)."
     device = default_device() if device is None else torch.device(device)
     return extract_features(unwrap(backbone).to(device), images.split(batch_size), device, patch_tokens=True)
+
+def section_features(backbone:nn.Module, # a DINOv2 backbone (or a DINOModel)
+                     images, # `LabelledImages.images`: (N, 3, H, W) normalised, or N (H, W) sections in [0, 1] with `scale`
+                     scale:float|None=None, # None: `patch_features` of the resized images; else `dense_features` of each whole section
+                     batch_size:int=8, device=None, # images, or tiles, per forward pass
+                    ):
+    "Frozen patch features as the probe takes them: `(N, h, w, D)`, or with `scale` one `(h, w, D)` per section (stacked when the grids agree)."
+    if scale is None: return patch_features(backbone, images, batch_size, device)
+    features = [dense_features(backbone, section, scale, batch_size=batch_size, device=device) for section in images]
+    return torch.stack(features) if len({f.shape for f in features}) == 1 else features
 
 class DenseLinearProbe(nn.Module):
     "Standardised patch tokens to class logits per patch, upsampled bilinearly to any pixel size."
@@ -139,7 +155,11 @@ class DenseLinearProbe(nn.Module):
         return logits if size is None else F.interpolate(logits, size=tuple(size), mode='bilinear', align_corners=False)
 
 # %% ../nbs/10_probe.ipynb #5ab4c027
-def fit_dense_probe(patches:torch.Tensor, # (N, h, w, D) patch tokens of the training images
+def _rows(features) -> torch.Tensor:
+    "Features `(..., D)`, or a list of them (sections of different sizes), as one `(N, D)` matrix."
+    return torch.cat([f.reshape(-1, f.shape[-1]) for f in features]) if isinstance(features, list) else features.reshape(-1, features.shape[-1])
+
+def fit_dense_probe(patches:torch.Tensor|list, # (N, h, w, D) patch tokens of the training images, or one (h, w, D) per section
                     masks:list, # N (H, W) class-index tensors at any resolution
                     n_classes:int,
                     upsample:int=4, # the loss is computed on a grid `upsample` times finer than the patches
@@ -148,19 +168,26 @@ def fit_dense_probe(patches:torch.Tensor, # (N, h, w, D) patch tokens of the tra
                     max_iter:int=30, # L-BFGS iterations (the problem is convex: a few dozen suffice)
                     seed:int|None=None, # seeds the probe's initial weights (None: the global random state)
                     device=None,
+                    scale:float|None=None, # features of whole sections at this scale (`section_features`): their padded grid is aligned with the masks
                    ) -> DenseLinearProbe:
     "A linear classifier on frozen patch tokens, trained on pixel labels through bilinearly upsampled logits."
-    device = torch.device(device) if device is not None else patches.device
-    patches = patches.to(device).float()
-    flat = patches.reshape(-1, patches.shape[-1])
+    device = torch.device(device) if device is not None else patches[0].device
+    patches = [p.to(device).float() for p in patches]
+    flat = _rows(patches)
     with torch.random.fork_rng(devices=[]):         # a seed here leaves the caller's random state alone
         if seed is not None: torch.manual_seed(seed)
         probe = DenseLinearProbe(flat.mean(0), flat.std(0) + 1e-6, n_classes).to(device)
-    grid = (patches.shape[1] * upsample, patches.shape[2] * upsample)
-    x = F.interpolate(probe.standardize(patches).permute(0, 3, 1, 2), size=grid, mode='bilinear', align_corners=False)
-    x = x.permute(0, 2, 3, 1).reshape(-1, patches.shape[-1])
-    y = torch.cat([F.adaptive_avg_pool2d(F.one_hot(m.to(device), n_classes).permute(2, 0, 1)[None].float(), grid) for m in masks])
-    y = y.permute(0, 2, 3, 1).reshape(-1, n_classes)
+    xs, ys = [], []
+    for p, m in zip(patches, masks):
+        grid = (p.shape[0] * upsample, p.shape[1] * upsample)
+        x = F.interpolate(probe.standardize(p)[None].permute(0, 3, 1, 2), size=grid, mode='bilinear', align_corners=False)
+        xs.append(x[0].permute(1, 2, 0).reshape(-1, p.shape[-1]))
+        target = F.one_hot(m.to(device), n_classes).permute(2, 0, 1)[None].float()
+        if scale is not None:                      # the grid spans the padding too: it has no labels (all-zero targets)
+            extent = pixel_extent(m.shape, p.shape[:2], scale)
+            target = F.pad(target, (0, extent[1] - m.shape[1], 0, extent[0] - m.shape[0]))
+        ys.append(F.adaptive_avg_pool2d(target, grid)[0].permute(1, 2, 0).reshape(-1, n_classes))
+    x, y = torch.cat(xs), torch.cat(ys)
     class_weight = (1 / y.mean(0).clamp_min(1e-6)) / (1 / y.mean(0).clamp_min(1e-6)).sum() * n_classes if balanced else torch.ones(n_classes, device=device)
     optimizer = torch.optim.LBFGS(probe.linear.parameters(), max_iter=max_iter, line_search_fn='strong_wolfe')
     def closure():
@@ -201,13 +228,16 @@ def majority_predictions(train_masks:list, masks:list, n_classes:int) -> list:
     return [torch.full_like(m, majority) for m in masks]
 
 @torch.no_grad()
-def predict_masks(probe:DenseLinearProbe, patches:torch.Tensor, sizes:list) -> list:
+def predict_masks(probe:DenseLinearProbe, patches:torch.Tensor|list, sizes:list,
+                  scale:float|None=None, # as `fit_dense_probe`: features of whole sections at this scale, the padding cut off
+                 ) -> list:
     "Arg-max class per pixel, with the logits upsampled to each image's mask size."
     device = probe.mean.device
-    return [probe(p[None].to(device), size=s)[0].argmax(0).cpu() for p, s in zip(patches, sizes)]
+    return [probe(p[None].to(device), size=s if scale is None else pixel_extent(s, p.shape[:2], scale))[0, :, :s[0], :s[1]].argmax(0).cpu()
+            for p, s in zip(patches, sizes)]
 
 # %% ../nbs/10_probe.ipynb #06d094bf
-def probe_patches(train_patches:torch.Tensor, test_patches:torch.Tensor, # (N, h, w, F) features of the training / held-out images
+def probe_patches(train_patches:torch.Tensor|list, test_patches:torch.Tensor|list, # (N, h, w, F) features of the training / held-out images (`section_features`)
                   train:LabelledImages, test:LabelledImages, # their masks
                   seeds:int=1, # probe fits with different initial weights
                   device=None, **fit_kwargs, # passed to `fit_dense_probe` (upsample, weight_decay, balanced, ...)
@@ -215,8 +245,8 @@ def probe_patches(train_patches:torch.Tensor, test_patches:torch.Tensor, # (N, h
     "Fit the dense probe `seeds` times on any patch features; scores (mean over seeds), per-image confusions `(seeds, N, K, K)`, the first fit."
     confusions, first = [], {}
     for seed in range(seeds):
-        probe = fit_dense_probe(train_patches, train.masks, train.n_classes, seed=seed, device=device, **fit_kwargs)
-        predictions = predict_masks(probe, test_patches, [m.shape for m in test.masks])
+        probe = fit_dense_probe(train_patches, train.masks, train.n_classes, seed=seed, device=device, scale=train.scale, **fit_kwargs)
+        predictions = predict_masks(probe, test_patches, [m.shape for m in test.masks], test.scale)
         confusions.append(torch.stack([confusion_matrix([p], [m], test.n_classes) for p, m in zip(predictions, test.masks)]))
         if seed == 0: first = dict(predictions=predictions, probe=probe)
     confusions = torch.stack(confusions).numpy()
@@ -231,8 +261,8 @@ def dense_probe(backbone:nn.Module, train:LabelledImages, test:LabelledImages, #
                ) -> dict:
     "Fit a dense linear probe on `train` with `backbone` frozen; scores, predictions and the probe on `test`."
     device = default_device() if device is None else torch.device(device)
-    return probe_patches(patch_features(backbone, train.images, batch_size, device), patch_features(backbone, test.images, batch_size, device),
-                         train, test, seeds, device, **fit_kwargs)
+    return probe_patches(section_features(backbone, train.images, train.scale, batch_size, device),
+                         section_features(backbone, test.images, test.scale, batch_size, device), train, test, seeds, device, **fit_kwargs)
 
 # %% ../nbs/10_probe.ipynb #8b54fab4
 def bootstrap_scores(confusions, # (seeds, N, K, K) pixel counts per probe fit and held-out image
@@ -264,19 +294,19 @@ def difference_spread(confusions, reference_confusions, # (seeds, N, K, K) of tw
     return float((a[:, None] - r[None]).std())
 
 # %% ../nbs/10_probe.ipynb #fd87e779
-def rankme(features:torch.Tensor, # (..., D) features, flattened to (N, D)
+def rankme(features:torch.Tensor|list, # (..., D) features (or a list of them), flattened to (N, D)
            max_samples:int=4096) -> float:
     "Effective rank: exp of the entropy of the normalised singular values of the (N, D) feature matrix (RankMe)."
-    flat = features.reshape(-1, features.shape[-1]).float()
+    flat = _rows(features).float()
     if len(flat) > max_samples: flat = flat[torch.linspace(0, len(flat) - 1, max_samples).long()]
     singular = torch.linalg.svdvals(flat)
     p = singular / singular.sum().clamp_min(1e-12) + 1e-7
     return float(torch.exp(-(p * p.log()).sum()))
 
-def patch_neighbours(patches:torch.Tensor, # (N, h, w, D) patch features
+def patch_neighbours(patches:torch.Tensor|list, # (N, h, w, D) patch features, or one (h, w, D) per section
                      k:int=10, max_samples:int=1024) -> torch.Tensor:
     "Indices `(M, k)` of each sampled patch's k nearest neighbours (cosine) among the sampled patches (the same evenly spaced sample every time)."
-    flat = F.normalize(patches.reshape(-1, patches.shape[-1]).float(), dim=-1)
+    flat = F.normalize(_rows(patches).float(), dim=-1)
     flat = flat[torch.linspace(0, len(flat) - 1, min(max_samples, len(flat))).long()]
     similarity = flat @ flat.T
     similarity.fill_diagonal_(-math.inf)
@@ -287,9 +317,10 @@ def neighbour_agreement(neighbours:torch.Tensor, reference:torch.Tensor) -> floa
     hits = (neighbours[:, :, None] == reference[:, None, :]).any(-1).float()
     return float(hits.mean())
 
-def intensity_changed(images:torch.Tensor, # (N, 3, H, W) normalised like EMImageDataset
-                      gamma:float=1.5, contrast:float=0.7) -> torch.Tensor:
-    "The same sections with another gamma and a lower contrast, normalised again."
+def intensity_changed(images:torch.Tensor|list, # (N, 3, H, W) normalised like EMImageDataset, or (H, W) sections in [0, 1]
+                      gamma:float=1.5, contrast:float=0.7) -> torch.Tensor|list:
+    "The same sections with another gamma and a lower contrast (normalised again where they were)."
+    if isinstance(images, list): return [((s ** gamma - 0.5) * contrast + 0.5).clamp(0, 1) for s in images]
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     grey = (images * std + mean).clamp(0, 1)
     changed = ((grey ** gamma - 0.5) * contrast + 0.5).clamp(0, 1)
@@ -310,6 +341,7 @@ class ValidationProbe:
             n_train = max(1, len(labelled) // 2) if n_train is None else n_train
             self.train, self.test, self.images = labelled[:n_train], labelled[n_train:], labelled[n_train:].images
         else: self.images = labelled
+        self.scale = labelled.scale if self.labelled else None     # whole sections by tiles at this scale, or resized images
         self.seeds, self.n_bootstrap, self.batch_size, self.device = seeds, n_bootstrap, batch_size, device
 
     @torch.no_grad()
@@ -319,19 +351,19 @@ class ValidationProbe:
         "IoU (mean over seeds) with its spread and per-section confusions where there are labels; the label-free signals; seconds taken."
         t0, device = time.perf_counter(), default_device() if self.device is None else torch.device(self.device)
         with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):   # training's random stream stays as it was
-            patches = patch_features(backbone, self.images, self.batch_size, device)
-            changed = patch_features(backbone, intensity_changed(self.images), self.batch_size, device)
-            if not (torch.isfinite(patches).all() and torch.isfinite(changed).all()):     # diverged weights: nothing to score
+            patches = section_features(backbone, self.images, self.scale, self.batch_size, device)
+            changed = section_features(backbone, intensity_changed(self.images), self.scale, self.batch_size, device)
+            if not (torch.isfinite(_rows(patches)).all() and torch.isfinite(_rows(changed)).all()):     # diverged weights: nothing to score
                 return dict(non_finite=True, rankme=math.nan, intensity_sensitivity=math.nan, neighbour_agreement=None, neighbours=None,
                             seconds=time.perf_counter() - t0)
             record, neighbours = {}, patch_neighbours(patches)
             if self.labelled:
-                result = probe_patches(patch_features(backbone, self.train.images, self.batch_size, device), patches,
+                result = probe_patches(section_features(backbone, self.train.images, self.scale, self.batch_size, device), patches,
                                        self.train, self.test, self.seeds, device)
                 row = score_row('', result['confusions'], self.n_bootstrap)
                 record = dict(mean_iou=row['mean_iou'], mean_iou_std=row['mean_iou_std'], iou=row['iou'],
                               confusions=torch.from_numpy(result['confusions']))
-        return dict(record, rankme=rankme(patches), intensity_sensitivity=1 - F.cosine_similarity(patches, changed, dim=-1).mean().item(),
+        return dict(record, rankme=rankme(patches), intensity_sensitivity=1 - F.cosine_similarity(_rows(patches), _rows(changed), dim=-1).mean().item(),
                     neighbour_agreement=None if start_neighbours is None else neighbour_agreement(neighbours, start_neighbours.to(neighbours.device)),
                     neighbours=neighbours.cpu(), seconds=time.perf_counter() - t0)
 

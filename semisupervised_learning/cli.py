@@ -122,7 +122,7 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     "Defaults in the help, except where there is none to show (the help says what happens)."
     def _get_help_string(self, action): return action.help if action.default is None else super()._get_help_string(action)
 
-DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None, force_planes=False)
+DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None, force_planes=False, per_pixel=False)
 
 def _features_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-features', formatter_class=_Defaults, epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
@@ -143,6 +143,8 @@ def _features_parser() -> argparse.ArgumentParser:
     dense.add_argument('--tile', type=int, default=518, help="tile side in px at the working scale, a multiple of 14")
     dense.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share (a multiple of 14), blended so no seams show")
     dense.add_argument('--dtype', choices=('float16', 'float32'), default='float16', help="stored dtype")
+    dense.add_argument('--per-pixel', action='store_true', help="also pixel_features (n, H, W, D): the patch features upsampled onto every pixel "
+                       "(H x W x D values per section)")
     dense.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to write")
     dense.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where the volume's metadata lacks it")
     dense.add_argument('--force-planes', action='store_true', help="xz / yz sections even where the voxel size says the data are anisotropic")
@@ -171,10 +173,11 @@ def _write_dense(args, backbone, device):
     print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "
           f"tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
     written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, scale=scale, tile=args.tile, overlap=args.overlap,
-                                   dtype=args.dtype, batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
-    shape = zarr.open_group(str(args.out), mode='r')['features'].shape
+                                   dtype=args.dtype, per_pixel=args.per_pixel, batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
+    group = zarr.open_group(str(args.out), mode='r')
+    shape = group['features'].shape
     print(f"Wrote {written} section{'s' if written != 1 else ''} ({shape[0] - written} there before) to {args.out}: features {shape} "
-          f"(sections, patch rows, patch columns, dims)")
+          f"(sections, patch rows, patch columns, dims)" + (f", pixel_features {group['pixel_features'].shape}" if args.per_pixel else ''))
 
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."

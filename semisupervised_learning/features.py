@@ -14,8 +14,8 @@ from .checkpoints import atomic_save
 
 # %% auto #0
 __all__ = ['extract_features', 'save_features', 'load_features', 'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles',
-           'dense_features', 'write_dense_features', 'trained_scale', 'plot_loss_history', 'visualize_features_tsne',
-           'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
+           'dense_feature_rows', 'dense_features', 'write_dense_features', 'trained_scale', 'plot_loss_history',
+           'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -73,16 +73,37 @@ def _blend_weights(start:int, size:int, length:int, overlap:int) -> torch.Tensor
     if start + size < length: w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
     return w
 
+def _row_weights(n_in:int, n_out:int, rows:range) -> tuple[int, torch.Tensor]:
+    "Antialiased bilinear resampling of `n_in` rows to `n_out`, as `F.interpolate(antialias=True)` weighs them, for output `rows` only: the first input row read and the weights `(len(rows), span)`."
+    ratio = n_in / n_out
+    support = max(ratio, 1.0)                                        # the triangle filter widens when downsampling: that is the antialiasing
+    centres = ratio * (torch.arange(rows.start, rows.stop, dtype=torch.float64) + 0.5)
+    lo, hi = ((centres + d + 0.5).floor().clamp(0, n_in).long() for d in (-support, support))
+    first = int(lo.min())
+    j = torch.arange(first, int(hi.max()), dtype=torch.float64)
+    w = (1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0) * ((j[None] >= lo[:, None]) & (j[None] < hi[:, None]))
+    return first, (w / w.sum(1, keepdim=True)).float()
+
+def _working_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1 (all columns) as float32 in [0, 1]
+                  shape, scale:float, first:int, last:int) -> torch.Tensor:
+    "Rows `first` to `last` of the section at the working scale, padded to whole patches (the last row and column repeated): as `at_scale` gives them, reading only the rows they need."
+    H, W = shape
+    Hs, Ws = (H, W) if scale == 1 else (max(1, round(H / scale)), max(1, round(W / scale)))
+    end = min(last, Hs)
+    if scale == 1: rows = torch.as_tensor(np.asarray(read_rows(first, end), np.float32))
+    else:                                   # rows: the antialiasing weights over the source rows they need; columns: F.interpolate
+        start, weights = _row_weights(H, Hs, range(first, end))
+        rows = weights @ torch.as_tensor(np.asarray(read_rows(start, start + weights.shape[1]), np.float32))
+        rows = F.interpolate(rows[None, None], size=(end - first, Ws), mode='bilinear', antialias=True, align_corners=False)[0, 0]
+    return F.pad(rows[None, None], (0, -Ws % PATCH_SIZE, 0, last - end), mode='replicate')[0, 0]
+
 def at_scale(section, # (H, W) float image in [0, 1], numpy or torch
              scale:float=1.0, # working scale: downsampled by this factor (2: half the pixels per side)
             ) -> torch.Tensor:
     "The section as the backbone sees it at the working scale: downsampled (antialiased), then padded to whole 14-px patches by repeating its last row and column."
-    image = torch.as_tensor(np.asarray(section, np.float32))[None, None]
-    if scale != 1:
-        size = (max(1, round(image.shape[-2] / scale)), max(1, round(image.shape[-1] / scale)))
-        image = F.interpolate(image, size=size, mode='bilinear', antialias=True, align_corners=False)
-    H, W = image.shape[-2:]
-    return F.pad(image, (0, -W % PATCH_SIZE, 0, -H % PATCH_SIZE), mode='replicate')[0, 0]
+    section = np.asarray(section, np.float32)
+    height = section.shape[0] if scale == 1 else max(1, round(section.shape[0] / scale))
+    return _working_rows(lambda y0, y1: section[y0:y1], section.shape, scale, 0, -(-height // PATCH_SIZE) * PATCH_SIZE)
 
 def pixel_extent(shape, # (H, W) of the section in its own pixels
                  grid, # (h, w) patch grid of its features at `scale`
@@ -95,9 +116,20 @@ def upsample_features(features:torch.Tensor, # (h, w, D) patch features of a sec
                       scale:float=1.0, # the scale the features were computed at
                      ) -> torch.Tensor:
     "Per-pixel features `(H, W, D)`: patch features upsampled bilinearly onto the section's pixels (the padded border cut off). Memory: H x W x D floats."
-    size = pixel_extent(shape, features.shape[:2], scale)
-    up = F.interpolate(features.permute(2, 0, 1)[None].float(), size=size, mode='bilinear', align_corners=False)[0]
-    return up[:, :shape[0], :shape[1]].permute(1, 2, 0)
+    return _pixel_rows(lambda a, b: features[a:b], features.shape[:2], shape, scale, 0, shape[0])
+
+def _pixel_rows(read_patch_rows, # read_patch_rows(a, b): patch rows a to b, (b - a, w, D)
+                grid, shape, scale:float, first:int, last:int) -> torch.Tensor:
+    "Pixel rows `first` to `last` of `upsample_features`, reading only the patch rows they lie between: bilinear as `F.interpolate` (align_corners=False)."
+    (h, _), (H, W) = grid, shape
+    extent_h, extent_w = pixel_extent(shape, grid, scale)
+    position = ((torch.arange(first, last, dtype=torch.float64) + 0.5) * h / extent_h - 0.5).clamp_min(0)
+    above = position.floor().long().clamp_max(h - 1); below = (above + 1).clamp_max(h - 1)
+    t = (position - above).float()[:, None, None]
+    top = int(above.min())
+    rows = torch.as_tensor(np.asarray(read_patch_rows(top, int(below.max()) + 1), np.float32))
+    rows = rows[above - top] * (1 - t) + rows[below - top] * t                       # along y by hand, then along x (rows unchanged)
+    return F.interpolate(rows.permute(2, 0, 1)[None], size=(last - first, extent_w), mode='bilinear', align_corners=False)[0, :, :, :W].permute(1, 2, 0)
 
 def check_tiles(tile:int, overlap:int):
     "Refuse tile settings `dense_features` cannot use, before anything is computed or written."
@@ -105,6 +137,48 @@ def check_tiles(tile:int, overlap:int):
         raise ValueError(f"tile={tile} and overlap={overlap} must be multiples of the patch size {PATCH_SIZE}, with 0 <= overlap < tile (e.g. tile=518, overlap=126).")
 
 @torch.no_grad()
+def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) or a bare backbone
+                       read_rows, # read_rows(y0, y1): the section's rows y0 to y1, all columns, float32 in [0, 1] (a volume window, an array slice)
+                       shape, # (H, W) of the section
+                       scale:float=1.0, tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None,
+                       mean=IMAGENET_MEAN, std=IMAGENET_STD, # as `dense_features`
+                      ):
+    "`dense_features` a band at a time, top to bottom: yields (first patch row, its finished rows `(n, w, D)`); reads and holds one row of tiles, never the whole section."
+    check_tiles(tile, overlap)
+    device = default_device() if device is None else torch.device(device)
+    backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
+    H, W = shape
+    Hs, Ws = (H, W) if scale == 1 else (max(1, round(H / scale)), max(1, round(W / scale)))
+    gh, gw = -(-Hs // PATCH_SIZE), -(-Ws // PATCH_SIZE)               # the patch grid, the last row and column padded
+    t, o = tile // PATCH_SIZE, overlap // PATCH_SIZE
+    th, tw = min(t, gh), min(t, gw)
+    row_starts, col_starts = _tile_starts(gh, t, o), _tile_starts(gw, t, o)
+    mean, std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    dtype = next(backbone.parameters()).dtype
+    was_training = backbone.training; backbone.eval()
+    top, features, weights = 0, None, None                 # the rows not finished yet: top, top + 1, ...
+    try:
+        for i, r in enumerate(row_starts):
+            image = (_working_rows(read_rows, shape, scale, r * PATCH_SIZE, (r + th) * PATCH_SIZE).expand(3, -1, -1) - mean) / std
+            band_f, band_w = None, torch.zeros(th, gw, 1)
+            for first in range(0, len(col_starts), batch_size):
+                batch = col_starts[first:first + batch_size]
+                tiles = torch.stack([image[:, :, c * PATCH_SIZE:(c + tw) * PATCH_SIZE] for c in batch])
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(device, amp)):
+                    patches = backbone_tokens(backbone, tiles.to(device, dtype))[1].float().cpu()
+                if band_f is None: band_f = torch.zeros(th, gw, patches.shape[-1])
+                for c, p in zip(batch, patches):
+                    w = (_blend_weights(r, th, gh, o)[:, None] * _blend_weights(c, tw, gw, o)[None, :])[..., None]
+                    band_f[:, c:c + tw] += w * p; band_w[:, c:c + tw] += w
+            if features is None: features, weights = torch.zeros(0, gw, band_f.shape[-1]), torch.zeros(0, gw, 1)
+            grow = r + th - top - len(features)                # rows this tile row adds below the unfinished ones
+            features, weights = torch.cat([features, features.new_zeros(grow, gw, features.shape[-1])]), torch.cat([weights, weights.new_zeros(grow, gw, 1)])
+            features[r - top:], weights[r - top:] = features[r - top:] + band_f, weights[r - top:] + band_w
+            done = (row_starts[i + 1] if i + 1 < len(row_starts) else gh) - top   # rows no later tile touches
+            yield top, features[:done] / weights[:done]
+            features, weights, top = features[done:], weights[done:], top + done
+    finally: backbone.train(was_training)
+
 def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a bare backbone
                    section, # (H, W) float image in [0, 1], numpy or torch: `load_em_image(path)`, `EMVolume.section(k)`
                    scale:float=1.0, # working scale: the section is downsampled by this factor first (2: half the pixels per side)
@@ -115,29 +189,9 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
                    mean=IMAGENET_MEAN, std=IMAGENET_STD,
                   ) -> torch.Tensor:
     "Patch features `(h, w, D)` of a whole section at the working scale, one per 14-px patch: overlapping tiles (aspect ratio kept), blended so no seams show."
-    check_tiles(tile, overlap)
-    device = default_device() if device is None else torch.device(device)
-    backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
-    image = at_scale(section, scale)
-    gh, gw = image.shape[0] // PATCH_SIZE, image.shape[1] // PATCH_SIZE     # the patch grid, the last row and column padded
-    image = (image.expand(3, -1, -1) - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
-    t, o = tile // PATCH_SIZE, overlap // PATCH_SIZE
-    th, tw = min(t, gh), min(t, gw)
-    boxes = [(r, c) for r in _tile_starts(gh, t, o) for c in _tile_starts(gw, t, o)]
-    dtype = next(backbone.parameters()).dtype
-    was_training = backbone.training; backbone.eval()
-    features = weights = None
-    for first in range(0, len(boxes), batch_size):
-        batch = boxes[first:first + batch_size]
-        tiles = torch.stack([image[:, r * PATCH_SIZE:(r + th) * PATCH_SIZE, c * PATCH_SIZE:(c + tw) * PATCH_SIZE] for r, c in batch])
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_enabled(device, amp)):
-            patches = backbone_tokens(backbone, tiles.to(device, dtype))[1].float().cpu()
-        if features is None: features, weights = torch.zeros(gh, gw, patches.shape[-1]), torch.zeros(gh, gw, 1)
-        for (r, c), p in zip(batch, patches):
-            w = (_blend_weights(r, th, gh, o)[:, None] * _blend_weights(c, tw, gw, o)[None, :])[..., None]
-            features[r:r + th, c:c + tw] += w * p; weights[r:r + th, c:c + tw] += w
-    backbone.train(was_training)
-    return features / weights
+    section = np.asarray(section, np.float32)
+    return torch.cat([rows for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape, scale, tile, overlap,
+                                                             batch_size, device, amp, mean, std)])
 
 # %% ../nbs/09_features.ipynb #a67e35a5
 def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
@@ -147,6 +201,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
                          sections=None, # which of them (indices); None: all
                          scale:float=1.0, tile:int=518, overlap:int=126, # as `dense_features`
                          dtype:str='float16', # stored dtype: float16 halves the disk, float32 keeps every digit
+                         per_pixel:bool=False, # also `pixel_features` (n, H, W, D): `upsample_features`, written a band of rows at a time (H x W x D values per section)
                          batch_size:int=4, device=None, amp:bool|None=None, progress:bool=True,
                         ) -> int:
     "Write `dense_features` of every section to a chunked, compressed Zarr array `(n, h, w, D)` (patch grid, scale, voxel size and source as attributes); an interrupted run resumes. Returns the sections written now."
@@ -156,14 +211,16 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,)) if is_volume(source) else None
     numbers = volume.plane_sections(plane) if volume is not None else range(1)
     first, n = numbers.start, len(numbers)
-    read = (lambda k: volume.section(first + k)) if volume is not None else (lambda k: load_em_image(source))
-    H, W = volume.section_shape(first) if volume is not None else read(0).shape
+    image = load_em_image(source) if volume is None else None
+    H, W = volume.section_shape(first) if volume is not None else image.shape
+    def reader(k):                          # a volume's section is read band by band, only the rows a row of tiles needs
+        return (lambda y0, y1: volume.section(first + k, (y0, 0, y1 - y0, W))) if volume is not None else (lambda y0, y1: image[y0:y1])
     h, w = -(-round(H / scale) // PATCH_SIZE), -(-round(W / scale) // PATCH_SIZE)
     unwrapped = unwrap(backbone); dim = (unwrapped.backbone if isinstance(unwrapped, DINOModel) else unwrapped).embed_dim
     attributes = dict(source=str(source), plane=plane, scale=scale, tile=tile, overlap=overlap, patch_size=PATCH_SIZE, patch_grid=[h, w],
                       section_shape=[H, W], pixel_size_nm=None if volume is None or volume.voxel_size is None else
                       [v * scale for v in dict(xy=volume.voxel_size[1:], xz=volume.voxel_size[::2], yz=volume.voxel_size[:2])[plane]],
-                      voxel_size_nm=None if volume is None else volume.voxel_size)
+                      voxel_size_nm=None if volume is None else volume.voxel_size, per_pixel=per_pixel)
     attributes = json.loads(json.dumps(attributes))           # as stored: lists, not tuples
     out = Path(out)
     if out.exists():
@@ -173,12 +230,17 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     else:
         group = zarr.open_group(str(out), mode='w-')
         group.create_array('features', shape=(n, h, w, dim), chunks=(1, min(h, 64), min(w, 64), dim), dtype=dtype)
+        if per_pixel: group.create_array('pixel_features', shape=(n, H, W, dim), chunks=(1, min(H, 64), min(W, 64), dim), dtype=dtype)
         group.create_array('done', shape=(n,), chunks=(n,), dtype=bool, fill_value=False)
         group.attrs['features_of'] = attributes
     features, done = group['features'], group['done']
     todo = [k for k in (range(n) if sections is None else sections) if not done[k]]
     for k in tqdm(todo, desc=f"sections of {source}", unit='section', disable=not progress):
-        features[k] = dense_features(backbone, read(k), scale, tile, overlap, batch_size, device, amp).numpy().astype(dtype)
+        for row, rows in dense_feature_rows(backbone, reader(k), (H, W), scale, tile, overlap, batch_size, device, amp):
+            features[k, row:row + len(rows)] = rows.numpy().astype(dtype)
+        band = max(1, 2 ** 26 // (W * dim))              # pixel rows per write: about 256 MB of float32 at a time
+        for y in range(0, H, band) if per_pixel else ():
+            group['pixel_features'][k, y:y + band] = _pixel_rows(lambda a, b: features[k, a:b], (h, w), (H, W), scale, y, min(H, y + band)).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
     return len(todo)
 

@@ -13,7 +13,7 @@ from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
 from .features import trained_scale, write_dense_features
 
 # %% auto #0
-__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'config_from_args', 'cli_words', 'error_line',
+__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'config_from_args', 'cli_words', 'error_line',
            'exit_with_error', 'train_cli', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
@@ -32,6 +32,11 @@ def fractions(text:str) -> tuple[float, ...]:
     try: return tuple(float(x) for x in text.split(','))
     except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give numbers separated by commas, e.g. 0.4,1.0") from None
 
+def scale_option(text:str) -> float|str:
+    "--scale as a factor ('2') or a target pixel size ('8nm')."
+    try: return parse_scale(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(str(e).replace('scale=', '')) from None
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
                                 epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
@@ -47,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"{notes.get(f.name, '')} (default: {default})")
         else:
             number = {'int': int, 'float': float}.get(str(f.type).split('|')[0].strip())       # every int|None or float|None field: lr, volume_window, ...
-            kind = fractions if isinstance(default, tuple) else (type(default) if default is not None else number or str)
+            kind = fractions if isinstance(default, tuple) else scale_option if f.name == 'scale' else (type(default) if default is not None else number or str)
             choices = CHOICES.get(f.name)
             metavar = None if choices else ('MIN,MAX' if len(default) == 2 else 'FIRST,OTHERS,LOCAL') if kind is fractions else f.name.upper()
             shown = ','.join(map(str, default)) if kind is fractions else default
@@ -138,7 +143,8 @@ def _features_parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default=None)
     p.add_argument('--on-error', choices=ON_ERROR, default='raise', help="skip: leave out unreadable images (named, counted)")
     dense = p.add_argument_group('dense features (--out *.zarr)')
-    dense.add_argument('--scale', type=float, default=None, help="working scale: sections downsampled by this factor first (2: half resolution); "
+    dense.add_argument('--scale', type=scale_option, default=None, help="working scale: sections downsampled by this factor first (2: half resolution), "
+                       "or a target pixel size (8nm) where the volume's voxel size is known; "
                        "default: the scale the backbone was trained at (stored in the weights file), else 1 (native)")
     dense.add_argument('--tile', type=int, default=518, help="tile side in px at the working scale, a multiple of 14")
     dense.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share (a multiple of 14), blended so no seams show")
@@ -169,7 +175,8 @@ def _write_dense(args, backbone, device):
     trained = trained_scale(args.weights)
     scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the backbone was trained at') if trained is not None
                   else (1.0, 'native: the weights file does not say a training scale'))
-    if not scale > 0: raise ValueError(f"--scale {scale:g} must be positive (2: half resolution).")
+    given, scale = scale, scale_factor(scale, plane_pixel_size(source.voxel_size, args.plane) if isinstance(source, EMVolume) else None, str(source))
+    why += f"; {given} pixels" if isinstance(given, str) else ''
     print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "
           f"tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
     written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, scale=scale, tile=args.tile, overlap=args.overlap,

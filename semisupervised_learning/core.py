@@ -42,7 +42,7 @@ class TrainConfig:
     force_planes:bool = False         # volumes: xz and yz sections even where the voxel size says the data are anisotropic
     volume_window:int|None = None     # volumes: sections larger than this are sampled as windows of this side, chunk by chunk (None: 8 x global_size)
     blank_std:float = 0.01            # crops varying less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
-    scale:float|None = None           # working scale: each sample's crops come from a field of global_size x scale px (2: half resolution), the same on any section; None: fractions of the whole image
+    scale:float|str|None = None       # working scale: each sample's crops come from a field of global_size x scale px (2: half resolution; '8nm': a target pixel size where the voxel size is known), the same on any section; None: fractions of the whole image
     out:str = 'runs/dino'             # run folder: checkpoints/, health.jsonl, pictures, exported backbone
     backbone:str|None = None          # DINOv2 name (see DINOV2_ARCHS); None: the name stored in --weights, else dinov2_vitl14
     pretrained:bool = True            # Meta's weights through torch.hub
@@ -181,8 +181,8 @@ class TrainConfig:
         except ValueError: size = ()
         if self.voxel_size is not None and not (isinstance(size, float) and size > 0 or isinstance(size, tuple) and len(size) == 3 and min(size) > 0):
             raise ValueError(f"voxel_size={self.voxel_size!r}: give the voxel size in nm as one number or as z,y,x (e.g. '50,4,4').")
-        if self.scale is not None and not self.scale > 0: raise ValueError(f"scale={self.scale} must be positive (2: crops at half resolution), or None.")
-        field = round(self.global_size * (self.scale or 1))
+        self.scale = parse_scale(self.scale)      # 2.0, or '8nm' (its factor comes from the data's pixel size)
+        field = round(self.global_size * (self.scale if isinstance(self.scale, float) else 1))
         if self.volume_window is not None and self.volume_window < field:
             raise ValueError(f"volume_window={self.volume_window} is smaller than a global crop's field of view ({field} px): give at least {field}.")
         if not self.blank_std >= 0: raise ValueError(f"blank_std={self.blank_std} must not be negative (0: keep blank crops).")
@@ -246,10 +246,12 @@ def describe_volume(volume:EMVolume, window:int) -> str:
             + (f"intensities {low:g} to {high:g} map to 0 to 1 in every section (percentiles of the whole volume); " if low is not None else '')
             + f"{len(volume)} sections from planes {', '.join(volume.planes)}; crops from windows of at most {window} px.")
 
-def build_validation(config:TrainConfig, device, items:list) -> ValidationProbe:
+def build_validation(config:TrainConfig, device, items:list,
+                     scale:float|None=None, # the run's working scale as a factor (`MultiCropDataset.scale`): labelled sections are probed whole at it
+                    ) -> ValidationProbe:
     "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training sections (`items`)."
     if config.val_images:                    # with a working scale: whole sections at it, as users will get their features
-        return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size, scale=config.scale), device=device)
+        return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size, scale=scale), device=device)
     sections = EMImageDataset(items, size=config.global_size, on_error=config.on_error)
     with warnings.catch_warnings():          # large sections shrink to global_size here: fine for these signals, no advice needed
         warnings.simplefilter('ignore')
@@ -332,7 +334,8 @@ def train(config:TrainConfig,
               + f" from {describe_images(data)}; {config.backbone_name}: {describe_adaptation(config, optimizer)}; {config.epochs} epochs, "
               f"global batch {config.batch_size * world_size} on {world_size} process(es), lr {lr:.3g}; {device}, "
               f"{'bf16 autocast' if bf16 else 'float32'}; {crops_note}")
-        print(f"Crops at scale {config.scale:g}: each sample from a {dataset.field_size} px field of view, global crops {config.global_scale[0]:.0%}-"
+        in_nm = f" ({config.scale} pixels: {dataset.scale:g} x the data's)" if isinstance(config.scale, str) else ''
+        print(f"Crops at scale {dataset.scale:g}{in_nm}: each sample from a {dataset.field_size} px field of view, global crops {config.global_scale[0]:.0%}-"
               f"{config.global_scale[1]:.0%} of its area resized to {config.global_size} px." if config.scale is not None else
               f"Crops as fractions of each whole image (global crops {config.global_scale[0]:.0%}-{config.global_scale[1]:.0%} of its area, resized to "
               f"{config.global_size} px); give scale for the same field of view on sections of any size.")
@@ -342,7 +345,7 @@ def train(config:TrainConfig,
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
     start_state = {k: v.detach().to('cpu', copy=True) for k, v in backbone_state_dict(teacher.backbone).items()} if rank == 0 else {}
-    validation = build_validation(config, device, dataset.items) if rank == 0 else None
+    validation = build_validation(config, device, dataset.items, dataset.scale) if rank == 0 else None
     validate_every = config.val_every or max(1, config.epochs // 10)
     if rank == 0 and not config.val_images:
         print("No validation set: whether the backbone gets better is not measured (label-free signals only, in health.jsonl). A few "

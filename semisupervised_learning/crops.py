@@ -14,8 +14,9 @@ from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageE
                                           em_sections, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
-__all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'MultiCropDataset', 'show_crops', 'ResumableBatchSampler',
-           'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop', 'GPUCropLoader']
+__all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'scale_factor', 'MultiCropDataset',
+           'show_crops', 'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop',
+           'GPUCropLoader']
 
 # %% ../nbs/02_crops.ipynb #3913fda0
 def crop_box(H:int, W:int, # image height and width in pixels
@@ -45,6 +46,46 @@ def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
 # %% ../nbs/02_crops.ipynb #179346df
 BLANK_REDRAWS = 10        # a blank crop is drawn again up to this many times; a section blank everywhere keeps the last one
 
+def parse_scale(value) -> float|str|None:
+    "A working scale as given: a factor (2 or '2': half resolution) or a target pixel size ('8nm', the same field on data of any resolution); None stays None."
+    if value is None: return None
+    text = str(value).strip().lower().replace(' ', '')
+    try:
+        number = float(text[:-2] if text.endswith('nm') else text)
+        if number > 0: return f"{number:g}nm" if text.endswith('nm') else number
+    except ValueError: pass
+    raise ValueError(f"scale={value!r}: give a positive factor (2: half resolution, 1: native) or a target pixel size in nm, e.g. '8nm'.")
+
+def plane_pixel_size(voxel_size, # (z, y, x) in nm, or None
+                     plane:str='xy') -> float|None:
+    "Pixel size (nm) of a volume's sections in one plane: the mean of the plane's two axes; None where the voxel size is unknown."
+    if voxel_size is None: return None
+    return float(np.mean([voxel_size[i] for i in dict(xy=(1, 2), xz=(0, 2), yz=(0, 1))[plane]]))
+
+def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
+                 pixel_size:float|None, # the data's pixel size in nm (`plane_pixel_size`)
+                 what:str='the data') -> float|None:
+    "The downsampling factor of a working scale: a factor as it is; a target pixel size divided by the data's, which must be known."
+    scale = parse_scale(scale)
+    if not isinstance(scale, str): return scale
+    if pixel_size is None:
+        raise ValueError(f"scale={scale!r} needs the pixel size of {what}, which is not known (no voxel size in its metadata): give a factor "
+                         "(2: half resolution), or for a volume voxel_size='z,y,x' in nm.")
+    return float(scale[:-2]) / pixel_size
+
+def _items_scale(scale, items:list, planes) -> float|None:
+    "The factor of `scale` for a dataset's items: a target pixel size needs volumes whose pixel sizes are known, and one pixel size among them."
+    if not isinstance(parse_scale(scale), str): return parse_scale(scale)
+    sizes = {}                               # per source (a volume's sections share it): its name and pixel sizes
+    for source, _ in items:
+        if id(source) not in sizes: sizes[id(source)] = (source.name if isinstance(source, EMVolume) else str(source),
+                                                         {plane_pixel_size(source.voxel_size, p) if isinstance(source, EMVolume) else None for p in planes})
+    if unknown := [w for w, v in sizes.values() if None in v]: return scale_factor(scale, None, unknown[0])
+    if len(found := set().union(*(v for _, v in sizes.values()))) > 1:
+        raise ValueError(f"scale={scale!r}: the data have pixels of {', '.join(f'{v:g}' for v in sorted(found))} nm ({', '.join(dict.fromkeys(w for w, _ in sizes.values()))}): "
+                         "one run takes one pixel size; train them separately, or give a factor.")
+    return scale_factor(scale, found.pop())
+
 class MultiCropDataset(Dataset):
     "EM images and volume sections as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."
     epoch_items = True      # an item may be (epoch, index): the loader can run on into the next epoch
@@ -66,7 +107,7 @@ class MultiCropDataset(Dataset):
                  planes=('xy',), voxel_size=None, force_planes:bool=False, # volumes' section planes and voxel size (see `EMVolume`)
                  volume_window:int|None=None, # volume sections larger than this are sampled as random windows of this side, read chunk by chunk; None: MAX_SHRINK x global_size
                  blank_std:float=0.01, # crops whose intensities vary less than this (resin, padding: std in [0, 1] units) are drawn again and counted; 0: never
-                 scale:float|None=None, # working scale: a sample's crops come from a field of view of global_size x scale px (2: crops at half resolution); None: from the whole image
+                 scale:float|str|None=None, # working scale: a sample's crops come from a field of view of global_size x scale px (2: crops at half resolution; '8nm': a target pixel size, for volumes whose voxel size is known); None: from the whole image
                 ):
         self.config = {k: v for k, v in locals().items() if k not in ('self', 'root_or_paths', '__class__')}
         self.__dict__.update(self.config)   # every setting is an attribute, and `config` goes into checkpoints
@@ -76,14 +117,14 @@ class MultiCropDataset(Dataset):
             raise ValueError(f"dtype={dtype!r}: the crops need a floating-point torch dtype, e.g. torch.float32 or torch.bfloat16.")
         for name, size in [('global_size', global_size), ('local_size', local_size)]:
             if size % PATCH_SIZE: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size {PATCH_SIZE}; the border is cut off.")
-        if scale is not None and not scale > 0: raise ValueError(f"scale={scale} must be a positive number (2: crops at half resolution), or None.")
+        self.items = em_sections(root_or_paths, planes, voxel_size, force_planes, on_error)
+        if not self.items: raise EMImageError(f"None of the files in {root_or_paths} could be read as images.")
+        self.scale = scale = _items_scale(scale, self.items, planes)    # a factor ('8nm' on 4 nm pixels: 2); `config` keeps what was given
         self.field_size = None if scale is None else round(global_size * scale)     # the field of view's side in source pixels
         if volume_window is None: self.volume_window = self.field_size or MAX_SHRINK * global_size
         elif scale is not None and volume_window < self.field_size:
             raise ValueError(f"volume_window={volume_window} is smaller than the field of view at scale={scale:g} ({self.field_size} px = "
                              f"global_size {global_size} x {scale:g}): give at least {self.field_size}, or leave it out.")
-        self.items = em_sections(root_or_paths, planes, voxel_size, force_planes, on_error)
-        if not self.items: raise EMImageError(f"None of the files in {root_or_paths} could be read as images.")
         self._mean, self._std = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()   # seen by every worker process
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()

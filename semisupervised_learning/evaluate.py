@@ -259,6 +259,9 @@ def probe_cli(argv=None):
             trained = next((t for t in (trained_scale(s) for s in args.backbones if Path(str(s)).is_file()) if t is not None), None)
             args.scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the first backbone file was trained at')
                                if trained is not None else (1.0, 'native: no backbone file says a training scale'))
+            if isinstance(args.scale, str):          # a pixel size in nm: images in a folder do not say theirs
+                raise ValueError(f"The backbone was trained at {args.scale} pixels; these images do not say their pixel size: give --scale FACTOR "
+                                 f"({args.scale[:-2]} divided by your images' pixel size in nm).")
         data = load_labelled(args.images, args.masks, size=args.size or 448, scale=args.scale)
         if not 0 < args.n_train < len(data):
             raise ValueError(f"--n-train {args.n_train} leaves no training or no held-out image among the {len(data)} labelled images: give 1 to {len(data) - 1}.")

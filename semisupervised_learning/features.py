@@ -9,6 +9,7 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import amp_enabled, default_device, unwrap
 from .data import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMVolume, is_volume, load_em_image
+from .crops import parse_scale, plane_pixel_size, scale_factor
 from .model import DINOModel, backbone_tokens
 from .checkpoints import atomic_save
 
@@ -199,7 +200,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
                          out, # 'features.zarr': a new Zarr group, or one this function began writing (it resumes)
                          plane:str='xy', # a volume's sections to write: 'xy', 'xz' or 'yz'
                          sections=None, # which of them (indices); None: all
-                         scale:float=1.0, tile:int=518, overlap:int=126, # as `dense_features`
+                         scale:float|str=1.0, tile:int=518, overlap:int=126, # as `dense_features`; the scale may be a target pixel size ('8nm') where the volume's voxel size is known
                          dtype:str='float16', # stored dtype: float16 halves the disk, float32 keeps every digit
                          per_pixel:bool=False, # also `pixel_features` (n, H, W, D): `upsample_features`, written a band of rows at a time (H x W x D values per section)
                          batch_size:int=4, device=None, amp:bool|None=None, progress:bool=True,
@@ -211,6 +212,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,)) if is_volume(source) else None
     numbers = volume.plane_sections(plane) if volume is not None else range(1)
     first, n = numbers.start, len(numbers)
+    scale = scale_factor(scale, None if volume is None else plane_pixel_size(volume.voxel_size, plane), str(source))
     image = load_em_image(source) if volume is None else None
     H, W = volume.section_shape(first) if volume is not None else image.shape
     def reader(k):                          # a volume's section is read band by band, only the rows a row of tiles needs
@@ -245,12 +247,11 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     return len(todo)
 
 def trained_scale(weights, # an exported backbone (`export_backbone`) or a training checkpoint
-                 ) -> float|None:
+                 ) -> float|str|None:
     "The working scale (`MultiCropDataset(scale=)`) a backbone was trained at, from its weights file's config; None where the file does not say."
     try: saved = torch.load(weights, map_location='cpu', weights_only=True, mmap=True)
     except Exception: return None             # not a file of this library: `load_dinov2` says what it is
-    scale = (saved.get('config') or {}).get('scale') if isinstance(saved, dict) else None
-    return None if scale is None else float(scale)
+    return parse_scale((saved.get('config') or {}).get('scale') if isinstance(saved, dict) else None)   # a factor, or a pixel size ('8nm')
 
 # %% ../nbs/09_features.ipynb #7ab121a1
 def plot_loss_history(loss_history, save_path=None,

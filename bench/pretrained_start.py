@@ -81,11 +81,11 @@ def adapt(start:Path, mode:str, gram_weight:float, out:Path, quick:bool, overrid
     result = core.train(config)
     return dict(backbone=result['outputs']['backbone'], train_s=time.time() - t0, out=str(out))
 
-def probe_sets(backbones:dict, sets:list, quick:bool) -> dict:
-    "Rows of `compare_backbones` per labelled set: gaps to the first backbone (the start) with their paired spreads."
+def probe_sets(backbones:dict, sets:list, quick:bool, scale:float|None=None) -> dict:
+    "Rows of `compare_backbones` per labelled set (resized, or whole sections at `scale`): gaps to the first backbone (the start) with their paired spreads."
     settings, out = QUICK_PROBE if quick else PROBE, {}
     for name, images, masks in sets:
-        data = load_labelled(images, masks, size=settings['size'])
+        data = load_labelled(images, masks, size=settings['size'], scale=scale)
         comparison = compare_backbones(backbones, data[:settings['n_train']], data[settings['n_train']:], device='cpu', progress=False,
                                        n_show=0, seeds=settings['seeds'], n_bootstrap=settings['n_bootstrap'])
         out[name] = {r['backbone']: r for r in comparison['rows']}
@@ -134,6 +134,8 @@ def main(argv=None):
                    help="override one TrainConfig field of the adaptation runs (repeatable), e.g. --set dino_weight=0")
     p.add_argument('--validate', action='store_true', help="validate during adaptation on the first target set (224 px, every 10 epochs): "
                    "records the IoU and the label-free signals along each run in its health.jsonl")
+    p.add_argument('--probe-scale', type=float, default=None, help="probe whole sections at this working scale by blended tiles (1: native), "
+                   "as ssl-dino-features extracts them, instead of resizing them to 448 px")
     p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
     args = p.parse_args(argv)
     out = args.out or (Path(tempfile.mkdtemp(prefix='pretrained-start-')) if args.quick else ROOT / 'runs' / f"pretrained-start-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -157,10 +159,11 @@ def main(argv=None):
             log(f"\n######## adapting {start} with {label}")
             runs[label] = dict(mode=mode, gram_weight=gram, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'), args.quick, overrides))
     backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
-    scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick)
+    scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick, args.probe_scale)
     target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
     log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {overrides.get('lr', ADAPT['lr']):g}, {overrides.get('epochs', QUICK['epochs'] if args.quick else ADAPT['epochs'])} epochs{''.join(f', {k}={v}' for k, v in args.set)}); CPU {torch.get_num_threads()} threads, "
-        f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; whole study {(time.time() - t0) / 60:.1f} min")
+        f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; probe {f'whole sections at scale {args.probe_scale:g}' if args.probe_scale else 'resized'}; "
+        f"whole study {(time.time() - t0) / 60:.1f} min")
     log(table(runs, scores, target, source))
     if args.validate: log(signals_vs_iou([run['out'] for run in runs.values()]))
     log("each cell: mean IoU of the adapted backbone minus the start's on the same held-out sections, ± the spread of that gap "

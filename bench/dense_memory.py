@@ -8,7 +8,7 @@ tile row (tile x SIZE px), not the section (SIZE^2 x 4 bytes as float32) nor the
     python bench/dense_memory.py --size 8192 --backbone dinov2_vits14
 """
 from __future__ import annotations
-import argparse, re, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +24,17 @@ def main():
     p.add_argument('--backbone', default='dinov2_tiny14'); p.add_argument('--tile', type=int, default=518)
     p.add_argument('--out', type=Path, default=None, help='work folder (default: a temporary one)')
     args = p.parse_args()
+    if args.size % 512: p.error(f"--size {args.size}: give a multiple of 512 (the section is a synthetic 512-px tile repeated)")
+    if not shutil.which('/usr/bin/time'): p.error("/usr/bin/time (GNU time) measures the peak memory: install it (Debian: apt install time)")
     work = args.out or Path(tempfile.mkdtemp(prefix='dense-memory-'))
     section = np.tile(make_synthetic_em(1, 512, seed=1)[0], (args.size // 512, args.size // 512))[None]
     volume = write_volume(work / 'section.zarr', section, voxel_size=(50, 4, 4), chunks=(1, 512, 512))
     del section
     weights = export_backbone(load_dinov2(args.backbone, pretrained=False), work / 'backbone.pth')
-    command = ['/usr/bin/time', '-v', 'ssl-dino-features', str(weights), volume, '--out', str(work / 'features.zarr'), '--device', 'cpu',
-               '--tile', str(args.tile), '--no-progress']
+    command = ['/usr/bin/time', '-v', sys.executable, '-c', 'import sys; from semisupervised_learning.cli import features_cli; features_cli(sys.argv[1:])',
+               str(weights), volume, '--out', str(work / 'features.zarr'), '--device', 'cpu', '--tile', str(args.tile), '--no-progress']
     start = time.perf_counter()
-    run = subprocess.run(command, capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, 'PYTHONPATH': str(ROOT)})   # this checkout's code, installed or not
     seconds = time.perf_counter() - start
     if run.returncode: sys.exit(run.stderr[-3000:])
     peak = int(re.search(r'Maximum resident set size \(kbytes\): (\d+)', run.stderr).group(1)) / 1024

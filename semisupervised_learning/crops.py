@@ -52,7 +52,7 @@ def parse_scale(value) -> float|str|None:
     text = str(value).strip().lower().replace(' ', '')
     try:
         number = float(text[:-2] if text.endswith('nm') else text)
-        if number > 0: return f"{number:g}nm" if text.endswith('nm') else number
+        if 0 < number < math.inf: return f"{number:g}nm" if text.endswith('nm') else number
     except ValueError: pass
     raise ValueError(f"scale={value!r}: give a positive factor (2: half resolution, 1: native) or a target pixel size in nm, e.g. '8nm'.")
 
@@ -73,13 +73,16 @@ def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
                          "(2: half resolution), or for a volume voxel_size='z,y,x' in nm.")
     return float(scale[:-2]) / pixel_size
 
-def _items_scale(scale, items:list, planes) -> float|None:
-    "The factor of `scale` for a dataset's items: a target pixel size needs volumes whose pixel sizes are known, and one pixel size among them."
+def _items_scale(scale, items:list, planes,
+                 voxel_size=None, # the voxel size given for the data (one number or z, y, x in nm): images and TIFF pages have no other
+                ) -> float|None:
+    "The factor of `scale` for a dataset's items: a target pixel size needs pixel sizes that are known (volume metadata or `voxel_size`), and one among them."
     if not isinstance(parse_scale(scale), str): return parse_scale(scale)
+    given = None if voxel_size is None else (float(voxel_size),) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)
     sizes = {}                               # per source (a volume's sections share it): its name and pixel sizes
     for source, _ in items:
         if id(source) not in sizes: sizes[id(source)] = (source.name if isinstance(source, EMVolume) else str(source),
-                                                         {plane_pixel_size(source.voxel_size, p) if isinstance(source, EMVolume) else None for p in planes})
+                                                         {plane_pixel_size(source.voxel_size if isinstance(source, EMVolume) else given, p) for p in planes})
     if unknown := [w for w, v in sizes.values() if None in v]: return scale_factor(scale, None, unknown[0])
     if len(found := set().union(*(v for _, v in sizes.values()))) > 1:
         raise ValueError(f"scale={scale!r}: the data have pixels of {', '.join(f'{v:g}' for v in sorted(found))} nm ({', '.join(dict.fromkeys(w for w, _ in sizes.values()))}): "
@@ -119,7 +122,7 @@ class MultiCropDataset(Dataset):
             if size % PATCH_SIZE: warnings.warn(f"{name}={size} is not a multiple of the DINOv2 patch size {PATCH_SIZE}; the border is cut off.")
         self.items = em_sections(root_or_paths, planes, voxel_size, force_planes, on_error)
         if not self.items: raise EMImageError(f"None of the files in {root_or_paths} could be read as images.")
-        self.scale = scale = _items_scale(scale, self.items, planes)    # a factor ('8nm' on 4 nm pixels: 2); `config` keeps what was given
+        self.scale = scale = _items_scale(scale, self.items, planes, voxel_size)    # a factor ('8nm' on 4 nm pixels: 2); `config` keeps what was given
         self.field_size = None if scale is None else round(global_size * scale)     # the field of view's side in source pixels
         if volume_window is None: self.volume_window = self.field_size or MAX_SHRINK * global_size
         elif scale is not None and volume_window < self.field_size:

@@ -217,12 +217,12 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     H, W = volume.section_shape(first) if volume is not None else image.shape
     def reader(k):                          # a volume's section is read band by band, only the rows a row of tiles needs
         return (lambda y0, y1: volume.section(first + k, (y0, 0, y1 - y0, W))) if volume is not None else (lambda y0, y1: image[y0:y1])
-    h, w = -(-round(H / scale) // PATCH_SIZE), -(-round(W / scale) // PATCH_SIZE)
+    h, w = (-(-max(1, round(n / scale)) // PATCH_SIZE) for n in (H, W))         # as `dense_feature_rows`: at least one patch
     unwrapped = unwrap(backbone); dim = (unwrapped.backbone if isinstance(unwrapped, DINOModel) else unwrapped).embed_dim
     attributes = dict(source=str(source), plane=plane, scale=scale, tile=tile, overlap=overlap, patch_size=PATCH_SIZE, patch_grid=[h, w],
                       section_shape=[H, W], pixel_size_nm=None if volume is None or volume.voxel_size is None else
                       [v * scale for v in dict(xy=volume.voxel_size[1:], xz=volume.voxel_size[::2], yz=volume.voxel_size[:2])[plane]],
-                      voxel_size_nm=None if volume is None else volume.voxel_size, per_pixel=per_pixel)
+                      voxel_size_nm=None if volume is None else volume.voxel_size, **({'per_pixel': True} if per_pixel else {}))   # outputs without per-pixel features resume as before
     attributes = json.loads(json.dumps(attributes))           # as stored: lists, not tuples
     out = Path(out)
     if out.exists():

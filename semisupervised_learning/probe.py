@@ -100,7 +100,9 @@ def load_labelled(images, masks, # folders (or lists) of EM images and of their 
                   scale:float|None=None, # keep the sections as they are; features at this working scale by tiles (1: native), not resized
                  ) -> LabelledImages:
     "EM images and their masks, checked: same sizes, few distinct labels."
-    if scale is not None and not scale > 0: raise ValueError(f"scale={scale} must be positive (1: native resolution, 2: half), or None (resized to size).")
+    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
+        raise ValueError(f"scale={scale!r}: give a positive factor (1: native resolution, 2: half; images in folders do not say their pixel size, "
+                         "so not a size in nm), or None (resized to size).")
     pairs = pair_images_masks(images, masks)
     dataset = EMImageDataset([image for image, _ in pairs], size=size)
     if len(dataset) != len(pairs): raise ValueError("Multi-page TIFF stacks cannot be paired with masks: save one image per page.")

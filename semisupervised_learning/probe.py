@@ -165,6 +165,7 @@ def fit_dense_probe(patches:torch.Tensor|list, # (N, h, w, D) patch tokens of th
                     masks:list, # N (H, W) class-index tensors at any resolution
                     n_classes:int,
                     upsample:int=4, # the loss is computed on a grid `upsample` times finer than the patches
+                    max_rows:int=2**18, # loss-grid cells per section at most: a large whole section gets a less fine grid, so memory stays bounded
                     weight_decay:float=1e-4, # L2 penalty on the weights
                     balanced:bool=False, # weight classes by inverse frequency (helps rare classes, costs the common ones)
                     max_iter:int=30, # L-BFGS iterations (the problem is convex: a few dozen suffice)
@@ -181,7 +182,8 @@ def fit_dense_probe(patches:torch.Tensor|list, # (N, h, w, D) patch tokens of th
         probe = DenseLinearProbe(flat.mean(0), flat.std(0) + 1e-6, n_classes).to(device)
     xs, ys = [], []
     for p, m in zip(patches, masks):
-        grid = (p.shape[0] * upsample, p.shape[1] * upsample)
+        up = max(1, min(upsample, math.isqrt(max_rows // (p.shape[0] * p.shape[1]))))   # 4096² px at 14 px: 293² patches, 1x
+        grid = (p.shape[0] * up, p.shape[1] * up)
         x = F.interpolate(probe.standardize(p)[None].permute(0, 3, 1, 2), size=grid, mode='bilinear', align_corners=False)
         xs.append(x[0].permute(1, 2, 0).reshape(-1, p.shape[-1]))
         target = F.one_hot(m.to(device), n_classes).permute(2, 0, 1)[None].float()

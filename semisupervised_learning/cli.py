@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from .core import *
 from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
-from .features import trained_scale, write_dense_features
+from .features import choose_scale, write_dense_features
 
 # %% auto #0
 __all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'config_from_args', 'cli_words', 'error_line',
@@ -172,9 +172,7 @@ def _write_dense(args, backbone, device):
     "`--out *.zarr`: `write_dense_features` of every section of one plane, at the given scale, the trained one, or native."
     import zarr
     source = _dense_source(args.data, args)
-    trained = trained_scale(args.weights)
-    scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the backbone was trained at') if trained is not None
-                  else (1.0, 'native: the weights file does not say a training scale'))
+    scale, why = choose_scale(args.scale, [args.weights])
     given, scale = scale, scale_factor(scale, plane_pixel_size(source.voxel_size, args.plane) if isinstance(source, EMVolume) else None, str(source))
     why += f"; {given} pixels" if isinstance(given, str) else ''
     print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "

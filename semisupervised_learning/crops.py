@@ -14,9 +14,9 @@ from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageE
                                           em_sections, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
-__all__ = ['BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'scale_factor', 'MultiCropDataset',
-           'show_crops', 'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop',
-           'GPUCropLoader']
+__all__ = ['BLANK_REDRAWS', 'PLANE_AXES', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'scale_factor',
+           'MultiCropDataset', 'show_crops', 'ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader',
+           'ViewChoices', 'GPUMultiCrop', 'GPUCropLoader']
 
 # %% ../nbs/02_crops.ipynb #3913fda0
 def crop_box(H:int, W:int, # image height and width in pixels
@@ -56,11 +56,13 @@ def parse_scale(value) -> float|str|None:
     except ValueError: pass
     raise ValueError(f"scale={value!r}: give a positive factor (2: half resolution, 1: native) or a target pixel size in nm, e.g. '8nm'.")
 
+PLANE_AXES = dict(xy=(1, 2), xz=(0, 2), yz=(0, 1))    # the (z, y, x) axes that a plane's sections have as rows and columns
+
 def plane_pixel_size(voxel_size, # (z, y, x) in nm, or None
                      plane:str='xy') -> float|None:
     "Pixel size (nm) of a volume's sections in one plane: the mean of the plane's two axes; None where the voxel size is unknown."
     if voxel_size is None: return None
-    return float(np.mean([voxel_size[i] for i in dict(xy=(1, 2), xz=(0, 2), yz=(0, 1))[plane]]))
+    return float(np.mean([voxel_size[i] for i in PLANE_AXES[plane]]))
 
 def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
                  pixel_size:float|None, # the data's pixel size in nm (`plane_pixel_size`)
@@ -77,7 +79,8 @@ def _items_scale(scale, items:list, planes,
                  voxel_size=None, # the voxel size given for the data (one number or z, y, x in nm): images and TIFF pages have no other
                 ) -> float|None:
     "The factor of `scale` for a dataset's items: a target pixel size needs pixel sizes that are known (volume metadata or `voxel_size`), and one among them."
-    if not isinstance(parse_scale(scale), str): return parse_scale(scale)
+    scale = parse_scale(scale)
+    if not isinstance(scale, str): return scale
     given = None if voxel_size is None else (float(voxel_size),) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)
     sizes = {}                               # per source (a volume's sections share it): its name and pixel sizes
     for source, _ in items:

@@ -12,8 +12,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 import tifffile
 from tqdm.auto import tqdm
-from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, default_device, extract_features, load_dinov2, pca_rgb,
-                                          trained_scale, unwrap)
+from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, choose_scale, default_device, extract_features, load_dinov2,
+                                          pca_rgb, unwrap)
 from .probe import *
 from . import probe
 from .cli import exit_with_error
@@ -53,7 +53,7 @@ def filter_bank_features(images, # (N, 3, H, W) images as the backbones get them
         h, w = image.shape[0] // patch_size, image.shape[1] // patch_size
         r = filter_responses(image, sigmas)[:h * patch_size, :w * patch_size].reshape(h, patch_size, w, patch_size, -1)
         features.append(torch.from_numpy(np.concatenate([r.mean((1, 3)), r.std((1, 3))], -1)).float())
-    return torch.stack(features) if len({f.shape for f in features}) == 1 else features
+    return probe._stacked(features)
 
 # %% ../nbs/14_evaluate.ipynb #0146fe7a
 def cls_probe(backbone:nn.Module, train_images:torch.Tensor, train_labels, # (N, 3, H, W) normalised images and N labels
@@ -112,7 +112,7 @@ def backbone_labels(specs:list) -> list[tuple[str, int]]:
 def _joint_pca(patches) -> list|np.ndarray:
     "`pca_rgb` of several sections' patch features together (one set of colours), sections of different sizes included."
     if torch.is_tensor(patches): return pca_rgb(patches)
-    rgb, first = pca_rgb(torch.cat([p.reshape(-1, p.shape[-1]) for p in patches])[None, None])[0, 0], 0
+    rgb, first = pca_rgb(probe._rows(patches)[None, None])[0, 0], 0
     out = []
     for p in patches: out.append(rgb[first:first + p.shape[0] * p.shape[1]].reshape(*p.shape[:2], 3)); first += p.shape[0] * p.shape[1]
     return out
@@ -263,9 +263,7 @@ def probe_cli(argv=None):
         if args.seeds < 1 or args.bootstrap < 0: raise ValueError(f"--seeds {args.seeds} and --bootstrap {args.bootstrap}: give at least 1 seed and 0 or more resamples.")
         if args.size is not None and args.scale is not None: raise ValueError(f"--size {args.size} and --scale {args.scale:g}: give one of them.")
         if args.size is None:
-            trained = next((t for t in (trained_scale(s) for s in args.backbones if Path(str(s)).is_file()) if t is not None), None)
-            args.scale, why = ((args.scale, 'given') if args.scale is not None else (trained, 'the scale the first backbone file was trained at')
-                               if trained is not None else (1.0, 'native: no backbone file says a training scale'))
+            args.scale, why = choose_scale(args.scale, [s for s in args.backbones if Path(str(s)).is_file()])
             if isinstance(args.scale, str):          # a pixel size in nm: images in a folder do not say theirs
                 raise ValueError(f"The backbone was trained at {args.scale} pixels; these images do not say their pixel size: give --scale FACTOR "
                                  f"({args.scale[:-2]} divided by your images' pixel size in nm).")

@@ -9,14 +9,15 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import amp_enabled, default_device, unwrap
 from .data import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMVolume, is_volume, load_em_image
-from .crops import parse_scale, plane_pixel_size, scale_factor
+from .crops import PLANE_AXES, parse_scale, plane_pixel_size, scale_factor
 from .model import DINOModel, backbone_tokens
 from .checkpoints import atomic_save
 
 # %% auto #0
 __all__ = ['extract_features', 'save_features', 'load_features', 'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles',
-           'dense_feature_rows', 'dense_features', 'write_dense_features', 'trained_scale', 'plot_loss_history',
-           'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
+           'dense_feature_rows', 'dense_features', 'write_dense_features', 'trained_scale', 'choose_scale',
+           'plot_loss_history', 'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure',
+           'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -85,11 +86,15 @@ def _row_weights(n_in:int, n_out:int, rows:range) -> tuple[int, torch.Tensor]:
     w = (1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0) * ((j[None] >= lo[:, None]) & (j[None] < hi[:, None]))
     return first, (w / w.sum(1, keepdim=True)).float()
 
+def _working_size(shape, scale:float) -> tuple[int, int]:
+    "A section's (H, W) in pixels at the working scale: downsampled by `scale`, at least one pixel."
+    return tuple(max(1, round(n / scale)) for n in shape)
+
 def _working_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1 (all columns) as float32 in [0, 1]
                   shape, scale:float, first:int, last:int) -> torch.Tensor:
     "Rows `first` to `last` of the section at the working scale, padded to whole patches (the last row and column repeated): as `at_scale` gives them, reading only the rows they need."
     H, W = shape
-    Hs, Ws = (H, W) if scale == 1 else (max(1, round(H / scale)), max(1, round(W / scale)))
+    Hs, Ws = _working_size(shape, scale)
     end = min(last, Hs)
     if scale == 1: rows = torch.as_tensor(np.asarray(read_rows(first, end), np.float32))
     else:                                   # rows: the antialiasing weights over the source rows they need; columns: F.interpolate
@@ -103,14 +108,14 @@ def at_scale(section, # (H, W) float image in [0, 1], numpy or torch
             ) -> torch.Tensor:
     "The section as the backbone sees it at the working scale: downsampled (antialiased), then padded to whole 14-px patches by repeating its last row and column."
     section = np.asarray(section, np.float32)
-    height = section.shape[0] if scale == 1 else max(1, round(section.shape[0] / scale))
+    height = _working_size(section.shape, scale)[0]
     return _working_rows(lambda y0, y1: section[y0:y1], section.shape, scale, 0, -(-height // PATCH_SIZE) * PATCH_SIZE)
 
 def pixel_extent(shape, # (H, W) of the section in its own pixels
                  grid, # (h, w) patch grid of its features at `scale`
                  scale:float=1.0) -> tuple[int, int]:
     "How many of the section's pixels the patch grid spans, its padding included: upsample features to this, then crop to `shape`."
-    return tuple(round(g * PATCH_SIZE * n / max(1, round(n / scale))) for g, n in zip(grid, shape))
+    return tuple(round(g * PATCH_SIZE * n / s) for g, n, s in zip(grid, shape, _working_size(shape, scale)))
 
 def upsample_features(features:torch.Tensor, # (h, w, D) patch features of a section (`dense_features`)
                       shape, # (H, W): the section's size in pixels
@@ -148,8 +153,7 @@ def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) 
     check_tiles(tile, overlap)
     device = default_device() if device is None else torch.device(device)
     backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
-    H, W = shape
-    Hs, Ws = (H, W) if scale == 1 else (max(1, round(H / scale)), max(1, round(W / scale)))
+    Hs, Ws = _working_size(shape, scale)
     gh, gw = -(-Hs // PATCH_SIZE), -(-Ws // PATCH_SIZE)               # the patch grid, the last row and column padded
     t, o = tile // PATCH_SIZE, overlap // PATCH_SIZE
     th, tw = min(t, gh), min(t, gw)
@@ -217,11 +221,11 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     H, W = volume.section_shape(first) if volume is not None else image.shape
     def reader(k):                          # a volume's section is read band by band, only the rows a row of tiles needs
         return (lambda y0, y1: volume.section(first + k, (y0, 0, y1 - y0, W))) if volume is not None else (lambda y0, y1: image[y0:y1])
-    h, w = (-(-max(1, round(n / scale)) // PATCH_SIZE) for n in (H, W))         # as `dense_feature_rows`: at least one patch
+    h, w = (-(-n // PATCH_SIZE) for n in _working_size((H, W), scale))         # the patch grid, as `dense_feature_rows`
     unwrapped = unwrap(backbone); dim = (unwrapped.backbone if isinstance(unwrapped, DINOModel) else unwrapped).embed_dim
     attributes = dict(source=str(source), plane=plane, scale=scale, tile=tile, overlap=overlap, patch_size=PATCH_SIZE, patch_grid=[h, w],
                       section_shape=[H, W], pixel_size_nm=None if volume is None or volume.voxel_size is None else
-                      [v * scale for v in dict(xy=volume.voxel_size[1:], xz=volume.voxel_size[::2], yz=volume.voxel_size[:2])[plane]],
+                      [volume.voxel_size[i] * scale for i in PLANE_AXES[plane]],
                       voxel_size_nm=None if volume is None else volume.voxel_size, **({'per_pixel': True} if per_pixel else {}))   # outputs without per-pixel features resume as before
     attributes = json.loads(json.dumps(attributes))           # as stored: lists, not tuples
     out = Path(out)
@@ -252,6 +256,14 @@ def trained_scale(weights, # an exported backbone (`export_backbone`) or a train
     try: saved = torch.load(weights, map_location='cpu', weights_only=True, mmap=True)
     except Exception: return None             # not a file of this library: `load_dinov2` says what it is
     return parse_scale((saved.get('config') or {}).get('scale') if isinstance(saved, dict) else None)   # a factor, or a pixel size ('8nm')
+
+def choose_scale(given, # the scale asked for (`parse_scale`), or None
+                 weights:list, # weights files: the first that says its training scale gives the default
+                ) -> tuple[float|str, str]:
+    "The working scale for features or the probe, and why: as given, else the scale a backbone was trained at, else native (1)."
+    if given is not None: return given, 'given'
+    trained = next((t for t in map(trained_scale, weights) if t is not None), None)
+    return (trained, 'the scale the backbone was trained at') if trained is not None else (1.0, 'native: the weights file does not say a training scale')
 
 # %% ../nbs/09_features.ipynb #7ab121a1
 def plot_loss_history(loss_history, save_path=None,

@@ -141,7 +141,10 @@ def section_features(backbone:nn.Module, # a DINOv2 backbone (or a DINOModel)
                     ):
     "Frozen patch features as the probe takes them: `(N, h, w, D)`, or with `scale` one `(h, w, D)` per section (stacked when the grids agree)."
     if scale is None: return patch_features(backbone, images, batch_size, device)
-    features = [dense_features(backbone, section, scale, batch_size=batch_size, device=device) for section in images]
+    return _stacked([dense_features(backbone, section, scale, batch_size=batch_size, device=device) for section in images])
+
+def _stacked(features:list):
+    "Per-section features as one `(N, h, w, D)` tensor where their grids agree, else the list as it is."
     return torch.stack(features) if len({f.shape for f in features}) == 1 else features
 
 class DenseLinearProbe(nn.Module):

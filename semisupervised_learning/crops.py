@@ -78,7 +78,7 @@ def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
 def _items_scale(scale, items:list, planes,
                  voxel_size=None, # the voxel size given for the data (one number or z, y, x in nm): images and TIFF pages have no other
                 ) -> float|None:
-    "The factor of `scale` for a dataset's items: a target pixel size needs pixel sizes that are known (volume metadata or `voxel_size`), and one among them."
+    "The factor of `scale` for a dataset's items: a target pixel size needs pixel sizes that are known (volume metadata or `voxel_size`), and one among them (within 1%: their mean)."
     scale = parse_scale(scale)
     if not isinstance(scale, str): return scale
     given = None if voxel_size is None else (float(voxel_size),) * 3 if np.isscalar(voxel_size) else tuple(voxel_size)
@@ -87,10 +87,11 @@ def _items_scale(scale, items:list, planes,
         if id(source) not in sizes: sizes[id(source)] = (source.name if isinstance(source, EMVolume) else str(source),
                                                          {plane_pixel_size(source.voxel_size if isinstance(source, EMVolume) else given, p) for p in planes})
     if unknown := [w for w, v in sizes.values() if None in v]: return scale_factor(scale, None, unknown[0])
-    if len(found := set().union(*(v for _, v in sizes.values()))) > 1:
-        raise ValueError(f"scale={scale!r}: the data have pixels of {', '.join(f'{v:g}' for v in sorted(found))} nm ({', '.join(dict.fromkeys(w for w, _ in sizes.values()))}): "
-                         "one run takes one pixel size; train them separately, or give a factor.")
-    return scale_factor(scale, found.pop())
+    found = sorted(set().union(*(v for _, v in sizes.values())))
+    if found[-1] > found[0] * 1.01:          # resliced planes or two acquisitions a rounding apart are one pixel size; 4 and 5 nm are not
+        raise ValueError(f"scale={scale!r}: the data have pixels of {', '.join(f'{v:g}' for v in found)} nm ({', '.join(dict.fromkeys(w for w, _ in sizes.values()))}): "
+                         "one run takes one pixel size (within 1%); train them separately, or give a factor.")
+    return scale_factor(scale, float(np.mean(found)))
 
 class MultiCropDataset(Dataset):
     "EM images and volume sections as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops` local ones."

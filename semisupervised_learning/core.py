@@ -350,6 +350,12 @@ def train(config:TrainConfig,
     if rank == 0 and not config.val_images:
         print("No validation set: whether the backbone gets better is not measured (label-free signals only, in health.jsonl). A few "
               "labelled sections (val_images and val_masks) let the run score it every few epochs, keep the best and warn of forgetting.")
+    elif rank == 0:
+        how = f"resized to {config.val_size} px" if dataset.scale is None else f"whole, at the run's scale {dataset.scale:g}" + (
+            f", so they are taken to have the training data's {float(config.scale[:-2]) / dataset.scale:g} nm pixels (choose them from the same acquisition)"
+            if isinstance(config.scale, str) else '')
+        print(f"Validation on {len(validation.train) + len(validation.test)} labelled sections from {config.val_images} ({len(validation.train)} fit "
+              f"the probe, {len(validation.test)} are scored) at the start, every {validate_every} epochs and at the end; sections {how}.")
     t0 = time.perf_counter()
     cuda_graphs = dict(mode='reduce-overhead') if device.type == 'cuda' and world_size == 1 else {}   # 1.3x default compiling on ViT-S (BENCHMARKS); not tried under DDP
     with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **cuda_graphs):

@@ -15,6 +15,7 @@ No hub weights reach these machines, so the study makes its own pretrained start
 
     python bench/pretrained_start.py                      # ~30 minutes on a 2-core CPU (also: python bench/adapt.py --config cpu-pretrained)
     python bench/pretrained_start.py --start runs/pretrained_start/pretrained_isbi.pth --modes lora,full
+    python bench/pretrained_start.py --source synthetic   # a start with room to gain: pretrained on synthetic EM, not on real EM
     python bench/pretrained_start.py --quick              # the whole path on synthetic data, a few minutes
 """
 from __future__ import annotations
@@ -136,6 +137,9 @@ def main(argv=None):
                    "records the IoU and the label-free signals along each run in its health.jsonl")
     p.add_argument('--probe-scale', type=float, default=None, help="probe whole sections at this working scale by blended tiles (1: native), "
                    "as ssl-dino-features extracts them, instead of resizing them to 448 px")
+    p.add_argument('--source', choices=('isbi', 'synthetic'), default='isbi', help="what the start is pretrained on: the ISBI sections (real "
+                   "ssTEM, close to the target), or 60 synthetic EM images (a domain gap, as between Meta's images and EM), forgetting then "
+                   "probed on 20 labelled synthetic sections")
     p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
     args = p.parse_args(argv)
     out = args.out or (Path(tempfile.mkdtemp(prefix='pretrained-start-')) if args.quick else ROOT / 'runs' / f"pretrained-start-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -144,6 +148,10 @@ def main(argv=None):
         syn = [write_synthetic_labelled(out / f'synthetic_{i}', n=8, size=224, seed=i) for i in range(3)]
         SOURCE_UNLABELED, TARGET_UNLABELED = [syn[0] / 'images'], syn[1] / 'images'
         TARGET_SETS, SOURCE_SETS = [('target', syn[1] / 'images', syn[1] / 'labels')], [('source', syn[2] / 'images', syn[2] / 'labels')]
+    elif args.source == 'synthetic':                       # the source: synthetic EM, unlabelled for pretraining, labelled for forgetting
+        SOURCE_UNLABELED = [core.write_synthetic_em(out / 'synthetic_source', n=60, size=512, seed=100)[0].parent]
+        labelled = write_synthetic_labelled(out / 'synthetic_labelled', n=20, size=512, seed=200)
+        SOURCE_SETS = [('synthetic membranes', labelled / 'images', labelled / 'labels')]
     missing = [str(f) for f in [*SOURCE_UNLABELED, TARGET_UNLABELED, *(x for s in TARGET_SETS + SOURCE_SETS for x in s[1:])] if not Path(f).exists()]
     if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
     overrides = {**{k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}, **dict(args.set)}
@@ -170,7 +178,7 @@ def main(argv=None):
         "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on.")
     if args.json:
         with open(args.json, 'a') as f:
-            f.write(json.dumps(dict(start=str(start), runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
+            f.write(json.dumps(dict(start=str(start), probe_scale=args.probe_scale, sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS}, runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
                                     scores={s: {k: {m: r[m] for m in ('mean_iou', 'mean_iou_std', 'delta_mean_iou', 'delta_mean_iou_std')}
                                                 for k, r in rows.items() if k in backbones} for s, rows in scores.items()})) + '\n')
 

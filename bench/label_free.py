@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Do the label-free signals move with the probe's IoU? (issue 26)
+
+A run without labelled sections can only log label-free signals of its patch features (`ValidationProbe` without masks):
+the effective rank (RankMe), the agreement with the start's patch neighbourhoods and the sensitivity to a change of
+gamma and contrast. They are worth showing only if they move with what the probe measures. This script takes the
+pretrained-start studies (`bench/pretrained_start.py --json FILE`: the start, every adapted backbone and their IoU
+changes per labelled set), computes each signal on the same held-out sections the probe scored, for the start and
+every adapted backbone, and reports the rank correlation (Spearman) of each signal's change from the start with the
+IoU's change, pooled over every (backbone, set) pair and per set.
+
+    python bench/label_free.py /tmp/ps10.jsonl runs/pretrained-start.jsonl --scale 1
+"""
+from __future__ import annotations
+import argparse, json, sys, time
+from pathlib import Path
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+from semisupervised_learning import core
+from semisupervised_learning.probe import (intensity_changed, load_labelled, neighbour_agreement, patch_neighbours, rankme,
+                                           section_features, _rows)
+from pretrained_start import PROBE, SOURCE_SETS, TARGET_SETS
+
+SIGNALS = ('effective rank', 'neighbour agreement', 'intensity sensitivity')
+
+def signals(backbone, images, scale, start_neighbours=None) -> dict:
+    "The label-free signals of one backbone on held-out sections, as `ValidationProbe.score` computes them."
+    patches = section_features(backbone, images, scale, device='cpu')
+    changed = section_features(backbone, intensity_changed(images), scale, device='cpu')
+    neighbours = patch_neighbours(patches)
+    return {'effective rank': rankme(patches),
+            'intensity sensitivity': 1 - F.cosine_similarity(_rows(patches), _rows(changed), dim=-1).mean().item(),
+            'neighbour agreement': 1.0 if start_neighbours is None else neighbour_agreement(neighbours, start_neighbours),
+            'neighbours': neighbours}
+
+def study_rows(study:dict, scale:float|None) -> list[dict]:
+    "One row per (adapted backbone, labelled set): the IoU change the study measured and each signal's change from the start."
+    known = {name: (images, masks) for name, images, masks in TARGET_SETS + SOURCE_SETS}
+    sets = {name: paths for name, paths in (study.get('sets') or known).items() if name in study['scores']}
+    scale = study.get('probe_scale', scale)
+    backbones = {label: core.load_dinov2(weights=run['backbone']).eval() for label, run in study['runs'].items()}
+    start, rows = core.load_dinov2(weights=study['start']).eval(), []
+    for name, (images, masks) in sets.items():
+        held_out = load_labelled(images, masks, size=PROBE['size'], scale=scale)[PROBE['n_train']:].images   # the sections the probe scored
+        with torch.no_grad():
+            reference = signals(start, held_out, scale)
+            for label, backbone in backbones.items():
+                found = signals(backbone, held_out, scale, reference['neighbours'])
+                rows.append(dict(set=name, backbone=label, start=study['start'], iou_change=study['scores'][name][label]['delta_mean_iou'],
+                                 iou_change_std=study['scores'][name][label]['delta_mean_iou_std'],
+                                 **{s: found[s] - (reference[s] if s != 'neighbour agreement' else 0) for s in SIGNALS}))
+        print(f"{name}: " + '; '.join(f"{r['backbone']} IoU {r['iou_change']:+.3f}, " + ', '.join(f"{s} {r[s]:+.3f}" for s in SIGNALS)
+                                      for r in rows if r['set'] == name and r['start'] == study['start']), flush=True)
+    return rows
+
+def correlations(rows:list[dict]) -> str:
+    "Spearman of each signal's change with the IoU's change: pooled, and within each set."
+    def line(subset, what):
+        if len(subset) < 4: return f"{what}: {len(subset)} pairs, too few"
+        iou = [r['iou_change'] for r in subset]
+        beyond = sum(abs(r['iou_change']) > 2 * r['iou_change_std'] for r in subset)
+        return f"{what} ({len(subset)} pairs, {beyond} beyond noise): " + ', '.join(f"{s} {spearmanr([r[s] for r in subset], iou).statistic:+.2f}" for s in SIGNALS)
+    return '\n'.join([line(rows, 'all sets'), *(line([r for r in rows if r['set'] == name], name) for name in dict.fromkeys(r['set'] for r in rows))])
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('studies', nargs='+', type=Path, help="JSON lines of bench/pretrained_start.py --json")
+    p.add_argument('--scale', type=float, default=None, help="the probe's working scale for studies whose lines do not record it (1: native; none: resized)")
+    p.add_argument('--json', default=None, help="write every row here")
+    args = p.parse_args(argv)
+    t0, rows = time.time(), []
+    for file in args.studies:
+        for line in open(file):
+            rows += study_rows(json.loads(line), args.scale)
+    print(f"\nSpearman of each signal's change from the start against the IoU's change ({time.time() - t0:.0f} s; CPU, "
+          f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}):\n" + correlations(rows))
+    if args.json: Path(args.json).write_text(json.dumps(rows))
+
+if __name__ == '__main__': main()

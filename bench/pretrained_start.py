@@ -15,7 +15,8 @@ No hub weights reach these machines, so the study makes its own pretrained start
 
     python bench/pretrained_start.py                      # ~30 minutes on a 2-core CPU (also: python bench/adapt.py --config cpu-pretrained)
     python bench/pretrained_start.py --start runs/pretrained_start/pretrained_isbi.pth --modes lora,full
-    python bench/pretrained_start.py --source synthetic   # a start with room to gain: pretrained on synthetic EM, not on real EM
+    python bench/pretrained_start.py --source synthetic   # a start pretrained on synthetic EM instead of real EM
+    python bench/pretrained_start.py --start FILE --modes full --gram 1 --seeds 0,1,2   # each run trained with 3 seeds: the runs' own noise
     python bench/pretrained_start.py --quick              # the whole path on synthetic data, a few minutes
 """
 from __future__ import annotations
@@ -107,17 +108,32 @@ def signals_vs_iou(run_folders:list) -> str:
     return '; '.join(f"{n}: Spearman {spearmanr(s, iou).statistic:+.2f}" for n, s in zip(names, signals)) + \
         f" (over {len(points)} validations of {len(run_folders)} runs, against the IoU's change from the start)"
 
+def across_seeds(runs:dict, scores:dict, sets:list) -> list[list]:
+    "Per mode and anchor trained with several seeds: each set's mean change over the seeds, marked * only where every seed's gap is beyond twice its spread, on the same side."
+    lines = []
+    for mode, gram in dict.fromkeys((r['mode'], r['gram_weight']) for r in runs.values()):
+        labels = [label for label, r in runs.items() if (r['mode'], r['gram_weight']) == (mode, gram)]
+        if len(labels) < 2: continue
+        cells = []
+        for s in sets:
+            gaps = [(scores[s][l]['delta_mean_iou'], scores[s][l]['delta_mean_iou_std']) for l in labels]
+            beyond = all(abs(g) > 2 * sd for g, sd in gaps) and len({g > 0 for g, _ in gaps}) == 1
+            cells.append(f"{np.mean([g for g, _ in gaps]):+.3f} ({' '.join(f'{g:+.3f}' for g, _ in gaps)}){'*' if beyond else ''}")
+        lines.append([mode, f"{gram:g}", f'mean of {len(labels)}', *cells, f"{np.mean([runs[l]['train_s'] for l in labels]) / 60:.1f} min"])
+    return lines
+
 def table(runs:dict, scores:dict, target:list, source:list) -> str:
-    "Mode x anchor: each set's mean-IoU change from the start ± its paired spread, and the wall time."
-    header = ['mode', 'gram', *[f'{s} (target)' for s in target], *[f'{s} (source)' for s in source], 'train']
-    lines = [['start', '', *[f"{scores[s]['start']['mean_iou']:.3f}±{scores[s]['start']['mean_iou_std']:.3f}" for s in target + source], '']]
+    "Mode x anchor (x seed): each set's mean-IoU change from the start ± its paired spread, and the wall time; then the mean over seeds."
+    header = ['mode', 'gram', 'seed', *[f'{s} (target)' for s in target], *[f'{s} (source)' for s in source], 'train']
+    lines = [['start', '', '', *[f"{scores[s]['start']['mean_iou']:.3f}±{scores[s]['start']['mean_iou_std']:.3f}" for s in target + source], '']]
     for label, run in runs.items():
         cells = []
         for s in target + source:
             r = scores[s][label]
             beyond = abs(r['delta_mean_iou']) > 2 * r['delta_mean_iou_std']
             cells.append(f"{r['delta_mean_iou']:+.3f}±{r['delta_mean_iou_std']:.3f}{'*' if beyond else ''}")
-        lines.append([run['mode'], f"{run['gram_weight']:g}", *cells, f"{run['train_s'] / 60:.1f} min"])
+        lines.append([run['mode'], f"{run['gram_weight']:g}", run['seed'], *cells, f"{run['train_s'] / 60:.1f} min"])
+    lines += across_seeds(runs, scores, target + source)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
@@ -131,6 +147,8 @@ def main(argv=None):
     p.add_argument('--json', default=None, help="append the results as one JSON line here")
     p.add_argument('--lr', type=float, default=None, help=f"the adaptation runs' lr (default {ADAPT['lr']:g})")
     p.add_argument('--epochs', type=int, default=None, help=f"the adaptation runs' epochs (default {ADAPT['epochs']})")
+    p.add_argument('--seeds', default=None, help="training seeds, comma-separated: each mode and anchor is trained once per seed (the runs' "
+                   "own noise, which the probe's spread does not include), and the table adds their mean")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
                    help="override one TrainConfig field of the adaptation runs (repeatable), e.g. --set dino_weight=0")
     p.add_argument('--validate', action='store_true', help="validate during adaptation on the first target set (224 px, every 10 epochs): "
@@ -156,6 +174,7 @@ def main(argv=None):
     if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
     overrides = {**{k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}, **dict(args.set)}
     if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=10)
+    seeds = [int(x) for x in args.seeds.split(',')] if args.seeds else [overrides.get('seed', 0)]
     t0 = time.time()
     start = args.start or pretrain(out, args.quick)
     runs = {}
@@ -163,9 +182,11 @@ def main(argv=None):
         if mode not in MODES: p.error(f"unknown mode {mode}: choose from {', '.join(MODES)}")
         for gram in [float(g) for g in args.gram.split(',')]:
             if mode == 'frozen' and gram: continue          # nothing trains in the backbone: nothing to anchor
-            label = f'{mode}, gram {gram:g}'
-            log(f"\n######## adapting {start} with {label}")
-            runs[label] = dict(mode=mode, gram_weight=gram, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'), args.quick, overrides))
+            for seed in seeds:
+                label = f'{mode}, gram {gram:g}' + (f', seed {seed}' if len(seeds) > 1 else '')
+                log(f"\n######## adapting {start} with {label}")
+                runs[label] = dict(mode=mode, gram_weight=gram, seed=seed, **adapt(start, mode, gram, out / label.replace(', ', '_').replace(' ', '-'),
+                                                                                  args.quick, {**overrides, 'seed': seed}))
     backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
     scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick, args.probe_scale)
     target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
@@ -175,7 +196,8 @@ def main(argv=None):
     log(table(runs, scores, target, source))
     if args.validate: log(signals_vs_iou([run['out'] for run in runs.values()]))
     log("each cell: mean IoU of the adapted backbone minus the start's on the same held-out sections, ± the spread of that gap "
-        "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on.")
+        "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on. "
+        "Mean of N: the mean change over the training seeds (each seed's in brackets); * where every seed's is beyond twice its spread, on the same side.")
     if args.json:
         with open(args.json, 'a') as f:
             f.write(json.dumps(dict(start=str(start), probe_scale=args.probe_scale, sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS}, runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},

@@ -7,7 +7,8 @@ gamma and contrast. They are worth showing only if they move with what the probe
 pretrained-start studies (`bench/pretrained_start.py --json FILE`: the start, every adapted backbone and their IoU
 changes per labelled set), computes each signal on the same held-out sections the probe scored, for the start and
 every adapted backbone, and reports the rank correlation (Spearman) of each signal's change from the start with the
-IoU's change, pooled over every (backbone, set) pair and per set.
+IoU's change, pooled over every (backbone, set) pair and per set, and with the size of the IoU's change (how far it
+moved, either way).
 
     python bench/label_free.py /tmp/ps10.jsonl runs/pretrained-start.jsonl --scale 1
 """
@@ -56,7 +57,7 @@ def study_rows(study:dict, scale:float|None) -> list[dict]:
                                  iou_change_std=study['scores'][name][label]['delta_mean_iou_std'],
                                  **{s: found[s] - (reference[s] if s != 'neighbour agreement' else 0) for s in SIGNALS}))
         print(f"{name}: " + '; '.join(f"{r['backbone']} IoU {r['iou_change']:+.3f}, " + ', '.join(f"{s} {r[s]:+.3f}" for s in SIGNALS)
-                                      for r in rows if r['set'] == name and r['start'] == study['start']), flush=True)
+                                      for r in rows if r['set'] == name), flush=True)
     return rows
 
 def correlations(rows:list[dict]) -> str:
@@ -66,7 +67,9 @@ def correlations(rows:list[dict]) -> str:
         iou = [r['iou_change'] for r in subset]
         beyond = sum(abs(r['iou_change']) > 2 * r['iou_change_std'] for r in subset)
         return f"{what} ({len(subset)} pairs, {beyond} beyond noise): " + ', '.join(f"{s} {spearmanr([r[s] for r in subset], iou).statistic:+.2f}" for s in SIGNALS)
-    return '\n'.join([line(rows, 'all sets'), *(line([r for r in rows if r['set'] == name], name) for name in dict.fromkeys(r['set'] for r in rows))])
+    size = [abs(r['iou_change']) for r in rows]          # how far the IoU moved, either way
+    far = f"against the size of the IoU's change, all sets: " + ', '.join(f"{s} {spearmanr([r[s] for r in rows], size).statistic:+.2f}" for s in SIGNALS)
+    return '\n'.join([line(rows, 'all sets'), *(line([r for r in rows if r['set'] == name], name) for name in dict.fromkeys(r['set'] for r in rows)), far])
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])

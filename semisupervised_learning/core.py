@@ -418,7 +418,7 @@ def better_or_not(result:dict, records:list) -> str:
     first, last = scored[0], scored[-1]
     if v.get('best_state') is None:      # label-free signals only
         return ("Better? Not measured: moved is not better, and no validation set was given (val_images, val_masks). Label-free signals, "
-                f"start -> last: effective rank {first['rankme']:.1f} -> {last['rankme']:.1f}, patch neighbourhoods kept "
+                f"which show how far the patch features moved, not whether they got better (BENCHMARKS.md), start -> last: effective rank {first['rankme']:.1f} -> {last['rankme']:.1f}, patch neighbourhoods kept "
                 f"{100 * (last['neighbour_agreement'] or 1):.0f}%, intensity sensitivity {first['intensity_sensitivity']:.3f} -> {last['intensity_sensitivity']:.3f}.")
     gap = lambda g, s: f"{g:+.3f} ± {s:.3f}, {'beyond' if abs(g) > 2 * s else 'within'} noise"
     last_line = f"the last epoch's {last['mean_iou']:.3f} ({gap(last['gap'], last['gap_std'])})" if last.get('gap') is not None else ''

@@ -42,13 +42,16 @@ def signals(backbone, images, scale, start_neighbours=None) -> dict:
 
 def study_rows(study:dict, scale:float|None) -> list[dict]:
     "One row per (adapted backbone, labelled set): the IoU change the study measured and each signal's change from the start."
+    if missing := [k for k in ('start', 'runs', 'scores') if k not in study]:
+        raise SystemExit(f"a study line lacks {', '.join(missing)}: give the JSON lines that bench/pretrained_start.py --json writes")
+    probe = study.get('probe', PROBE)                 # the probe the study used (older lines: the full study's)
     known = {name: (images, masks) for name, images, masks in TARGET_SETS + SOURCE_SETS}
     sets = {name: paths for name, paths in (study.get('sets') or known).items() if name in study['scores']}
     scale = study.get('probe_scale', scale)
     backbones = {label: core.load_dinov2(weights=run['backbone']).eval() for label, run in study['runs'].items()}
     start, rows = core.load_dinov2(weights=study['start']).eval(), []
     for name, (images, masks) in sets.items():
-        held_out = load_labelled(images, masks, size=PROBE['size'], scale=scale)[PROBE['n_train']:].images   # the sections the probe scored
+        held_out = load_labelled(images, masks, size=probe['size'], scale=scale)[probe['n_train']:].images   # the sections the probe scored
         with torch.no_grad():
             reference = signals(start, held_out, scale)
             for label, backbone in backbones.items():
@@ -60,21 +63,29 @@ def study_rows(study:dict, scale:float|None) -> list[dict]:
                                       for r in rows if r['set'] == name), flush=True)
     return rows
 
+def rho(x:list, y:list) -> str:
+    "Spearman's rank correlation, or n/a where either side does not vary."
+    return f"{spearmanr(x, y).statistic:+.2f}" if len(set(x)) > 1 and len(set(y)) > 1 else 'n/a'
+
 def correlations(rows:list[dict]) -> str:
     "Spearman of each signal's change with the IoU's change: pooled, and within each set."
     def line(subset, what):
         if len(subset) < 4: return f"{what}: {len(subset)} pairs, too few"
         iou = [r['iou_change'] for r in subset]
         beyond = sum(abs(r['iou_change']) > 2 * r['iou_change_std'] for r in subset)
-        return f"{what} ({len(subset)} pairs, {beyond} beyond noise): " + ', '.join(f"{s} {spearmanr([r[s] for r in subset], iou).statistic:+.2f}" for s in SIGNALS)
-    size = [abs(r['iou_change']) for r in rows]          # how far the IoU moved, either way
-    far = f"against the size of the IoU's change, all sets: " + ', '.join(f"{s} {spearmanr([r[s] for r in rows], size).statistic:+.2f}" for s in SIGNALS)
-    return '\n'.join([line(rows, 'all sets'), *(line([r for r in rows if r['set'] == name], name) for name in dict.fromkeys(r['set'] for r in rows)), far])
+        return f"{what} ({len(subset)} pairs, {beyond} beyond noise): " + ', '.join(f"{s} {rho([r[s] for r in subset], iou)}" for s in SIGNALS)
+    def far(subset, what):                               # against how far the IoU moved, either way
+        size = [abs(r['iou_change']) for r in subset]
+        return f"against the size of the IoU's change, {what} ({len(subset)} pairs): " + ', '.join(f"{s} {rho([r[s] for r in subset], size)}" for s in SIGNALS)
+    moved = [r for r in rows if r['neighbour agreement'] < 0.9]       # the backbones whose features moved (not LoRA's, not 300 steps')
+    return '\n'.join([line(rows, 'all sets'), *(line([r for r in rows if r['set'] == name], name) for name in dict.fromkeys(r['set'] for r in rows)),
+                      line(moved, 'pairs whose features moved, neighbour agreement < 0.9'), far(rows, 'all sets'),
+                      far(moved, 'the pairs whose features moved')])
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('studies', nargs='+', type=Path, help="JSON lines of bench/pretrained_start.py --json")
-    p.add_argument('--scale', type=float, default=None, help="the probe's working scale for studies whose lines do not record it (1: native; none: resized)")
+    p.add_argument('--scale', type=float, default=None, help="the probe's working scale for studies whose lines do not record it (1: native; left out: resized)")
     p.add_argument('--json', default=None, help="write every row here")
     args = p.parse_args(argv)
     t0, rows = time.time(), []

@@ -157,11 +157,12 @@ def main(argv=None):
                    "as ssl-dino-features extracts them, instead of resizing them to 448 px")
     p.add_argument('--source', choices=('isbi', 'synthetic'), default='isbi', help="what the start is pretrained on: the ISBI sections (real "
                    "ssTEM, close to the target), or 60 synthetic EM images (a domain gap, as between Meta's images and EM), forgetting then "
-                   "probed on 20 labelled synthetic sections")
+                   "probed on 20 labelled synthetic sections; with --start, the source the start was pretrained on")
     p.add_argument('--quick', action='store_true', help="synthetic data and 3-epoch runs: checks the whole path")
     args = p.parse_args(argv)
     out = args.out or (Path(tempfile.mkdtemp(prefix='pretrained-start-')) if args.quick else ROOT / 'runs' / f"pretrained-start-{time.strftime('%Y%m%d-%H%M%S')}")
     global SOURCE_UNLABELED, TARGET_UNLABELED, TARGET_SETS, SOURCE_SETS
+    if args.quick and args.source != 'isbi': p.error("--quick uses synthetic stand-ins for every set: leave --source out")
     if args.quick:                                         # synthetic stand-ins: two labelled sets of other seeds
         syn = [write_synthetic_labelled(out / f'synthetic_{i}', n=8, size=224, seed=i) for i in range(3)]
         SOURCE_UNLABELED, TARGET_UNLABELED = [syn[0] / 'images'], syn[1] / 'images'
@@ -174,7 +175,9 @@ def main(argv=None):
     if missing: p.error(f"missing data: {', '.join(missing)} (see ../shared/data), or use --quick")
     overrides = {**{k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}, **dict(args.set)}
     if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=10)
+    if args.seeds and 'seed' in overrides: p.error("give the training seeds either as --seeds or as --set seed=N, not both")
     seeds = [int(x) for x in args.seeds.split(',')] if args.seeds else [overrides.get('seed', 0)]
+    if len(set(seeds)) < len(seeds): p.error(f"--seeds {args.seeds}: a seed given twice would train into the same folder")
     t0 = time.time()
     start = args.start or pretrain(out, args.quick)
     runs = {}
@@ -200,7 +203,7 @@ def main(argv=None):
         "Mean of N: the mean change over the training seeds (each seed's in brackets); * where every seed's is beyond twice its spread, on the same side.")
     if args.json:
         with open(args.json, 'a') as f:
-            f.write(json.dumps(dict(start=str(start), probe_scale=args.probe_scale, sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS}, runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
+            f.write(json.dumps(dict(start=str(start), probe_scale=args.probe_scale, probe=QUICK_PROBE if args.quick else PROBE, sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS}, runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
                                     scores={s: {k: {m: r[m] for m in ('mean_iou', 'mean_iou_std', 'delta_mean_iou', 'delta_mean_iou_std')}
                                                 for k, r in rows.items() if k in backbones} for s, rows in scores.items()})) + '\n')
 

@@ -21,24 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 
 import torch
-import torch.nn.functional as F
 from scipy.stats import spearmanr
 from semisupervised_learning import core
-from semisupervised_learning.probe import (intensity_changed, load_labelled, neighbour_agreement, patch_neighbours, rankme,
-                                           section_features, _rows)
+from semisupervised_learning.probe import feature_signals, intensity_changed, load_labelled, section_features
 from pretrained_start import PROBE, SOURCE_SETS, TARGET_SETS
 
-SIGNALS = ('effective rank', 'neighbour agreement', 'intensity sensitivity')
+SIGNALS = {'effective rank': 'rankme', 'neighbour agreement': 'neighbour_agreement', 'intensity sensitivity': 'intensity_sensitivity'}
 
 def signals(backbone, images, scale, start_neighbours=None) -> dict:
-    "The label-free signals of one backbone on held-out sections, as `ValidationProbe.score` computes them."
-    patches = section_features(backbone, images, scale, device='cpu')
-    changed = section_features(backbone, intensity_changed(images), scale, device='cpu')
-    neighbours = patch_neighbours(patches)
-    return {'effective rank': rankme(patches),
-            'intensity sensitivity': 1 - F.cosine_similarity(_rows(patches), _rows(changed), dim=-1).mean().item(),
-            'neighbour agreement': 1.0 if start_neighbours is None else neighbour_agreement(neighbours, start_neighbours),
-            'neighbours': neighbours}
+    "The label-free signals (`feature_signals`, as `ValidationProbe.score` gives them) of one backbone on held-out sections."
+    found = feature_signals(section_features(backbone, images, scale, device='cpu'),
+                            section_features(backbone, intensity_changed(images), scale, device='cpu'), start_neighbours)
+    return {**{name: found[key] for name, key in SIGNALS.items()}, 'neighbours': found['neighbours']}
 
 def study_rows(study:dict, scale:float|None) -> list[dict]:
     "One row per (adapted backbone, labelled set): the IoU change the study measured and each signal's change from the start."
@@ -58,7 +52,7 @@ def study_rows(study:dict, scale:float|None) -> list[dict]:
                 found = signals(backbone, held_out, scale, reference['neighbours'])
                 rows.append(dict(set=name, backbone=label, start=study['start'], iou_change=study['scores'][name][label]['delta_mean_iou'],
                                  iou_change_std=study['scores'][name][label]['delta_mean_iou_std'],
-                                 **{s: found[s] - (reference[s] if s != 'neighbour agreement' else 0) for s in SIGNALS}))
+                                 **{s: found[s] - reference[s] if s != 'neighbour agreement' else found[s] for s in SIGNALS}))
         print(f"{name}: " + '; '.join(f"{r['backbone']} IoU {r['iou_change']:+.3f}, " + ', '.join(f"{s} {r[s]:+.3f}" for s in SIGNALS)
                                       for r in rows if r['set'] == name), flush=True)
     return rows

@@ -611,6 +611,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'semisupervised_learning/probe.py'),
                                                'semisupervised_learning.probe.difference_spread': ( 'probe.html#difference_spread',
                                                                                                     'semisupervised_learning/probe.py'),
+                                               'semisupervised_learning.probe.feature_signals': ( 'probe.html#feature_signals',
+                                                                                                  'semisupervised_learning/probe.py'),
                                                'semisupervised_learning.probe.find_masks': ( 'probe.html#find_masks',
                                                                                              'semisupervised_learning/probe.py'),
                                                'semisupervised_learning.probe.fit_dense_probe': ( 'probe.html#fit_dense_probe',

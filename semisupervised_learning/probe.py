@@ -20,7 +20,7 @@ __all__ = ['MASK_EXTENSIONS', 'write_synthetic_labelled', 'read_mask', 'find_mas
            'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe', 'fit_dense_probe',
            'confusion_matrix', 'confusion_scores', 'segmentation_scores', 'majority_predictions', 'predict_masks',
            'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread', 'rankme',
-           'patch_neighbours', 'neighbour_agreement', 'intensity_changed', 'ValidationProbe']
+           'patch_neighbours', 'neighbour_agreement', 'intensity_changed', 'feature_signals', 'ValidationProbe']
 
 # %% ../nbs/10_probe.ipynb #8089d7b4
 def write_synthetic_labelled(folder, # gets images/N.png and labels/N.png
@@ -333,6 +333,16 @@ def intensity_changed(images:torch.Tensor|list, # (N, 3, H, W) normalised like E
     changed = ((grey ** gamma - 0.5) * contrast + 0.5).clamp(0, 1)
     return (changed - mean) / std
 
+def feature_signals(patches:torch.Tensor|list, # patch features of some sections (`section_features`)
+                    changed:torch.Tensor|list, # the same backbone's features of those sections `intensity_changed`
+                    start_neighbours:torch.Tensor|None=None, # the starting backbone's `patch_neighbours` on the same sections
+                   ) -> dict:
+    "The label-free signals: effective rank, sensitivity to an intensity change, agreement with the start's neighbourhoods (None without them); and these `neighbours`."
+    neighbours = patch_neighbours(patches)
+    return dict(rankme=rankme(patches), intensity_sensitivity=1 - F.cosine_similarity(_rows(patches), _rows(changed), dim=-1).mean().item(),
+                neighbour_agreement=None if start_neighbours is None else neighbour_agreement(neighbours, start_neighbours.to(neighbours.device)),
+                neighbours=neighbours.cpu())
+
 # %% ../nbs/10_probe.ipynb #38d86171
 class ValidationProbe:
     "Dense-probe IoU of a backbone on a few labelled sections, with its spread; label-free signals of its patch features."
@@ -363,16 +373,14 @@ class ValidationProbe:
             if not (torch.isfinite(_rows(patches)).all() and torch.isfinite(_rows(changed)).all()):     # diverged weights: nothing to score
                 return dict(non_finite=True, rankme=math.nan, intensity_sensitivity=math.nan, neighbour_agreement=None, neighbours=None,
                             seconds=time.perf_counter() - t0)
-            record, neighbours = {}, patch_neighbours(patches)
+            record = {}
             if self.labelled:
                 result = probe_patches(section_features(backbone, self.train.images, self.scale, self.batch_size, device), patches,
                                        self.train, self.test, self.seeds, device)
                 row = score_row('', result['confusions'], self.n_bootstrap)
                 record = dict(mean_iou=row['mean_iou'], mean_iou_std=row['mean_iou_std'], iou=row['iou'],
                               confusions=torch.from_numpy(result['confusions']))
-        return dict(record, rankme=rankme(patches), intensity_sensitivity=1 - F.cosine_similarity(_rows(patches), _rows(changed), dim=-1).mean().item(),
-                    neighbour_agreement=None if start_neighbours is None else neighbour_agreement(neighbours, start_neighbours.to(neighbours.device)),
-                    neighbours=neighbours.cpu(), seconds=time.perf_counter() - t0)
+        return dict(record, **feature_signals(patches, changed, start_neighbours), seconds=time.perf_counter() - t0)
 
     def gap(self, record:dict, start:dict) -> tuple[float, float]:
         "IoU gained over the start, and the spread of that gain (paired resamples of the same held-out sections, all seed pairs)."

@@ -22,6 +22,8 @@ under twice its spread), the filter bank, wall times, and the run's health warni
     python bench/adapt.py --config cpu --unlabeled DIR --images DIR --masks DIR --class-names background,mito
     python bench/adapt.py --config cpu --also vnc-membrane,isbi-membrane   # the same backbones probed on every labelled set
     python bench/adapt.py --config cpu --probe-scale 1,2.3         # also probe whole sections by tiles at these working scales
+    python bench/adapt.py --config cpu --seeds 0,1,2 --json a.jsonl   # one run per training seed, then each set's gain over the seeds
+    python bench/adapt.py --across-seeds a.jsonl b.jsonl          # that table from earlier runs' JSON lines, training nothing
     python bench/adapt.py --config cpu-pretrained                  # the pretrained-start study: bench/pretrained_start.py
 """
 from __future__ import annotations
@@ -174,7 +176,8 @@ def run_config(name:str, args) -> dict:
                 target_std=max(rows['start']['iou_std'][k], rows['adapted']['iou_std'][k]), target_filter_bank=rows['filter bank']['iou'][k],
                 loss=[result['history'][0], result['history'][-1]], epochs=len(result['history']),
                 train_s=train_s, probe_s=probe_s, budget_min=None if args.quick else BUDGET_MINUTES.get(name),
-                health=health_warnings(run), device=str(result['device']))
+                health=health_warnings(run), device=str(result['device']),
+                precision='bf16' if core.amp_enabled(result['device'], config.amp) else 'float32')
 
 def summary_table(results:list) -> str:
     "One line per configuration: start, adapted, gain ± spread, the baselines, wall time, health."
@@ -202,6 +205,22 @@ def setting(text:str) -> tuple:
     try: return field, json.loads(value)
     except json.JSONDecodeError: return field, value
 
+def across_seeds(results:list) -> str:
+    "Per configuration, labelled set and probe, over runs that differ only in their training seed: each run's gain, their mean ± the seeds' standard deviation (which holds the training noise the probe's spread leaves out), and how many lost beyond their probe spread."
+    groups = {}
+    for r in results:
+        config = ' '.join(w for w in r['config'].split() if not w.startswith('seed=')) + (' quick' if r['quick'] else '') + f" ({r.get('precision', 'precision not recorded')})"
+        main = dict(set='main set', probe=f"{(QUICK_PROBE if r['quick'] else PROBE)['size']} px resized", gain=r['gain'], gain_std=r['gain_std'])
+        for o in [main, *r.get('others', [])]:
+            groups.setdefault((config, o['set'], o['probe']), []).append((r['overrides'].get('seed', 0), o['gain'], o['gain_std']))
+    header = ['config', 'set', 'probe', 'runs', 'gain per seed', 'mean ± seeds\' sd', 'lost beyond the probe spread']
+    lines = [[config, set_name, probe, len(runs), ' '.join(f"{g:+.3f}" for _, g, _ in sorted(runs)),
+              f"{np.mean([g for _, g, _ in runs]):+.3f}" + (f" ±{np.std([g for _, g, _ in runs], ddof=1):.3f}" if len(runs) > 1 else ' (one run)'),
+              f"{sum(g < -2 * sd for _, g, sd in runs)} of {len(runs)}"] for (config, set_name, probe), runs in groups.items()]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+    return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if 'cpu-pretrained' in argv or '--config=cpu-pretrained' in argv:   # the pretrained-start study (issue 26): its own script and options
@@ -226,7 +245,18 @@ def main(argv=None):
                    help="also probe whole sections (no resizing) at these working scales, comma-separated (1: native), by blended tiles "
                         "as ssl-dino-features extracts them; the resized probe's rows stay first")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
+    p.add_argument('--seeds', type=lambda s: [int(x) for x in s.split(',')], default=None, metavar='SEEDS',
+                   help="train each config once per training seed (comma-separated) and end with each set's gain over the seeds: a run's own "
+                        "noise is larger than the probe's spread, so a recipe is judged over several")
+    p.add_argument('--across-seeds', nargs='+', type=Path, default=None, metavar='JSONL',
+                   help="train nothing: read the JSON lines of earlier runs (--json) and print each set's gain over their seeds")
     args = p.parse_args(argv)
+    if args.across_seeds:
+        missing = [str(f) for f in args.across_seeds if not f.is_file()]
+        if missing: p.error(f"--across-seeds {', '.join(missing)}: no such file (give the files written with --json)")
+        return log(across_seeds([json.loads(l) for f in args.across_seeds for l in f.read_text().splitlines() if l.strip()]))
+    if args.seeds and any(k == 'seed' for k, _ in args.set): p.error("--seeds and --set seed=...: give the seeds once")
+    if args.seeds and len(set(args.seeds)) < len(args.seeds): p.error(f"--seeds {','.join(map(str, args.seeds))}: a seed is repeated")
     if unknown_sets := [s for s in args.also if s not in OTHER_SETS]: p.error(f"--also {', '.join(unknown_sets)}: choose from {', '.join(OTHER_SETS)}")
     if args.quick and args.also: p.error("--also probes the real labelled sets: leave it out with --quick")
     names = args.config.split(',')
@@ -242,11 +272,15 @@ def main(argv=None):
         p.error(f"--target-class {args.target_class} is not one of --class-names {','.join(args.class_names)}")
     results = []
     for name in names:
-        results.append(run_config(name, args))
-        if args.json:
-            with open(args.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
+        for seed in args.seeds or [None]:
+            run_args = args if seed is None else argparse.Namespace(**{**vars(args), 'set': [*args.set, ('seed', seed)],
+                                                                         'out': args.out and f"{args.out}-seed{seed}"})
+            results.append(run_config(name, run_args))
+            if args.json:
+                with open(args.json, 'a') as f: f.write(json.dumps(results[-1]) + '\n')
     log('\n' + summary_table(results))
     log("gain = adapted - start mean IoU on the same held-out images; ± = standard deviation over probe seeds x bootstrap "
         "resamples of the held-out images (paired for the gain); within noise = |gain| < 2 x its ±.")
+    if args.seeds and len(args.seeds) > 1: log('\n' + across_seeds(results))
 
 if __name__ == '__main__': main()

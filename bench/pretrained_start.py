@@ -4,8 +4,8 @@
 No hub weights reach these machines, so the study makes its own pretrained start, as a user's hub weights would be:
 
 1. pretrain: the tiny ViT from random weights with the from-scratch recipe (`core.RANDOM_INIT_RECIPE`) on the source set,
-   the 60 ISBI 2012 sections (train and test images, labels unused), saved as a weights file (`pretrained_isbi.pth`,
-   reused by later studies with --start FILE);
+   the 60 ISBI 2012 sections (train and test images, labels unused), saved as a weights file (`pretrain/adapted_backbone.pth`
+   in the study folder, reused by later studies with --start FILE);
 2. adapt: that file on the target set, the 20 unlabelled VNC sections of stack 2, with the pretrained-start defaults
    (TrainConfig's own: head warm-up, DINO + iBOT + KoLeo), scaled to a tiny ViT on a CPU, once per mode (frozen, lora,
    the last block, full) and Gram anchor (gram_weight 0 and 1; frozen has nothing to anchor);
@@ -14,7 +14,7 @@ No hub weights reach these machines, so the study makes its own pretrained start
    the gain on the target and the change on the source (forgetting), each with its spread.
 
     python bench/pretrained_start.py                      # ~30 minutes on a 2-core CPU (also: python bench/adapt.py --config cpu-pretrained)
-    python bench/pretrained_start.py --start runs/pretrained_start/pretrained_isbi.pth --modes lora,full
+    python bench/pretrained_start.py --start runs/pretrained-start-TIME/pretrain/adapted_backbone.pth --modes lora,full
     python bench/pretrained_start.py --source synthetic   # a start pretrained on synthetic EM instead of real EM
     python bench/pretrained_start.py --start FILE --modes full --gram 1 --seeds 0,1,2   # each run trained with 3 seeds: the runs' own noise
     python bench/pretrained_start.py --quick              # the whole path on synthetic data, a few minutes

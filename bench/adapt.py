@@ -177,7 +177,9 @@ def run_config(name:str, args) -> dict:
                 loss=[result['history'][0], result['history'][-1]], epochs=len(result['history']),
                 train_s=train_s, probe_s=probe_s, budget_min=None if args.quick else BUDGET_MINUTES.get(name),
                 health=health_warnings(run), device=str(result['device']),
-                precision='bf16' if core.amp_enabled(result['device'], config.amp) else 'float32')
+                data=str(args.unlabeled), images=str(args.images),   # the probe's own autocast follows the machine (`amp_enabled`), not the run's amp
+                train_precision='bf16' if core.amp_enabled(result['device'], config.amp) else 'float32',
+                probe_precision='bf16' if core.amp_enabled(result['device']) else 'float32')
 
 def summary_table(results:list) -> str:
     "One line per configuration: start, adapted, gain ± spread, the baselines, wall time, health."
@@ -205,14 +207,23 @@ def setting(text:str) -> tuple:
     try: return field, json.loads(value)
     except json.JSONDecodeError: return field, value
 
+RUN_KEYS = ('config', 'quick', 'overrides', 'gain', 'gain_std')    # what a --json line of this script holds, at least
+
 def across_seeds(results:list) -> str:
-    "Per configuration, labelled set and probe, over runs that differ only in their training seed: each run's gain, their mean ± the seeds' standard deviation (which holds the training noise the probe's spread leaves out), and how many lost beyond their probe spread."
+    "Per configuration, data, precision, labelled set and probe, over runs that differ only in their training seed: each run's gain, their mean ± the seeds' standard deviation (which holds the training noise the probe's spread leaves out), and how many lost beyond their probe spread."
     groups = {}
     for r in results:
-        config = ' '.join(w for w in r['config'].split() if not w.startswith('seed=')) + (' quick' if r['quick'] else '') + f" ({r.get('precision', 'precision not recorded')})"
-        main = dict(set='main set', probe=f"{(QUICK_PROBE if r['quick'] else PROBE)['size']} px resized", gain=r['gain'], gain_std=r['gain_std'])
+        train, probe_precision = r.get('train_precision', r.get('precision', '?')), r.get('probe_precision', '?')
+        config = (' '.join(w for w in r['config'].split() if not w.startswith('seed=')) + (' quick' if r['quick'] else '')
+                  + (f" from {Path(r['data']).name}" if r.get('data') else '') + (f" ({train})" if train == probe_precision else f" (train {train}, probe {probe_precision})"))
+        main = dict(set='main set' + (f" ({'/'.join(Path(r['images']).parts[-2:])})" if r.get('images') else ''),
+                    probe=f"{(QUICK_PROBE if r['quick'] else PROBE)['size']} px resized", gain=r['gain'], gain_std=r['gain_std'])
         for o in [main, *r.get('others', [])]:
-            groups.setdefault((config, o['set'], o['probe']), []).append((r['overrides'].get('seed', 0), o['gain'], o['gain_std']))
+            set_name = main['set'] if o['set'] == 'main set' else o['set']          # the main set's other probes carry its plain name
+            runs, seed = groups.setdefault((config, set_name, o['probe']), []), r['overrides'].get('seed', 0)
+            if any(seed == other for other, _, _ in runs):
+                raise ValueError(f"{config}, {set_name}, {o['probe']}: seed {seed} appears twice (the same run given twice?)")
+            runs.append((seed, o['gain'], o['gain_std']))
     header = ['config', 'set', 'probe', 'runs', 'gain per seed', 'mean ± seeds\' sd', 'lost beyond the probe spread']
     lines = [[config, set_name, probe, len(runs), ' '.join(f"{g:+.3f}" for _, g, _ in sorted(runs)),
               f"{np.mean([g for _, g, _ in runs]):+.3f}" + (f" ±{np.std([g for _, g, _ in runs], ddof=1):.3f}" if len(runs) > 1 else ' (one run)'),
@@ -220,6 +231,24 @@ def across_seeds(results:list) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+
+def seed_list(text:str) -> list[int]:
+    "--seeds: comma-separated whole numbers."
+    try: return [int(x) for x in text.split(',')]
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers separated by commas, e.g. 0,1,2") from None
+
+def read_runs(files:list) -> list[dict]:
+    "The runs in --json files, each line checked: a line another script wrote is refused with its file and line number."
+    runs = []
+    for f in files:
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if not line.strip(): continue
+            try: run = json.loads(line)
+            except json.JSONDecodeError as e: raise ValueError(f"{f}:{n}: not JSON ({e.msg})") from None
+            if not isinstance(run, dict) or (missing := [k for k in RUN_KEYS if k not in run]):
+                raise ValueError(f"{f}:{n}: not a line written by bench/adapt.py --json (no {', '.join(missing) if isinstance(run, dict) else 'object'})")
+            runs.append(run)
+    return runs
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -234,8 +263,8 @@ def main(argv=None):
     p.add_argument('--masks', type=Path, default=MASKS, help="their masks (same file names)")
     p.add_argument('--class-names', type=lambda s: s.split(','), default=None, help="comma-separated, one per mask value")
     p.add_argument('--target-class', default=None, help="the class whose IoU the summary reports (default: the last), e.g. membrane on ISBI")
-    p.add_argument('--out', default=None, help="run folder (one config only; default: runs/adapt-CONFIG-TIME, a temp folder with --quick)")
-    p.add_argument('--json', default=None, help="append one JSON line per configuration here")
+    p.add_argument('--out', default=None, help="run folder (one config only; with --seeds, OUT-seedS per seed; default: runs/adapt-CONFIG-TIME, a temp folder with --quick)")
+    p.add_argument('--json', default=None, help="append one JSON line per run (configuration and seed) here")
     p.add_argument('--figure', default=None, help="save the probe's picture here (2 held-out images: true mask, then patch PCA and predictions of start and adapted)")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
                    help="override one TrainConfig field of the config (repeatable), e.g. --set centering=sinkhorn_knopp --set lr=2e-4")
@@ -245,7 +274,7 @@ def main(argv=None):
                    help="also probe whole sections (no resizing) at these working scales, comma-separated (1: native), by blended tiles "
                         "as ssl-dino-features extracts them; the resized probe's rows stay first")
     p.add_argument('--quick', '--dry-run', action='store_true', help="synthetic data and a tiny 3-epoch run: checks the whole path in about a minute")
-    p.add_argument('--seeds', type=lambda s: [int(x) for x in s.split(',')], default=None, metavar='SEEDS',
+    p.add_argument('--seeds', type=seed_list, default=None, metavar='SEEDS',
                    help="train each config once per training seed (comma-separated) and end with each set's gain over the seeds: a run's own "
                         "noise is larger than the probe's spread, so a recipe is judged over several")
     p.add_argument('--across-seeds', nargs='+', type=Path, default=None, metavar='JSONL',
@@ -254,7 +283,8 @@ def main(argv=None):
     if args.across_seeds:
         missing = [str(f) for f in args.across_seeds if not f.is_file()]
         if missing: p.error(f"--across-seeds {', '.join(missing)}: no such file (give the files written with --json)")
-        return log(across_seeds([json.loads(l) for f in args.across_seeds for l in f.read_text().splitlines() if l.strip()]))
+        try: return log(across_seeds(read_runs(args.across_seeds)))
+        except ValueError as e: p.error(f"--across-seeds: {e}")
     if args.seeds and any(k == 'seed' for k, _ in args.set): p.error("--seeds and --set seed=...: give the seeds once")
     if args.seeds and len(set(args.seeds)) < len(args.seeds): p.error(f"--seeds {','.join(map(str, args.seeds))}: a seed is repeated")
     if unknown_sets := [s for s in args.also if s not in OTHER_SETS]: p.error(f"--also {', '.join(unknown_sets)}: choose from {', '.join(OTHER_SETS)}")

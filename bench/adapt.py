@@ -213,7 +213,7 @@ def across_seeds(results:list) -> str:
     "Per configuration, data, precision, labelled set and probe, over runs that differ only in their training seed: each run's gain, their mean ± the seeds' standard deviation (which holds the training noise the probe's spread leaves out), and how many lost beyond their probe spread."
     groups = {}
     for r in results:
-        train, probe_precision = r.get('train_precision', r.get('precision', '?')), r.get('probe_precision', '?')
+        train, probe_precision = r.get('train_precision', '?'), r.get('probe_precision', '?')     # '?': lines written before they were recorded
         config = (' '.join(w for w in r['config'].split() if not w.startswith('seed=')) + (' quick' if r['quick'] else '')
                   + (f" from {Path(r['data']).name}" if r.get('data') else '') + (f" ({train})" if train == probe_precision else f" (train {train}, probe {probe_precision})"))
         main = dict(set='main set' + (f" ({'/'.join(Path(r['images']).parts[-2:])})" if r.get('images') else ''),

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
 import torch
 from semisupervised_learning import core
 from semisupervised_learning.evaluate import compare_backbones, load_labelled, write_synthetic_labelled
-from adapt import setting                      # FIELD=VALUE options, as bench/adapt.py reads them
+from adapt import seed_list, setting            # --seeds and FIELD=VALUE options, as bench/adapt.py reads them
 
 DATA = ROOT.parent / 'shared' / 'data'
 ISBI, VNC = DATA / 'isbi2012', DATA / 'vnc-gerhard2013'
@@ -147,7 +147,7 @@ def main(argv=None):
     p.add_argument('--json', default=None, help="append the results as one JSON line here")
     p.add_argument('--lr', type=float, default=None, help=f"the adaptation runs' lr (default {ADAPT['lr']:g})")
     p.add_argument('--epochs', type=int, default=None, help=f"the adaptation runs' epochs (default {ADAPT['epochs']})")
-    p.add_argument('--seeds', default=None, help="training seeds, comma-separated: each mode and anchor is trained once per seed (the runs' "
+    p.add_argument('--seeds', type=seed_list, default=None, help="training seeds, comma-separated: each mode and anchor is trained once per seed (the runs' "
                    "own noise, which the probe's spread does not include), and the table adds their mean")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
                    help="override one TrainConfig field of the adaptation runs (repeatable), e.g. --set dino_weight=0")
@@ -176,8 +176,8 @@ def main(argv=None):
     overrides = {**{k: v for k, v in dict(lr=args.lr, epochs=args.epochs).items() if v is not None}, **dict(args.set)}
     if args.validate: overrides.update(val_images=str(TARGET_SETS[0][1]), val_masks=str(TARGET_SETS[0][2]), val_size=224, val_every=10)
     if args.seeds and 'seed' in overrides: p.error("give the training seeds either as --seeds or as --set seed=N, not both")
-    seeds = [int(x) for x in args.seeds.split(',')] if args.seeds else [overrides.get('seed', 0)]
-    if len(set(seeds)) < len(seeds): p.error(f"--seeds {args.seeds}: a seed given twice would train into the same folder")
+    seeds = args.seeds or [overrides.get('seed', 0)]
+    if len(set(seeds)) < len(seeds): p.error(f"--seeds {','.join(map(str, seeds))}: a seed given twice would train into the same folder")
     t0 = time.time()
     start = args.start or pretrain(out, args.quick)
     runs = {}

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from .runtime import unwrap
-from .model import (BACKBONE_FORMAT, CHECKPOINT_FORMAT, DINOModel, backbone_state_dict, check_state_dict,
-                                           weights_fingerprint)
+from .lora import has_lora
+from .objective import add_mask_token
+from .model import (BACKBONE_FORMAT, CHECKPOINT_FORMAT, DINOModel, adapt_backbone, adaptation_settings,
+                                           adaptation_words, backbone_state_dict, check_state_dict, weights_fingerprint)
 
 # %% auto #0
 __all__ = ['rng_states', 'set_rng_states', 'atomic_save', 'checkpoint_state', 'keep_copy', 'CheckpointWriter', 'save_checkpoint',
-           'read_checkpoint', 'load_checkpoint', 'checkpoint_bytes', 'check_checkpoint_dir', 'find_checkpoint',
-           'export_backbone']
+           'read_checkpoint', 'trained_adaptation', 'rebuild_as_trained', 'load_checkpoint', 'checkpoint_bytes',
+           'check_checkpoint_dir', 'find_checkpoint', 'export_backbone']
 
 # %% ../nbs/07_checkpoints.ipynb #d7fb9ba3
 def _plain(obj):
@@ -64,7 +66,8 @@ def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int
         loss_history=list(loss_history or []),
         config=_plain(config or {}), student=unwrap(student).state_dict(), teacher=unwrap(teacher).state_dict(),
         optimizer=optimizer.state_dict() if optimizer else None, scheduler=scheduler.state_dict() if scheduler else None,
-        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states(), validation=validation)
+        loss_fn=loss_fn.state_dict() if loss_fn is not None else None, rng=rng_states(), validation=validation,
+        adaptation=getattr(getattr(unwrap(student), 'backbone', None), 'adaptation', None))   # how to rebuild the backbone
 
 def keep_copy(source, path):
     "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
@@ -143,12 +146,40 @@ def read_checkpoint(path, mmap:bool=False, # map tensors from disk instead of re
                          "load_dinov2(weights=...)).")
     return ckpt
 
+def trained_adaptation(ckpt:dict) -> dict|None:
+    "How the checkpoint's run adapted its backbone (`adaptation_settings`): stored, or from the config of a run that predates it."
+    config = ckpt.get('config') or {}
+    if ckpt.get('adaptation') or 'adapt' not in config: return ckpt.get('adaptation')
+    return adaptation_settings(config['adapt'], config.get('trainable_blocks'), config.get('lora_rank', 8), config.get('lora_alpha', 16.0),
+                               config.get('lora_dropout', 0.0), config.get('lora_mlp', False))
+
+def rebuild_as_trained(ckpt:dict, student, teacher, optimizer=None, source='the checkpoint') -> list[str]:
+    "Make models what the checkpoint's run trained (its adaptation, iBOT's mask token) before its weights load; returns what changed."
+    backbones = [unwrap(m).backbone for m in (student, teacher)]
+    stored, current = trained_adaptation(ckpt), getattr(backbones[0], 'adaptation', None)
+    comparable = lambda chosen: {k: v for k, v in (chosen or {}).items() if k != 'lora_dropout'}   # dropout changes no weight
+    changed = []
+    if stored and current and comparable(stored) != comparable(current) and (optimizer is not None or any(map(has_lora, backbones))):
+        raise ValueError(f"{source} was trained with {adaptation_words(stored)}, but these models with {adaptation_words(current)}. "
+                         "Build them as the run did (adapt_backbone on a fresh backbone, then create_dino_models and the optimiser), "
+                         "or create them without choosing and load_checkpoint rebuilds them.")
+    if stored and comparable(stored) != comparable(current) and optimizer is None and not any(map(has_lora, backbones)):
+        for backbone in backbones: adapt_backbone(backbone, **stored)
+        changed.append(adaptation_words(stored))
+    lacking = [b for b, key in zip(backbones, ('student', 'teacher')) if 'backbone.mask_token' in ckpt[key] and getattr(b, 'mask_token', None) is None]
+    for backbone in lacking: add_mask_token(backbone)
+    if lacking: changed.append("iBOT's mask token")
+    unwrap(teacher).requires_grad_(False)
+    return changed
+
 def load_checkpoint(path, student, teacher, optimizer=None, scheduler=None, device='cpu',
                     loss_fn=None, # restores the DINO centre
                     restore_rng:bool=False, # also restore the random states (exact resume)
                    ) -> dict:
     "Restore models (and optionally optimiser, schedule, loss centre, random states); returns the metadata."
     ckpt = read_checkpoint(path)
+    rebuilt = rebuild_as_trained(ckpt, student, teacher, optimizer, f"checkpoint {path}")
+    if rebuilt: print(f"load_checkpoint: the models were rebuilt as {path}'s run trained them: {'; '.join(rebuilt)}.")
     for model, key in [(student, 'student'), (teacher, 'teacher')]:
         check_state_dict(unwrap(model), ckpt[key], f"checkpoint {path} ({key})")
         unwrap(model).load_state_dict(ckpt[key]); unwrap(model).to(device)

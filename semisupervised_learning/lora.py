@@ -31,6 +31,7 @@ class LoRALinear(nn.Module):
         self.lora_A = nn.Parameter(torch.empty(rank, base.in_features, **like))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **like))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.register_buffer('lora_scaling', torch.tensor(float(self.scaling)))  # in the state dict: a bare one can be merged
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     @property
@@ -47,6 +48,13 @@ class LoRALinear(nn.Module):
         "`W + (alpha/rank) B A`, computed in float32 and returned in `W`'s dtype."
         W = self.base.weight
         return (W.float() + self.scaling * (self.lora_B.float() @ self.lora_A.float())).to(W.dtype)
+
+    def _load_from_state_dict(self, state, prefix, *args):
+        "A state dict's scaling is the layer's from then on; one written before it was stored keeps the layer's own."
+        key = prefix + 'lora_scaling'
+        if key not in state: state[key] = self.lora_scaling.detach().clone()
+        self.scaling = float(state[key]); self.alpha = self.scaling * self.rank
+        super()._load_from_state_dict(state, prefix, *args)
 
     def extra_repr(self): return f'rank={self.rank}, alpha={self.alpha}'
 
@@ -94,18 +102,22 @@ def add_lora(backbone:nn.Module, # a DINOv2 ViT (timm or torch.hub) with transfo
 
 # %% ../nbs/03_lora.ipynb #ea983ca4
 def merge_lora_state(state:dict, # a state dict with LoRA keys (`<layer>.base.weight`, `<layer>.lora_A`, `<layer>.lora_B`)
-                     scaling, # alpha / rank: one number, or {layer name: scaling}
+                     scaling=None, # alpha / rank: one number, or {layer name: scaling}; None: each layer's `lora_scaling` in `state`
                     ) -> dict:
     "A state dict with every adapter folded into its layer (`W + scaling B A`, in float32) under the plain key names."
     merged = {}
     for key, value in state.items():
         owner, _, leaf = key.rpartition('.')                      # 'blocks.0.attn.qkv.base', 'weight'
-        if leaf in ('lora_A', 'lora_B') and f'{owner}.base.weight'.lstrip('.') in state: continue
+        if leaf in ('lora_A', 'lora_B', 'lora_scaling') and f'{owner}.base.weight'.lstrip('.') in state: continue
         layer, _, part = owner.rpartition('.')                    # 'blocks.0.attn.qkv', 'base'
         prefix = f'{layer}.' if layer else ''
         if part == 'base' and f'{prefix}lora_A' in state:
             if leaf == 'weight':
                 s = scaling[layer] if isinstance(scaling, dict) else scaling
+                if s is None and f'{prefix}lora_scaling' not in state:
+                    raise ValueError(f"The LoRA adapter of {layer or 'this layer'} does not say its scaling (alpha / rank), which "
+                                     "states written before it was stored lack: give it, merge_lora_state(state, alpha / rank).")
+                s = float(state[f'{prefix}lora_scaling']) if s is None else s
                 value = (value.float() + s * (state[f'{prefix}lora_B'].float() @ state[f'{prefix}lora_A'].float())).to(value.dtype)
             key = prefix + leaf
         merged[key] = value.detach()

@@ -15,8 +15,8 @@ from .objective import add_mask_token, masked_index, masking
 # %% auto #0
 __all__ = ['DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT', 'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'dinov2_weights_url',
            'architecture_from_state', 'load_dinov2', 'read_backbone_file', 'check_state_dict', 'load_backbone_weights',
-           'backbone_tokens', 'DINOHead', 'DINOModel', 'adapt_backbone', 'backbone_state_dict', 'backbone_change',
-           'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen']
+           'backbone_tokens', 'DINOHead', 'DINOModel', 'adaptation_settings', 'adaptation_words', 'adapt_backbone',
+           'backbone_state_dict', 'backbone_change', 'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen']
 
 # %% ../nbs/05_model.ipynb #8738594f
 DINOV2_ARCHS = {f'dinov2_vit{s}14{r}': (f'vit_{size}_patch14{"_reg4" if r else ""}_dinov2', {})
@@ -104,15 +104,18 @@ def read_backbone_file(path) -> tuple[dict, dict]:
     if isinstance(obj, dict) and obj.get('format') == CHECKPOINT_FORMAT:                          # a training checkpoint
         config, state = obj.get('config', {}), obj['teacher']
         if any(k.endswith('.lora_A') for k in state):
-            if not config.get('lora_rank'):
+            if not config.get('lora_rank') and not any(k.endswith('lora_scaling') for k in state):
                 raise ValueError(f"{path} holds LoRA adapters but its config does not say their rank and alpha: rebuild the model "
                                  "with adapt_backbone(..., 'lora', lora_rank=..., lora_alpha=...) and use load_checkpoint.")
-            state = merge_lora_state(state, config.get('lora_alpha', 16.0) / config['lora_rank'])
+            state = merge_lora_state(state, None if any(k.endswith('lora_scaling') for k in state)
+                                     else config.get('lora_alpha', 16.0) / config['lora_rank'])
         return state, dict(name=config.get('backbone'))
     if isinstance(obj, dict) and isinstance(obj.get('model'), dict): return obj['model'], {}
     if not (isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values())):
         raise ValueError(f"{path} holds {type(obj).__name__} {'without tensors' if isinstance(obj, dict) else ''}, not a state dict of tensors. {expected}")
-    return obj, {}
+    if not any(k.endswith('.lora_A') for k in obj): return obj, {}
+    try: return merge_lora_state(obj), {}                           # torch.save(backbone.state_dict()) of an adapted backbone
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
 def _strip_prefixes(state:dict) -> dict:
     "Drop wrapper prefixes (`module.`, `teacher.`, `backbone.`) and hub block chunks (`blocks.0.5.` -> `blocks.5.`)."
@@ -126,7 +129,8 @@ def check_state_dict(model:nn.Module, state:dict, source:str='weights'):
     own = model.state_dict()
     shapes = [f"{k}: {tuple(v.shape)} in {source} vs {tuple(own[k].shape)} in the model" for k, v in state.items()
               if k in own and tuple(v.shape) != tuple(own[k].shape)]
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    missing = sorted(k for k in set(own) - set(state) if not k.endswith('lora_scaling'))   # older states: the layer keeps its own
+    unexpected = sorted(set(state) - set(own))
     if shapes or missing or unexpected:
         raise ValueError(f"{source} does not fit this model (another architecture or head size?). "
                          + (f"Shape mismatches: {'; '.join(shapes[:4])}. " if shapes else '')
@@ -229,6 +233,21 @@ class DINOModel(nn.Module):
 # %% ../nbs/05_model.ipynb #c073968c
 ADAPT_MODES = ('frozen', 'lora', 'blocks', 'full')
 
+def adaptation_settings(mode:str, trainable_blocks:int|None=None, lora_rank:int=8, lora_alpha:float=16, lora_dropout:float=0.0,
+               lora_mlp:bool=False) -> dict:
+    "`adapt_backbone`'s choice as a plain dict, with only the settings its mode uses: what a checkpoint needs to rebuild it."
+    chosen = dict(mode=mode)
+    if mode in ('lora', 'blocks'): chosen['trainable_blocks'] = trainable_blocks
+    if mode == 'lora': chosen.update(lora_rank=lora_rank, lora_alpha=float(lora_alpha), lora_dropout=float(lora_dropout), lora_mlp=lora_mlp)
+    return chosen
+
+def adaptation_words(chosen:dict) -> str:
+    "An `adaptation` in a few words, for messages."
+    blocks = 'all blocks' if chosen.get('trainable_blocks') is None else f"the last {chosen['trainable_blocks']} block(s)"
+    return {'frozen': 'frozen (head only)', 'full': 'full (the whole backbone trains)', 'blocks': f'blocks ({blocks} train)',
+            'lora': f"LoRA rank {chosen.get('lora_rank')}, alpha {chosen.get('lora_alpha')} on {blocks}"
+                    + (' (MLP too)' if chosen.get('lora_mlp') else '')}[chosen['mode']]
+
 def adapt_backbone(backbone:nn.Module,
                    mode:str='lora', # 'frozen' (head only), 'lora' (low-rank adapters), 'blocks' (the last `blocks`), 'full'
                    trainable_blocks:int|None=None, # 'blocks': how many of the last blocks train; 'lora': adapt only the last N (None: all)
@@ -237,7 +256,8 @@ def adapt_backbone(backbone:nn.Module,
                   ) -> nn.Module:
     "Choose, in place, which backbone parameters train (adding LoRA adapters for 'lora'); returns the backbone."
     if mode not in ADAPT_MODES: raise ValueError(f"adapt mode {mode!r} is not one of {', '.join(ADAPT_MODES)}.")
-    backbone.requires_grad_(mode == 'full'); backbone.adapt_mode = mode     # `create_dino_models` reads the choice
+    backbone.requires_grad_(mode == 'full')
+    backbone.adaptation = adaptation_settings(mode, trainable_blocks, lora_rank, lora_alpha, lora_dropout, lora_mlp)   # checkpoints keep it
     if mode in ('frozen', 'full'): return _mask_token_trains(backbone, mode)
     n_blocks = len(backbone.blocks)
     if trainable_blocks is not None and not 0 <= trainable_blocks <= n_blocks:
@@ -276,16 +296,26 @@ def weights_fingerprint(backbone_or_state) -> float: # a backbone, or its `backb
     state = backbone_or_state if isinstance(backbone_or_state, dict) else backbone_state_dict(backbone_or_state)
     return sum(float(v.double().sum()) for v in state.values() if v.is_floating_point())
 
-def create_dino_models(backbone:nn.Module, # a backbone that went through `adapt_backbone`, which chose what in it trains
+def create_dino_models(backbone:nn.Module, # a DINOv2 backbone; what in it trains: `adapt_backbone`'s choice, else `freeze_backbone`
+                       freeze_backbone:bool|None=None, # the plan's switch for a backbone not through `adapt_backbone`: True head only, False all
                        device=None, # defaults to CUDA when available
                        **head_kwargs, # DINOHead settings: hidden_dim, out_dim, bottleneck_dim, nlayers, norm_last_layer
                       ) -> tuple[DINOModel, DINOModel]:
     "Student and teacher: same weights at the start, the teacher an independent copy without gradients."
-    old = sorted({'freeze_backbone', 'trainable_blocks'} & set(head_kwargs))
-    if old or not hasattr(backbone, 'adapt_mode'):
-        raise ValueError((f"create_dino_models no longer takes {' or '.join(old)}: " if old else "Choose what trains in the backbone first: ")
-                         + "adapt_backbone(backbone, mode) with mode 'frozen' (head only), 'lora', 'blocks' (with the number of blocks) or 'full', "
-                         "then create_dino_models(backbone, ...).")
+    if isinstance(freeze_backbone, (str, torch.device)) and device is None: freeze_backbone, device = None, freeze_backbone  # (backbone, device)
+    if freeze_backbone is not None and not isinstance(freeze_backbone, bool):
+        raise TypeError(f"freeze_backbone is True (head only), False (the whole backbone trains) or None, not {freeze_backbone!r}.")
+    if 'trainable_blocks' in head_kwargs:
+        raise ValueError("create_dino_models no longer takes trainable_blocks: adapt_backbone(backbone, 'blocks', trainable_blocks=N) first.")
+    chosen = getattr(backbone, 'adaptation', None)
+    if chosen is None:                                               # `adapt_backbone` is still the one place that decides
+        if freeze_backbone is None:
+            print("create_dino_models: the backbone is frozen (head only), the plan's default; freeze_backbone=False or "
+                  "adapt_backbone(backbone, 'lora' | 'blocks' | 'full') trains it.")
+        adapt_backbone(backbone, 'frozen' if freeze_backbone in (None, True) else 'full')
+    elif freeze_backbone is not None and freeze_backbone != (chosen['mode'] == 'frozen'):
+        raise ValueError(f"freeze_backbone={freeze_backbone} contradicts what adapt_backbone chose for this backbone: "
+                         f"{adaptation_words(chosen)}. Leave freeze_backbone out, or adapt a fresh backbone as you want it.")
     backbone.start_fingerprint = weights_fingerprint(backbone)     # export warns when the backbone never moved from here
     student = DINOModel(backbone, DINOHead(backbone.embed_dim, **head_kwargs))
     teacher = copy.deepcopy(student).requires_grad_(False).eval()

@@ -28,11 +28,12 @@ class NonFiniteLossError(FloatingPointError):
     "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
 
 class TrainingInterrupted(KeyboardInterrupt):
-    "Ctrl-C (SIGINT) arrived; training stopped cleanly after finishing step `step` of epoch `epoch` and saved `checkpoint`."
+    "Ctrl-C (SIGINT) or SIGTERM arrived; training stopped cleanly after finishing step `step` of epoch `epoch` and saved `checkpoint`."
     def __init__(self, step:int, message:str='', loss_sum:float=0.0, # loss_sum: the epoch's losses so far, summed
-                 epoch:int|None=None, checkpoint:Path|None=None): # the epoch (1-based) and the checkpoint saved, once known
+                 epoch:int|None=None, checkpoint:Path|None=None, # the epoch (1-based) and the checkpoint saved, once known
+                 signal:str='SIGINT'): # the signal that stopped it: 'SIGINT' or 'SIGTERM'
         super().__init__(message or f'stopped after step {step}')
-        self.step, self.loss_sum, self.epoch, self.checkpoint = step, loss_sum, epoch, checkpoint
+        self.step, self.loss_sum, self.epoch, self.checkpoint, self.signal = step, loss_sum, epoch, checkpoint, signal
 
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
@@ -187,23 +188,29 @@ def _removed_on_failure(new_folders:list, checkpoint_dir:Path):
             shutil.rmtree(new_folders[-1], ignore_errors=True)
         raise
 
-class _DeferredSigint:
-    "While active, Ctrl-C sets a flag (the loop stops after its current step); a second Ctrl-C interrupts at once."
-    def __init__(self): self.requested, self._previous = False, None
+class _DeferredStop:
+    """While active, Ctrl-C (SIGINT) and SIGTERM (kill, timeout, a cluster's time limit) set a flag: the loop stops after its
+    current step and saves. The same signal again interrupts at once."""
+    SIGNALS = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
+    def __init__(self): self.requested, self.signal, self._previous = False, None, {}
     def _handler(self, signum, frame):
-        self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
-        if is_main_process(): print("\nCtrl-C: finishing this step and saving a checkpoint (press again to abort without saving).")
+        self.requested, self.signal = True, signal.Signals(signum).name
+        signal.signal(signum, self._previous.pop(signum))
+        if is_main_process():
+            print(f"\n{self.SIGNALS[signum]}: finishing this step and saving a checkpoint (send it again to abort without saving).",
+                  flush=True)
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
         return self
     def __exit__(self, *exc):
-        if self._previous is not None: signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items(): signal.signal(s, previous)
+
 
 # %% ../nbs/11_training.ipynb #8b49a53f
 def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None, *,
-               epochs:int=100, save_every:int=10, checkpoint_dir='checkpoints',
+               epochs:int|None=None, # the run's length (default 100); the plan's name for it is n_epochs
+               save_every:int=10, checkpoint_dir='checkpoints',
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
                momentum_teacher:float=0.996, clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1,
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
@@ -213,8 +220,12 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
                validation=None, # a `ValidationProbe`: scores the teacher's backbone at the start and every `validate_every` epochs
                validate_every:int=10, # epochs between validations (and after the last epoch)
+               n_epochs:int|None=None, # the plan's name for `epochs`
               ) -> list[float]:
-    "Train for `epochs` with checkpoints, resume, health monitoring and clean Ctrl-C; returns the per-epoch losses."
+    "Train for `epochs` with checkpoints, resume, health monitoring and clean Ctrl-C / SIGTERM; returns the per-epoch losses."
+    if epochs is not None and n_epochs is not None and epochs != n_epochs:
+        raise ValueError(f"epochs={epochs} and n_epochs={n_epochs} name the same thing, the run's length: give one of them.")
+    epochs = next((e for e in (epochs, n_epochs) if e is not None), 100)
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
     distributed = is_distributed()
@@ -264,14 +275,14 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                   f"{scored['mean_iou']:.3f} ± {scored['mean_iou_std']:.3f}{gap}, best at epoch {validation_state['best_epoch']}; "
                   f"{scored['seconds']:.1f} s")
         monitor.validated(record)
-    with _removed_on_failure(new_folders, checkpoint_dir), _DeferredSigint() as sigint, writer:   # leaving it waits for the last write
+    with _removed_on_failure(new_folders, checkpoint_dir), _DeferredStop() as stop_signal, writer:   # leaving it waits for the last write
         if validation is not None and main and validation_state is None: validate(start_epoch)
         calls = [0]
         def should_stop():
             calls[0] += 1
-            if not distributed: return sigint.requested
+            if not distributed: return stop_signal.requested
             if calls[0] % log_every: return False        # ranks agree on stopping at logging steps only
-            flag = torch.tensor([float(sigint.requested)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            flag = torch.tensor([float(stop_signal.requested)], device=device); dist.all_reduce(flag, op=dist.ReduceOp.MAX)
             return bool(flag.item())
         backbone_training, last_latest = None, -math.inf
         for epoch in range(start_epoch, epochs):
@@ -294,7 +305,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 saved = checkpoint_dir / 'checkpoint_latest.pth'
                 raise TrainingInterrupted(e.step, f"Interrupted in epoch {epoch + 1} after step {e.step}; saved {saved}. Resume it with "
                                           f"resume=True (train_dino: resume_from='latest'); the backbone trained so far is "
-                                          f"load_dinov2(weights='{saved}').", e.loss_sum, epoch + 1, saved) from None
+                                          f"load_dinov2(weights='{saved}').", e.loss_sum, epoch + 1, saved,
+                                          stop_signal.signal or 'SIGINT') from None
             except NonFiniteLossError as e:
                 latest = checkpoint_dir / 'checkpoint_latest.pth'; writer.wait()
                 raise NonFiniteLossError(f"{e} " + (f"The last good checkpoint, {latest}, is untouched: resume from it "

@@ -11,8 +11,9 @@ clipping, optimiser, schedule, teacher EMA; `torch.cuda.synchronize()` before th
 Reports images/s (end to end, and compute only), ms per step (data wait / compute), peak memory
 (CPU: `resource.getrusage` max RSS of this process and of its largest loader worker; CUDA: max allocated),
 FLOPs per image (counted with `torch.utils.flop_counter.FlopCounterMode` on one real step, and the analytic
-ViT formula), achieved TFLOP/s and MFU against a matmul peak measured first in the same process
-(bf16 on CUDA, fp32 on CPU, where core trains in fp32).
+ViT formula), achieved TFLOP/s and MFU against a matmul peak measured first in the same process, in the dtype the
+step computes in (bf16 under autocast, core's default on a GPU and on CPUs with bf16 units; fp32 with --amp off or
+without them).
 
     python bench/bench.py --config cpu-small                       # one configuration
     python bench/bench.py --config cpu-small --compare-lightly     # and ../shared/bench/lightly_ref.py, same settings

@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from .core import *
 from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
-from .features import check_features_out, choose_scale, pixel_extent, write_dense_features
+from .features import check_features_out, choose_scale, dense_inputs, pixel_extent, write_dense_features
 
 # %% auto #0
-__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'OneLineParser', 'config_from_args',
-           'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option', 'section_numbers',
-           'features_cli']
+__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'factor_option', 'OneLineParser',
+           'config_from_args', 'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option',
+           'section_numbers', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -37,6 +37,12 @@ def scale_option(text:str) -> float|str:
     "--scale as a factor ('2') or a target pixel size ('8nm')."
     try: return parse_scale(text)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e).replace('scale=', '')) from None
+
+def factor_option(text:str) -> float:
+    "--scale as a factor only ('2'), for data that do not say their pixel size (ssl-dino-probe's image folders)."
+    value = scale_option(text)
+    if isinstance(value, str): raise argparse.ArgumentTypeError(f"{text!r}: these images do not say their pixel size: give a factor (2: half resolution, 1: native)")
+    return value
 
 class OneLineParser(argparse.ArgumentParser):
     "An ArgumentParser whose mistakes end in one line naming the option and what it takes, not a page of usage; `--scale -3nm` is read as a value."
@@ -171,7 +177,8 @@ def _features_parser() -> argparse.ArgumentParser:
                                 description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
                                             "or dense patch features of volumes and large sections at the working scale (--out features.zarr).")
     p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
-    p.add_argument('data', help=f"folder of EM images, or a volume: {VOLUME_HELP}; with --out *.zarr one volume or image")
+    p.add_argument('data', nargs='+', help=f"folder of EM images, image files, a glob ('sections/*.tif'), or a volume: {VOLUME_HELP}; "
+                   "with --out *.zarr one volume, or images (each keeps its size)")
     p.add_argument('--out', default='features.pt', help="*.pt: features of whole images resized to --size; *.zarr: dense patch features (n, h, w, D), "
                    "resumable. An existing path that holds anything else is refused, never replaced")
     p.add_argument('--backbone', default=None, help="DINOv2 name, when the weights file does not say")
@@ -198,16 +205,14 @@ def _features_parser() -> argparse.ArgumentParser:
     dense.add_argument('--no-progress', action='store_true', help="no progress bar")
     return p
 
-def _dense_source(data:str, args) -> EMVolume|Path:
-    "DATA for dense features: a volume (TIFF stacks too) opened lazily, or one 2-D image; a folder or a missing file is refused."
-    if split_volume_path(data) is not None:
-        return EMVolume(data, planes=(args.plane,), voxel_size=parse_voxel_size(args.voxel_size), force_planes=args.force_planes)
-    path = Path(data)
-    if path.is_dir(): raise EMImageError(f"{path} is a folder: --out {args.out} writes dense features of one volume or image; give a volume file "
-                                         "(see --help for the formats), or --out features.pt for the folder's images.")
-    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist (relative to {Path.cwd()}): check the path.")
-    if args.plane != 'xy': raise EMImageError(f"{path} is a 2-D image: it has only xy sections, not --plane {args.plane}.")
-    return path
+def _dense_source(data:list[str], args) -> EMVolume|Path|str|list:
+    "DATA for dense features: a volume (TIFF stacks too) opened lazily, or images: one file, a folder, a glob, several files."
+    if len(data) == 1 and split_volume_path(data[0]) is not None and not any(c in data[0] for c in '*?['):
+        return EMVolume(data[0], planes=(args.plane,), voxel_size=parse_voxel_size(args.voxel_size), force_planes=args.force_planes)
+    if missing := [p for p in data if not any(c in p for c in '*?[') and not Path(p).exists()]:
+        raise FileNotFoundError(f"{missing[0]} does not exist (relative to {Path.cwd()}): check the path.")
+    if args.plane != 'xy': raise EMImageError(f"{' '.join(data)[:200]}: images have only xy sections, not --plane {args.plane}.")
+    return (data[0] if any(c in data[0] for c in '*?[') else Path(data[0])) if len(data) == 1 else [Path(p) for p in data]
 
 def _size(n_bytes:float) -> str: return next(f"{n_bytes / 1024 ** i:.3g} {u}" for i, u in [(4, 'TB'), (3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')] if n_bytes >= 1024 ** i or i == 0)
 
@@ -225,18 +230,25 @@ def _write_dense(args, backbone, device):
     scale, why = choose_scale(args.scale, [args.weights])
     given, scale = scale, scale_factor(scale, plane_pixel_size(source.voxel_size, args.plane) if isinstance(source, EMVolume) else None, str(source))
     why += f"; {given} pixels" if isinstance(given, str) else ''
-    n = len(source.plane_sections(args.plane)) if isinstance(source, EMVolume) else 1
-    sections = section_numbers(args.sections, n)
-    H, W = source.section_shape(source.plane_sections(args.plane).start) if isinstance(source, EMVolume) else load_em_image(source).shape
-    grid = [-(-round(s / scale) // PATCH_SIZE) for s in (H, W)]
+    shapes = dense_inputs(source, args.plane, args.on_error)[2]
+    sections = section_numbers(args.sections, len(shapes))
+    def patch_grid(shape): return [-(-max(1, round(s / scale)) // PATCH_SIZE) for s in shape]      # as `write_dense_features`
+    (H, W), grid = shapes[0], patch_grid(shapes[0])
+    patches = sum(h * w for h, w in map(patch_grid, (shapes[k] for k in sections)))
     extent, value = pixel_extent((H, W), grid, scale), torch.finfo(getattr(torch, args.dtype)).bits // 8 * backbone.embed_dim
-    print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "
-          f"tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
-    print(f"{len(sections)} of {n} sections of {H} x {W} px, each a patch grid of {grid[0]} x {grid[1]} x {backbone.embed_dim}: "
-          f"{_size(grid[0] * grid[1] * value)} a section, {_size(len(sections) * grid[0] * grid[1] * value)} in all before compression"
-          + (f"; --per-pixel adds {_size(H * W * value)} a section, {_size(len(sections) * H * W * value)} in all" if args.per_pixel else '')
-          + (f". The grid covers {extent[0]} x {extent[1]} px, overhanging the section by {extent[0] - H} x {extent[1] - W} px (its last row and "
-             "column repeated)" if (extent[0], extent[1]) != (H, W) else ''))
+    print(f"Dense features of {source if isinstance(source, (EMVolume, Path, str)) else f'{len(shapes)} files'} at scale {scale:g} ({why}): "
+          f"one {PATCH_SIZE * scale:g}-px patch per feature, tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
+    if any(s != (H, W) for s in shapes):           # images of several sizes: each keeps its own patch grid
+        sizes = sorted(set(shapes), key=lambda s: s[0] * s[1])
+        print(f"{len(sections)} of {len(shapes)} images, from {sizes[0][0]} x {sizes[0][1]} to {sizes[-1][0]} x {sizes[-1][1]} px, each its own patch grid "
+              f"(the array holds the largest; section_shapes and patch_grids say each one's): {_size(patches * value)} in all before compression"
+              + (f"; --per-pixel adds {_size(sum(shapes[k][0] * shapes[k][1] for k in sections) * value)}" if args.per_pixel else ''))
+    else:
+        print(f"{len(sections)} of {len(shapes)} sections of {H} x {W} px, each a patch grid of {grid[0]} x {grid[1]} x {backbone.embed_dim}: "
+              f"{_size(grid[0] * grid[1] * value)} a section, {_size(patches * value)} in all before compression"
+              + (f"; --per-pixel adds {_size(H * W * value)} a section, {_size(len(sections) * H * W * value)} in all" if args.per_pixel else '')
+              + (f". The grid covers {extent[0]} x {extent[1]} px, overhanging the section by {extent[0] - H} x {extent[1] - W} px (its last row and "
+                 "column repeated)" if (extent[0], extent[1]) != (H, W) else ''))
     try:
         written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, sections=sections, scale=scale, tile=args.tile,
                                        overlap=args.overlap, dtype=args.dtype, per_pixel=args.per_pixel, weights=args.weights, on_error=args.on_error,
@@ -250,7 +262,7 @@ def _write_dense(args, backbone, device):
     print(f"Wrote {written} section{'s' if written != 1 else ''} ({int(done[sections].sum()) - written} there before) to {args.out}: features {shape} "
           f"(sections, patch rows, patch columns, dims)" + (f", pixel_features {group['pixel_features'].shape}" if args.per_pixel else '')
           + (f"; {len(left_out)} unreadable left out (sections {', '.join(map(str, left_out[:10]))})" if left_out else '')
-          + (f"; {missing - len(left_out)} of {n} sections not asked for yet (--sections)" if missing > len(left_out) else ''))
+          + (f"; {missing - len(left_out)} of {len(shapes)} sections not asked for yet (--sections)" if missing > len(left_out) else ''))
 
 def _stop(signum, frame): raise KeyboardInterrupt       # SIGTERM (timeout, kill, a batch system's time limit) ends as Ctrl-C does
 
@@ -270,7 +282,9 @@ def features_cli(argv=None):
         backbone = load_dinov2(args.backbone, weights=args.weights)
         device = torch.device(args.device) if args.device else default_device()
         if dense: return _write_dense(args, backbone, device)
-        dataset = EMImageDataset(args.data, size=args.size, on_error=args.on_error)
+        print(f"Features of whole images, each resized to {args.size} x {args.size} px ({'patch tokens' if args.patch_tokens else 'CLS'}): "
+              "for dense features of every section at its own size and the working scale, give --out NAME.zarr")
+        dataset = EMImageDataset(args.data if len(args.data) > 1 else args.data[0], size=args.size, on_error=args.on_error)
         loader = create_dataloader(dataset, batch_size=args.batch_size or 16, shuffle=False, drop_last=False, num_workers=0)
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)

@@ -57,7 +57,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
-                                epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
+                      epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
     p.add_argument('data', nargs='?', help=f"folder of EM images (PNG/JPEG/TIFF, searched recursively), or a volume: {VOLUME_HELP}")
     p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 17 s on an idle 2-core CPU")
     p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
@@ -174,8 +174,8 @@ def section_numbers(text:str|None, # '0:10,20,30:'; None: all
 
 def _features_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog='ssl-dino-features', formatter_class=_Defaults, epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
-                                description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
-                                            "or dense patch features of volumes and large sections at the working scale (--out features.zarr).")
+                      description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
+                                  "or dense patch features of volumes, sections and folders of them at the working scale (--out features.zarr).")
     p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
     p.add_argument('data', nargs='+', help=f"folder of EM images, image files, a glob ('sections/*.tif'), or a volume: {VOLUME_HELP}; "
                    "with --out *.zarr one volume, or images (each keeps its size)")

@@ -231,8 +231,8 @@ def check_writable(path, # a file the command will write at the end
 def probe_cli(argv=None):
     "Entry point of `ssl-dino-probe`."
     p = OneLineParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe "
-                                "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                      "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('images', help="folder of EM images")
     p.add_argument('masks', help="folder of masks with the same file names (PNG/TIFF, 0/255 or class numbers)")
     p.add_argument('backbones', nargs='+', metavar='BACKBONE',

@@ -381,6 +381,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                    'semisupervised_learning/features.py'),
                                                   'semisupervised_learning.features._row_weights': ( 'features.html#_row_weights',
                                                                                                      'semisupervised_learning/features.py'),
+                                                  'semisupervised_learning.features._short': ( 'features.html#_short',
+                                                                                               'semisupervised_learning/features.py'),
                                                   'semisupervised_learning.features._tile_starts': ( 'features.html#_tile_starts',
                                                                                                      'semisupervised_learning/features.py'),
                                                   'semisupervised_learning.features._working_rows': ( 'features.html#_working_rows',

@@ -250,11 +250,16 @@ def _placement(plane:str, shape, grid, scale:float, voxel_size, per_pixel:bool) 
     return dict(multiscales=multiscales, unit='nanometer' if nm else 'pixel', patch_grid_extent_px=list(extent),
                 overhang_px=[e - n for e, n in zip(extent, shape)])
 
+def _short(value) -> str:
+    "A setting for a message: a long list cut short, with its length."
+    text = str(value)
+    return text if len(text) <= 80 else f"{text[:70]}... ({len(value)} entries)" if isinstance(value, list) else f"{text[:70]}..."
+
 def _check_resume(stored:dict, attributes:dict, weights:dict, out:Path):
     "Refuse to resume a store begun with other settings or other weights, naming what differs and what to do."
     before = stored.get('features_of') or {}
     if before != attributes:
-        differ = [f"{k} {before.get(k)} there, {v} now" for k, v in attributes.items() if before.get(k) != v]
+        differ = [f"{k} {_short(before.get(k))} there, {_short(v)} now" for k, v in attributes.items() if before.get(k) != v]
         raise FileExistsError(f"{out} holds other features ({'; '.join(differ)}): choose a new --out, or delete it.")
     old = stored.get('weights') or {}
     if old.get('fingerprint') is None or not math.isclose(old['fingerprint'], weights['fingerprint'], rel_tol=1e-12, abs_tol=1e-6):

@@ -4,17 +4,18 @@
 
 # %% ../nbs/13_cli.ipynb #4c752ede
 from __future__ import annotations
-import argparse, sys
+import argparse, re, signal, sys, threading
 from dataclasses import fields
 from pathlib import Path
 import torch
 from .core import *
 from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
-from .features import choose_scale, write_dense_features
+from .features import check_features_out, choose_scale, dense_inputs, pixel_extent, write_dense_features
 
 # %% auto #0
-__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'config_from_args', 'cli_words', 'error_line',
-           'exit_with_error', 'train_cli', 'features_cli']
+__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'factor_option', 'OneLineParser',
+           'config_from_args', 'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option',
+           'section_numbers', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -37,9 +38,26 @@ def scale_option(text:str) -> float|str:
     try: return parse_scale(text)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e).replace('scale=', '')) from None
 
+def factor_option(text:str) -> float:
+    "--scale as a factor only ('2'), for data that do not say their pixel size (ssl-dino-probe's image folders)."
+    value = scale_option(text)
+    if isinstance(value, str): raise argparse.ArgumentTypeError(f"{text!r}: these images do not say their pixel size: give a factor (2: half resolution, 1: native)")
+    return value
+
+class OneLineParser(argparse.ArgumentParser):
+    "An ArgumentParser whose mistakes end in one line naming the option and what it takes, not a page of usage; `--scale -3nm` is read as a value."
+    def error(self, message): exit_with_error(f"{message} (see {self.prog} --help)")
+    def parse_known_args(self, args=None, namespace=None):
+        args, takes_value = list(sys.argv[1:] if args is None else args), {s for a in self._actions if a.nargs is None for s in a.option_strings}
+        joined = []                                   # '--scale', '-3nm' as '--scale=-3nm': argparse alone takes '-3nm' for an option
+        for arg in args:
+            if joined and joined[-1] in takes_value and re.match(r'-\d', arg): joined[-1] += '=' + arg
+            else: joined.append(arg)
+        return super().parse_known_args(joined, namespace)
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
-                                epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
+    p = OneLineParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM images with DINO self-supervision.",
+                      epilog=f"DATA formats: image folders (PNG/JPEG/TIFF) and volumes: {VOLUME_HELP}.")
     p.add_argument('data', nargs='?', help=f"folder of EM images (PNG/JPEG/TIFF, searched recursively), or a volume: {VOLUME_HELP}")
     p.add_argument('--demo', action='store_true', help="built-in synthetic EM images, tiny backbone, CPU, 17 s on an idle 2-core CPU")
     p.add_argument('--from-scratch', action='store_true', help="random weights (no download) and the recipe measured to adapt from them: "
@@ -127,21 +145,49 @@ class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     "Defaults in the help, except where there is none to show (the help says what happens)."
     def _get_help_string(self, action): return action.help if action.default is None else super()._get_help_string(action)
 
-DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None, force_planes=False, per_pixel=False)
+DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None, force_planes=False, per_pixel=False,
+                     sections=None)
+
+def _section_slices(text:str) -> list[slice]:
+    "'0:10,20,30:' as slices: start:stop (the stop left out, as in Python), or one number."
+    try: parts = [slice(*(int(v) if v else None for v in part.split(':'))) if ':' in part else slice(int(part), int(part) + 1) for part in text.split(',')]
+    except (ValueError, TypeError): parts = None
+    if not parts or any(v is not None and v < 0 for s in parts for v in (s.start, s.stop)) or any(s.step is not None and s.step < 1 for s in parts):
+        raise ValueError(f"--sections {text}: give section numbers from 0 and ranges start:stop, e.g. 0:10 (sections 0 to 9), 5, or 0:10,20:")
+    return parts
+
+def sections_option(text:str) -> str:
+    "--sections as given, once its form is checked; `section_numbers` reads it against the volume."
+    try: _section_slices(text)
+    except ValueError as e: raise argparse.ArgumentTypeError(f"{text!r}: {str(e).split(': ', 1)[1]}") from None
+    return text
+
+def section_numbers(text:str|None, # '0:10,20,30:'; None: all
+                    n:int) -> list[int]:
+    "The section numbers `text` selects among `n`, in order; a part that selects none is refused."
+    if text is None: return list(range(n))
+    chosen = set()
+    for part, s in zip(text.split(','), _section_slices(text)):
+        if not range(n)[s]: raise ValueError(f"--sections {part} selects none of the {n} sections (0 to {n - 1}).")
+        chosen.update(range(n)[s])
+    return sorted(chosen)
 
 def _features_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-features', formatter_class=_Defaults, epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
-                                description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
-                                            "or dense patch features of volumes and large sections at the working scale (--out features.zarr).")
+    p = OneLineParser(prog='ssl-dino-features', formatter_class=_Defaults, epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
+                      description="Embed EM images with an adapted DINOv2 backbone: features of whole images (--out features.pt), "
+                                  "or dense patch features of volumes, sections and folders of them at the working scale (--out features.zarr).")
     p.add_argument('weights', help="checkpoint_*.pth of a run, or adapted_backbone.pth")
-    p.add_argument('data', help=f"folder of EM images, or a volume: {VOLUME_HELP}; with --out *.zarr one volume or image")
-    p.add_argument('--out', default='features.pt', help="*.pt: features of whole images resized to --size; *.zarr: dense patch features (n, h, w, D), resumable")
+    p.add_argument('data', nargs='+', help=f"folder of EM images, image files, a glob ('sections/*.tif'), or a volume: {VOLUME_HELP}; "
+                   "with --out *.zarr one volume, or images (each keeps its size)")
+    p.add_argument('--out', default='features.pt', help="*.pt: features of whole images resized to --size; *.zarr: dense patch features (n, h, w, D), "
+                   "resumable. An existing path that holds anything else is refused, never replaced")
     p.add_argument('--backbone', default=None, help="DINOv2 name, when the weights file does not say")
     p.add_argument('--size', type=int, default=224, help="*.pt: images are resized to size x size (a multiple of 14)")
     p.add_argument('--batch-size', type=int, default=None, help="images per batch (*.pt, default 16), or tiles per forward pass (*.zarr, default 4: the memory bound)")
     p.add_argument('--patch-tokens', action='store_true', help="*.pt: save (N, h, w, D) patch tokens instead of (N, D) CLS features")
     p.add_argument('--device', default=None)
-    p.add_argument('--on-error', choices=ON_ERROR, default='raise', help="skip: leave out unreadable images (named, counted)")
+    p.add_argument('--on-error', choices=ON_ERROR, default='raise', help="skip: leave out unreadable images, or sections with a damaged chunk "
+                   "(named, counted; a store leaves them not done, so the same command fills them once the data are repaired)")
     dense = p.add_argument_group('dense features (--out *.zarr)')
     dense.add_argument('--scale', type=scale_option, default=None, help="working scale: sections downsampled by this factor first (2: half resolution), "
                        "or a target pixel size (8nm) where the volume's voxel size is known; "
@@ -150,56 +196,100 @@ def _features_parser() -> argparse.ArgumentParser:
     dense.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share (a multiple of 14), blended so no seams show")
     dense.add_argument('--dtype', choices=('float16', 'float32'), default='float16', help="stored dtype")
     dense.add_argument('--per-pixel', action='store_true', help="also pixel_features (n, H, W, D): the patch features upsampled onto every pixel "
-                       "(H x W x D values per section)")
+                       "(H x W x D values per section: 196x the patch features at scale 1; the first line says the size)")
+    dense.add_argument('--sections', type=sections_option, default=None, help="which sections: 0:10 (0 to 9), 5, 0:10,20: (Python's start:stop); "
+                       "default: all. The store holds every section; a later run with others adds them")
     dense.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to write")
     dense.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where the volume's metadata lacks it")
     dense.add_argument('--force-planes', action='store_true', help="xz / yz sections even where the voxel size says the data are anisotropic")
     dense.add_argument('--no-progress', action='store_true', help="no progress bar")
     return p
 
-def _dense_source(data:str, args) -> EMVolume|Path:
-    "DATA for dense features: a volume (TIFF stacks too) opened lazily, or one 2-D image; a folder or a missing file is refused."
-    if split_volume_path(data) is not None:
-        return EMVolume(data, planes=(args.plane,), voxel_size=parse_voxel_size(args.voxel_size), force_planes=args.force_planes)
-    path = Path(data)
-    if path.is_dir(): raise EMImageError(f"{path} is a folder: --out {args.out} writes dense features of one volume or image; give a volume file "
-                                         "(see --help for the formats), or --out features.pt for the folder's images.")
-    if not path.is_file(): raise FileNotFoundError(f"{path} does not exist (relative to {Path.cwd()}): check the path.")
-    if args.plane != 'xy': raise EMImageError(f"{path} is a 2-D image: it has only xy sections, not --plane {args.plane}.")
-    return path
+def _dense_source(data:list[str], args) -> EMVolume|Path|str|list:
+    "DATA for dense features: a volume (TIFF stacks too) opened lazily, or images: one file, a folder, a glob, several files."
+    if len(data) == 1 and split_volume_path(data[0]) is not None and not any(c in data[0] for c in '*?['):
+        return EMVolume(data[0], planes=(args.plane,), voxel_size=parse_voxel_size(args.voxel_size), force_planes=args.force_planes)
+    if missing := [p for p in data if not any(c in p for c in '*?[') and not Path(p).exists()]:
+        raise FileNotFoundError(f"{missing[0]} does not exist (relative to {Path.cwd()}): check the path.")
+    if args.plane != 'xy': raise EMImageError(f"{' '.join(data)[:200]}: images have only xy sections, not --plane {args.plane}.")
+    return (data[0] if any(c in data[0] for c in '*?[') else Path(data[0])) if len(data) == 1 else [Path(p) for p in data]
+
+def _size(n_bytes:float) -> str: return next(f"{n_bytes / 1024 ** i:.3g} {u}" for i, u in [(4, 'TB'), (3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')] if n_bytes >= 1024 ** i or i == 0)
+
+def _finished(out, sections:list[int]) -> int:
+    "How many of `sections` the store at `out` holds finished (0 where there is none yet)."
+    import zarr
+    try: done = zarr.open_group(str(out), mode='r')['done'][:]
+    except Exception: return 0
+    return int(done[sections].sum())
 
 def _write_dense(args, backbone, device):
-    "`--out *.zarr`: `write_dense_features` of every section of one plane, at the given scale, the trained one, or native."
+    "`--out *.zarr`: `write_dense_features` of the sections of one plane, at the given scale, the trained one, or native; Ctrl-C says how far it got."
     import zarr
     source = _dense_source(args.data, args)
     scale, why = choose_scale(args.scale, [args.weights])
     given, scale = scale, scale_factor(scale, plane_pixel_size(source.voxel_size, args.plane) if isinstance(source, EMVolume) else None, str(source))
     why += f"; {given} pixels" if isinstance(given, str) else ''
-    print(f"Dense features of {source} at scale {scale:g} ({why}): one {PATCH_SIZE * scale:g}-px patch per feature, "
-          f"tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
-    written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, scale=scale, tile=args.tile, overlap=args.overlap,
-                                   dtype=args.dtype, per_pixel=args.per_pixel, batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
+    shapes = dense_inputs(source, args.plane, args.on_error)[2]
+    sections = section_numbers(args.sections, len(shapes))
+    def patch_grid(shape): return [-(-max(1, round(s / scale)) // PATCH_SIZE) for s in shape]      # as `write_dense_features`
+    (H, W), grid = shapes[0], patch_grid(shapes[0])
+    patches = sum(h * w for h, w in map(patch_grid, (shapes[k] for k in sections)))
+    extent, value = pixel_extent((H, W), grid, scale), torch.finfo(getattr(torch, args.dtype)).bits // 8 * backbone.embed_dim
+    print(f"Dense features of {source if isinstance(source, (EMVolume, Path, str)) else f'{len(shapes)} files'} at scale {scale:g} ({why}): "
+          f"one {PATCH_SIZE * scale:g}-px patch per feature, tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")
+    if any(s != (H, W) for s in shapes):           # images of several sizes: each keeps its own patch grid
+        sizes = sorted(set(shapes), key=lambda s: s[0] * s[1])
+        print(f"{len(sections)} of {len(shapes)} images, from {sizes[0][0]} x {sizes[0][1]} to {sizes[-1][0]} x {sizes[-1][1]} px, each its own patch grid "
+              f"(the array holds the largest; section_shapes and patch_grids say each one's): {_size(patches * value)} in all before compression"
+              + (f"; --per-pixel adds {_size(sum(shapes[k][0] * shapes[k][1] for k in sections) * value)}" if args.per_pixel else ''))
+    else:
+        print(f"{len(sections)} of {len(shapes)} sections of {H} x {W} px, each a patch grid of {grid[0]} x {grid[1]} x {backbone.embed_dim}: "
+              f"{_size(grid[0] * grid[1] * value)} a section, {_size(patches * value)} in all before compression"
+              + (f"; --per-pixel adds {_size(H * W * value)} a section, {_size(len(sections) * H * W * value)} in all" if args.per_pixel else '')
+              + (f". The grid covers {extent[0]} x {extent[1]} px, overhanging the section by {extent[0] - H} x {extent[1] - W} px (its last row and "
+                 "column repeated)" if (extent[0], extent[1]) != (H, W) else ''))
+    try:
+        written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, sections=sections, scale=scale, tile=args.tile,
+                                       overlap=args.overlap, dtype=args.dtype, per_pixel=args.per_pixel, weights=args.weights, on_error=args.on_error,
+                                       batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        exit_with_error(f"Interrupted at {_finished(args.out, sections)}/{len(sections)} sections; the same command resumes "
+                        f"({args.out} keeps the finished ones).", 130)
     group = zarr.open_group(str(args.out), mode='r')
-    shape = group['features'].shape
-    print(f"Wrote {written} section{'s' if written != 1 else ''} ({shape[0] - written} there before) to {args.out}: features {shape} "
-          f"(sections, patch rows, patch columns, dims)" + (f", pixel_features {group['pixel_features'].shape}" if args.per_pixel else ''))
+    shape, done = group['features'].shape, group['done'][:]
+    left_out, missing = [k for k in sections if not done[k]], int((~done).sum())
+    print(f"Wrote {written} section{'s' if written != 1 else ''} ({int(done[sections].sum()) - written} there before) to {args.out}: features {shape} "
+          f"(sections, patch rows, patch columns, dims)" + (f", pixel_features {group['pixel_features'].shape}" if args.per_pixel else '')
+          + (f"; {len(left_out)} unreadable left out (sections {', '.join(map(str, left_out[:10]))})" if left_out else '')
+          + (f"; {missing - len(left_out)} of {len(shapes)} sections not asked for yet (--sections)" if missing > len(left_out) else ''))
+
+def _stop(signum, frame): raise KeyboardInterrupt       # SIGTERM (timeout, kill, a batch system's time limit) ends as Ctrl-C does
 
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."
     import warnings; warnings.showwarning = _show_warning
-    p = _features_parser()
-    args = p.parse_args(argv)
+    args = _features_parser().parse_args(argv)
     dense = str(args.out).rstrip('/').endswith('.zarr')
     if not dense and (given := [o for o, d in DENSE_OPTIONS.items() if getattr(args, o) != d]):
         exit_with_error(f"{', '.join('--' + o.replace('_', '-') for o in given)} apply to dense features: give --out NAME.zarr, or leave "
                         f"{'it' if len(given) == 1 else 'them'} out for {args.out}.")
+    if not dense and Path(args.out).suffix not in ('.pt', '.pth'):
+        exit_with_error(f"--out {args.out}: give NAME.pt (features of whole images) or NAME.zarr (dense features of volumes and sections).")
+    previous = signal.signal(signal.SIGTERM, _stop) if threading.current_thread() is threading.main_thread() else None
     try:
+        replacing = check_features_out(args.out).is_file()
         backbone = load_dinov2(args.backbone, weights=args.weights)
         device = torch.device(args.device) if args.device else default_device()
         if dense: return _write_dense(args, backbone, device)
-        dataset = EMImageDataset(args.data, size=args.size, on_error=args.on_error)
+        print(f"Features of whole images, each resized to {args.size} x {args.size} px ({'patch tokens' if args.patch_tokens else 'CLS'}): "
+              "for dense features of every section at its own size and the working scale, give --out NAME.zarr")
+        dataset = EMImageDataset(args.data if len(args.data) > 1 else args.data[0], size=args.size, on_error=args.on_error)
         loader = create_dataloader(dataset, batch_size=args.batch_size or 16, shuffle=False, drop_last=False, num_workers=0)
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)
-        print(f"Saved {tuple(features.shape)} features of {len(dataset)} images to {args.out}")
+        print(f"Saved {tuple(features.shape)} features of {len(dataset)} images to {args.out}" + (" (replacing the features it held)" if replacing else ''))
+    except KeyboardInterrupt: exit_with_error(f"Interrupted before any features were written to {args.out}; run the command again.", 130)
     except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
+    finally:
+        if previous is not None: signal.signal(signal.SIGTERM, previous)

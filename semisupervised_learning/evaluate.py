@@ -16,7 +16,7 @@ from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, choose_scal
                                           pca_rgb, unwrap)
 from .probe import *
 from . import probe
-from .cli import exit_with_error
+from .cli import OneLineParser, exit_with_error, factor_option
 
 # %% auto #0
 __all__ = ['FILTER_SIGMAS', 'filter_responses', 'filter_bank_features', 'cls_probe', 'check_backbone_spec', 'resolve_backbone',
@@ -230,9 +230,9 @@ def check_writable(path, # a file the command will write at the end
 
 def probe_cli(argv=None):
     "Entry point of `ssl-dino-probe`."
-    p = argparse.ArgumentParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe "
-                                "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe "
+                      "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('images', help="folder of EM images")
     p.add_argument('masks', help="folder of masks with the same file names (PNG/TIFF, 0/255 or class numbers)")
     p.add_argument('backbones', nargs='+', metavar='BACKBONE',
@@ -241,7 +241,7 @@ def probe_cli(argv=None):
                         "an adapted_backbone.pth). Gaps are measured from the first")
     p.add_argument('--out', default='probe_results.json', help="JSON file of the scores")
     p.add_argument('--n-train', type=int, default=4, help="the first N images (in file-name order) train the probe, the rest score it")
-    p.add_argument('--scale', type=float, default=None, help="working scale: whole sections downsampled by this factor (1: native, 2: half), "
+    p.add_argument('--scale', type=factor_option, default=None, help="working scale: whole sections downsampled by this factor (1: native, 2: half), "
                    "features by blended tiles as ssl-dino-features makes them; default: the scale the first backbone file was trained at, else 1")
     p.add_argument('--size', type=int, default=None, help="instead of --scale: every image resized to size x size (a multiple of 14), "
                    "as the probe did before it took whole sections (distorts sections that are not square)")

@@ -5,19 +5,21 @@
 # %% ../nbs/09_features.ipynb #9d313c90
 from __future__ import annotations
 from pathlib import Path
+import math, warnings
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import amp_enabled, default_device, unwrap
-from .data import IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMVolume, is_volume, load_em_image
+from .data import (IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMImageError, EMVolume, check_on_error, em_sections,
+                                          is_volume, item_names, load_em_image, natural_key, skip_unreadable)
 from .crops import PLANE_AXES, parse_scale, plane_pixel_size, scale_factor
-from .model import DINOModel, backbone_tokens
+from .model import DINOModel, backbone_state_dict, backbone_tokens, weights_fingerprint
 from .checkpoints import atomic_save
 
 # %% auto #0
-__all__ = ['extract_features', 'save_features', 'load_features', 'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles',
-           'dense_feature_rows', 'dense_features', 'write_dense_features', 'trained_scale', 'choose_scale',
-           'plot_loss_history', 'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure',
-           'plot_patch_pca']
+__all__ = ['FEATURES_FORMAT', 'SECTION_AXES', 'extract_features', 'check_features_out', 'save_features', 'load_features',
+           'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles', 'dense_feature_rows', 'dense_features',
+           'dense_inputs', 'write_dense_features', 'trained_scale', 'choose_scale', 'plot_loss_history',
+           'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -45,14 +47,45 @@ def extract_features(model:nn.Module, # a DINOModel (student / teacher) or a bar
     model.train(was_training)
     return torch.cat(out)
 
+FEATURES_FORMAT = 'semisupervised_learning.features'     # marks the files `save_features` writes: the only files it replaces
+
+def _is_features_file(path:Path) -> bool:
+    "Whether `path` is a file `save_features` wrote (older ones: a dict of exactly its three keys)."
+    try: saved = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except Exception: return False
+    return isinstance(saved, dict) and (saved.get('format') == FEATURES_FORMAT or set(saved) == {'features', 'labels', 'image_paths'})
+
+def check_features_out(out, # where features go: NAME.pt (`save_features`) or NAME.zarr (`write_dense_features`)
+                       dense:bool|None=None, # a Zarr store of dense features; None: where `out` ends in .zarr
+                      ) -> Path:
+    "Refuse, before anything is computed, an `out` that holds anything but this library's features: what the user had is never replaced."
+    out = Path(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())): return out
+    keep = "choose a new --out (what is there is never replaced), or delete it first if you mean to."
+    if not (out.suffix == '.zarr' if dense is None else dense):
+        if out.is_dir(): raise FileExistsError(f"{out} is a folder: --out names a file (features.pt) or a Zarr store (features.zarr).")
+        if not _is_features_file(out):
+            raise FileExistsError(f"{out} exists and holds no features written by ssl-dino-features or save_features: {keep}")
+        return out
+    if out.is_file(): raise FileExistsError(f"{out} exists and is a file, not a Zarr store of features: {keep}")
+    import zarr
+    try: group = zarr.open_group(str(out), mode='r')
+    except Exception:
+        raise FileExistsError(f"{out} is a folder but not a Zarr store (it holds {', '.join(sorted(p.name for p in out.iterdir())[:3])}, ...): {keep}") from None
+    if 'features_of' not in group.attrs:
+        arrays = sorted(group.array_keys())
+        raise FileExistsError(f"{out} is a Zarr store that holds no features of this library"
+                              + (f" (arrays {', '.join(arrays[:4])}: a volume?)" if arrays else '') + f": {keep}")
+    return out
+
 def save_features(features:torch.Tensor, path, labels=None, image_paths=None):
-    "Save features (with optional labels and the image each row came from) for later analysis."
+    "Save features (with optional labels and the image each row came from) for later analysis; replaces only an earlier features file."
     for name, values in [('image_paths', image_paths), ('labels', labels)]:
         if values is not None and len(values) != len(features):
             raise ValueError(f"{len(features)} feature rows but {len(values)} {name}: each row needs its own. Extract features with "
                              "create_dataloader(EMImageDataset(folder), shuffle=False, drop_last=False) for one row per image in file order.")
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(dict(features=features, labels=None if labels is None else torch.as_tensor(labels),
+    path = check_features_out(path); path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_save(dict(format=FEATURES_FORMAT, features=features, labels=None if labels is None else torch.as_tensor(labels),
                      image_paths=[str(p) for p in image_paths] if image_paths is not None else None), path)
     return path
 
@@ -199,56 +232,140 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
                                                              batch_size, device, amp, mean, std)])
 
 # %% ../nbs/09_features.ipynb #a67e35a5
+SECTION_AXES = dict(xy='zyx', xz='yzx', yz='xzy')     # a plane's sections lie along the first axis; their rows and columns follow
+
+def _placement(plane:str, shape, grid, scale:float, voxel_size, per_pixel:bool) -> dict:
+    "Where the arrays lie in the volume, NGFF-style (axes, scale and translation in nm, else in pixels), and how far the patch grid overhangs the section."
+    names, nm = SECTION_AXES[plane], voxel_size is not None
+    step = [voxel_size['zyx'.index(a)] if nm else 1.0 for a in names]          # nm (or pixels) from one index to the next of (section, row, column)
+    ratio = [n / s for n, s in zip(shape, _working_size(shape, scale))]       # source pixels per working pixel, per axis
+    axes = [dict(name=a, type='space', **({'unit': 'nanometer'} if nm else {})) for a in names] + [dict(name='c', type='channel')]
+    def image(name, spacing, centre):                                         # `centre`: where index 0 lies, in pixels (a pixel's centre at its index)
+        return dict(name=name, axes=axes, datasets=[dict(path=name, coordinateTransformations=[
+            dict(type='scale', scale=[step[0], *(s * d for s, d in zip(spacing, step[1:])), 1]),
+            dict(type='translation', translation=[0, *(c * d for c, d in zip(centre, step[1:])), 0])])])
+    multiscales = [image('features', [PATCH_SIZE * r for r in ratio], [PATCH_SIZE / 2 * r - 0.5 for r in ratio])]   # a patch's centre
+    if per_pixel: multiscales.append(image('pixel_features', [1, 1], [0, 0]))
+    extent = pixel_extent(shape, grid, scale)
+    return dict(multiscales=multiscales, unit='nanometer' if nm else 'pixel', patch_grid_extent_px=list(extent),
+                overhang_px=[e - n for e, n in zip(extent, shape)])
+
+def _short(value) -> str:
+    "A setting for a message: a long list cut short, with its length."
+    text = str(value)
+    return text if len(text) <= 80 else f"{text[:70]}... ({len(value)} entries)" if isinstance(value, list) else f"{text[:70]}..."
+
+def _check_resume(stored:dict, attributes:dict, weights:dict, out:Path):
+    "Refuse to resume a store begun with other settings or other weights, naming what differs and what to do."
+    before = stored.get('features_of') or {}
+    if before != attributes:
+        differ = [f"{k} {_short(before.get(k))} there, {_short(v)} now" for k, v in attributes.items() if before.get(k) != v]
+        raise FileExistsError(f"{out} holds other features ({'; '.join(differ)}): choose a new --out, or delete it.")
+    old = stored.get('weights') or {}
+    if old.get('fingerprint') is None or not math.isclose(old['fingerprint'], weights['fingerprint'], rel_tol=1e-12, abs_tol=1e-6):
+        raise FileExistsError(f"{out} was begun with other weights: {old.get('path') or 'weights it did not record'} (fingerprint "
+                              f"{old.get('fingerprint')}), not {weights['path'] or 'the backbone given'} (fingerprint {weights['fingerprint']}); "
+                              f"resuming would mix their features. Choose a new --out for these weights, or delete {out} to start again with them.")
+
+def _image_shape(path:Path, page:int) -> tuple[int, int]:
+    "(H, W) of an image file's page from its header, without reading its pixels."
+    import tifffile
+    from PIL import Image
+    try:
+        if path.suffix.lower() in ('.tif', '.tiff'):
+            with tifffile.TiffFile(path) as tif: return tuple(tif.pages[page].shape[:2])
+        with Image.open(path) as im: return im.size[::-1]
+    except Exception as e:
+        raise EMImageError(f"{path} could not be read as an image ({type(e).__name__}: {e}): export it again or remove it (or pass on_error='skip').") from e
+
+def dense_inputs(source, # a volume (`EMVolume` or its path), or images: a file, a folder (searched recursively), a glob ('sections/*.tif'), a list of files
+                 plane:str='xy', # a volume's sections: 'xy', 'xz' or 'yz'
+                 on_error:str='raise', # 'skip': an image whose header cannot be read is warned about and left out
+                ) -> tuple:
+    "The sections `write_dense_features` reads: (the volume or None, each section's name, its (H, W), read(k) -> read_rows(y0, y1)); images keep their own sizes."
+    if isinstance(source, EMVolume) or (isinstance(source, (str, Path)) and is_volume(source) and not any(c in str(source) for c in '*?[')):
+        volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,))
+        numbers = volume.plane_sections(plane)
+        H, W = volume.section_shape(numbers.start)
+        return volume, [volume.section_name(k) for k in numbers], [(H, W)] * len(numbers), lambda k: lambda y0, y1: volume.section(numbers.start + k, (y0, 0, y1 - y0, W))
+    if plane != 'xy': raise EMImageError(f"{source}: images have only xy sections, not plane {plane}.")
+    if isinstance(source, str) and any(c in source for c in '*?['):
+        import glob
+        files = sorted((Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file()), key=natural_key)
+        if not files: raise FileNotFoundError(f"No file matches {source} (relative to {Path.cwd()}): check the pattern.")
+    else: files = source
+    items, shapes = [], []
+    for path, page in em_sections(files, on_error=on_error):
+        if isinstance(path, EMVolume): raise EMImageError(f"{source} holds volumes ({path}): give one volume at a time for dense features, or images.")
+        try: shapes.append(_image_shape(path, page)); items.append((path, page))
+        except EMImageError as e: skip_unreadable(str(path), e, on_error)
+    if not items: raise EMImageError(f"None of the images of {source} could be read.")
+    return None, item_names(items), shapes, lambda k: (lambda image: lambda y0, y1: image[y0:y1])(load_em_image(*items[k]))
+
 def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
-                         source, # a volume (`EMVolume` or its path: its sections of one plane) or one 2-D image path
+                         source, # a volume (`EMVolume` or its path: its sections of one plane), or images (`dense_inputs`: a file, folder, glob or list)
                          out, # 'features.zarr': a new Zarr group, or one this function began writing (it resumes)
                          plane:str='xy', # a volume's sections to write: 'xy', 'xz' or 'yz'
                          sections=None, # which of them (indices); None: all
                          scale:float|str=1.0, tile:int=518, overlap:int=126, # as `dense_features`; the scale may be a target pixel size ('8nm') where the volume's voxel size is known
                          dtype:str='float16', # stored dtype: float16 halves the disk, float32 keeps every digit
                          per_pixel:bool=False, # also `pixel_features` (n, H, W, D): `upsample_features`, written a band of rows at a time (H x W x D values per section)
+                         weights=None, # the weights file `backbone` came from: recorded with the weights' fingerprint, which a resume must match
+                         on_error:str='raise', # 'skip': a section that cannot be read (a damaged chunk) is warned about, left out and not marked done
                          batch_size:int=4, device=None, amp:bool|None=None, progress:bool=True,
                         ) -> int:
-    "Write `dense_features` of every section to a chunked, compressed Zarr array `(n, h, w, D)` (patch grid, scale, voxel size and source as attributes); an interrupted run resumes. Returns the sections written now."
+    "Write `dense_features` of every section to a chunked, compressed Zarr array `(n, h, w, D)` with its settings, weights and placement as attributes; an interrupted run resumes. Returns the sections written now."
     import json, zarr
     from tqdm.auto import tqdm
-    check_tiles(tile, overlap)
-    volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,)) if is_volume(source) else None
-    numbers = volume.plane_sections(plane) if volume is not None else range(1)
-    first, n = numbers.start, len(numbers)
+    check_tiles(tile, overlap); check_on_error(on_error)
+    out = check_features_out(out, dense=True)
+    volume, names, shapes, reader = dense_inputs(source, plane, on_error)
+    n = len(names)
+    if sections is not None and (outside := [k for k in sections if not 0 <= k < n]):
+        raise ValueError(f"sections {outside[:5]} are outside the {n} {plane} sections of {source} (0 to {n - 1}).")
     scale = scale_factor(scale, None if volume is None else plane_pixel_size(volume.voxel_size, plane), str(source))
-    image = load_em_image(source) if volume is None else None
-    H, W = volume.section_shape(first) if volume is not None else image.shape
-    def reader(k):                          # a volume's section is read band by band, only the rows a row of tiles needs
-        return (lambda y0, y1: volume.section(first + k, (y0, 0, y1 - y0, W))) if volume is not None else (lambda y0, y1: image[y0:y1])
-    h, w = (-(-n // PATCH_SIZE) for n in _working_size((H, W), scale))         # the patch grid, as `dense_feature_rows`
-    unwrapped = unwrap(backbone); dim = (unwrapped.backbone if isinstance(unwrapped, DINOModel) else unwrapped).embed_dim
-    attributes = dict(source=str(source), plane=plane, scale=scale, tile=tile, overlap=overlap, patch_size=PATCH_SIZE, patch_grid=[h, w],
-                      section_shape=[H, W], pixel_size_nm=None if volume is None or volume.voxel_size is None else
-                      [volume.voxel_size[i] * scale for i in PLANE_AXES[plane]],
-                      voxel_size_nm=None if volume is None else volume.voxel_size, **({'per_pixel': True} if per_pixel else {}))   # outputs without per-pixel features resume as before
+    grids = [[-(-m // PATCH_SIZE) for m in _working_size(shape, scale)] for shape in shapes]     # each section's patch grid, as `dense_feature_rows`
+    (H, W), (h, w) = ([max(s[i] for s in sizes) for i in (0, 1)] for sizes in (shapes, grids))  # the arrays': the largest
+    bare = unwrap(backbone); bare = bare.backbone if isinstance(bare, DINOModel) else bare
+    voxel_size = None if volume is None else volume.voxel_size
+    attributes = dict(source=str(source) if isinstance(source, (str, Path, EMVolume)) else f"{n} files", plane=plane, scale=scale, tile=tile,
+                      overlap=overlap, patch_size=PATCH_SIZE, patch_grid=[h, w],
+                      section_shape=[H, W], pixel_size_nm=None if voxel_size is None else [voxel_size[i] * scale for i in PLANE_AXES[plane]],
+                      voxel_size_nm=voxel_size, **({'per_pixel': True} if per_pixel else {}),   # outputs without per-pixel features resume as before
+                      **({} if volume is not None else dict(images=names, section_shapes=shapes, patch_grids=grids)))   # the images, in order
     attributes = json.loads(json.dumps(attributes))           # as stored: lists, not tuples
-    out = Path(out)
-    if out.exists():
+    about_weights = dict(path=None if weights is None else str(weights),    # on the CPU: the same sum on any device
+                         fingerprint=weights_fingerprint({k: v.detach().cpu() for k, v in backbone_state_dict(bare).items()}))
+    if out.exists() and any(out.iterdir()):
         group = zarr.open_group(str(out), mode='r+')
-        if 'features' not in group or dict(group.attrs).get('features_of') != attributes:
-            raise FileExistsError(f"{out} exists and holds other features (not of {source} at these settings): choose a new --out, or delete it.")
+        _check_resume(dict(group.attrs), attributes, about_weights, out)
     else:
         group = zarr.open_group(str(out), mode='w-')
-        group.create_array('features', shape=(n, h, w, dim), chunks=(1, min(h, 64), min(w, 64), dim), dtype=dtype)
-        if per_pixel: group.create_array('pixel_features', shape=(n, H, W, dim), chunks=(1, min(H, 64), min(W, 64), dim), dtype=dtype)
+        group.create_array('features', shape=(n, h, w, bare.embed_dim), chunks=(1, min(h, 64), min(w, 64), bare.embed_dim), dtype=dtype)
+        if per_pixel: group.create_array('pixel_features', shape=(n, H, W, bare.embed_dim), chunks=(1, min(H, 64), min(W, 64), bare.embed_dim), dtype=dtype)
         group.create_array('done', shape=(n,), chunks=(n,), dtype=bool, fill_value=False)
-        group.attrs['features_of'] = attributes
+        same = all(s == shapes[0] for s in shapes)                # images of several sizes: each its own placement, from its shape and grid
+        group.attrs.update(features_of=attributes, weights=about_weights,
+                           **json.loads(json.dumps(_placement(plane, (H, W), (h, w), scale, voxel_size, per_pixel) if same else {})))
     features, done = group['features'], group['done']
-    todo = [k for k in (range(n) if sections is None else sections) if not done[k]]
-    for k in tqdm(todo, desc=f"sections of {source}", unit='section', disable=not progress):
-        for row, rows in dense_feature_rows(backbone, reader(k), (H, W), scale, tile, overlap, batch_size, device, amp):
-            features[k, row:row + len(rows)] = rows.numpy().astype(dtype)
-        band = max(1, 2 ** 26 // (W * dim))              # pixel rows per write: about 256 MB of float32 at a time
-        for y in range(0, H, band) if per_pixel else ():
-            group['pixel_features'][k, y:y + band] = _pixel_rows(lambda a, b: features[k, a:b], (h, w), (H, W), scale, y, min(H, y + band)).numpy().astype(dtype)
+    todo, skipped = [k for k in (range(n) if sections is None else sections) if not done[k]], []
+    for k in tqdm(todo, desc=f"sections of {attributes['source']}", unit='section', disable=not progress):
+        (Hk, Wk), (hk, wk) = shapes[k], grids[k]
+        try:
+            for row, rows in dense_feature_rows(backbone, reader(k), (Hk, Wk), scale, tile, overlap, batch_size, device, amp):
+                features[k, row:row + len(rows), :wk] = rows.numpy().astype(dtype)
+        except EMImageError as e:          # a damaged chunk or image: raised, or left out (not done: the same call tries it again)
+            skip_unreadable(names[k], e, on_error)
+            skipped.append(k); continue
+        band = max(1, 2 ** 26 // (Wk * bare.embed_dim))              # pixel rows per write: about 256 MB of float32 at a time
+        for y in range(0, Hk, band) if per_pixel else ():
+            end = min(Hk, y + band)
+            group['pixel_features'][k, y:end, :Wk] = _pixel_rows(lambda a, b: features[k, a:b, :wk], (hk, wk), (Hk, Wk), scale, y, end).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
-    return len(todo)
+    if skipped:
+        warnings.warn(f"{len(skipped)} of {len(todo)} sections could not be read and were left out (sections {', '.join(map(str, skipped[:10]))}"
+                      f"{', ...' if len(skipped) > 10 else ''}): they are not marked done in {out}, so the same call writes them once the data are repaired.")
+    return len(todo) - len(skipped)
 
 def trained_scale(weights, # an exported backbone (`export_backbone`) or a training checkpoint
                  ) -> float|str|None:

@@ -4,7 +4,8 @@
 
 # %% ../nbs/12_core.ipynb #9d313c90
 from __future__ import annotations
-import copy, functools, random, time, warnings
+import copy, functools, hashlib, json, random, time, warnings
+
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -26,7 +27,8 @@ from . import runtime, data, crops, lora, objective, model, optimisation, checkp
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
            'describe_images', 'describe_volume', 'build_validation', 'describe_adaptation', 'build_backbone',
-           'build_loss', 'train', 'write_run_outputs', 'better_or_not', 'run_summary', 'resume_config']
+           'build_loss', 'train', 'write_run_outputs', 'better_or_not', 'run_summary', 'data_fingerprint',
+           'resume_config']
 
 # %% ../nbs/12_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
@@ -191,7 +193,9 @@ class TrainConfig:
         if self.val_every < 0: raise ValueError(f"val_every={self.val_every} must not be negative (0: ten validations in a run).")
         if self.val_size % PATCH_SIZE or self.val_size < 2 * PATCH_SIZE:
             raise ValueError(f"val_size={self.val_size} must be a multiple of the DINOv2 patch size {PATCH_SIZE}, at least {2 * PATCH_SIZE}.")
+        if self.resume: return        # a resumed run continues with its own settings: `resume_config` checks those
         if self.warmup_epochs >= self.epochs:
+
             warnings.warn(f"warmup_epochs={self.warmup_epochs} is not shorter than epochs={self.epochs}: the lr never reaches its full value.")
         if self.adapt != 'frozen' and self.head_warmup_epochs >= self.epochs:      # the backbone would never train: shorten the warm-up
             shorter = max(1, self.epochs // 5) if self.epochs > 1 else 0
@@ -309,7 +313,9 @@ def train(config:TrainConfig,
                                seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32,   # what autocast casts them to
                                planes=tuple(config.planes.split(',')), voxel_size=config.voxel_size_nm, force_planes=config.force_planes,
                                volume_window=config.volume_window, blank_std=config.blank_std, scale=config.scale)
-    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
+    loader = create_dataloader(dataset, config.batch_size,
+
+ num_workers=config.num_workers, seed=config.seed,
                                low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
     workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
     crops_note = (f"crops made on the {device.type.upper()} from the images held there ({loader.crops.nbytes / 1e6:.0f} MB as uint8)"
@@ -363,7 +369,11 @@ def train(config:TrainConfig,
                              save_every=config.save_every, checkpoint_dir=config.checkpoint_dir, resume_from='latest' if config.resume else None,
                              momentum_teacher=config.momentum_teacher, clip_grad=config.clip_grad,
                              freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
-                             config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
+                             config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size,
+                                     'data_fingerprint': data_fingerprint(config, dataset.items) if isinstance(config.data, str) else None,
+                                     'resolved': {k: str(Path(v).resolve()) for k, v in dict(out=config.out, data=config.data).items() if isinstance(v, str)}},
+
+
                              progress=config.progress, amp=config.amp, head_warmup_epochs=config.backbone_start_epoch,
                              save_latest_seconds=config.save_latest_seconds, anchor=anchor, validation=validation, validate_every=validate_every)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
@@ -480,20 +490,55 @@ def _config_from_dict(stored:dict) -> dict:
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in stored.items() if k in names}
 
+def _same_place(given, stored, resolved:str|None=None) -> bool:
+    "Whether the path given now is the one stored (`resolved`: as the run resolved it, from its own working directory)."
+    return given is not None and stored is not None and Path(given).resolve() == Path(resolved or stored).resolve()
+
+def data_fingerprint(config:TrainConfig, items:list|None=None) -> dict:
+    "What a run's data hold, wherever they lie: the number of sections and a hash of each file's name (relative to `data`) and size, each volume's shape and dtype."
+    items = em_sections(config.data, tuple(config.planes.split(',')), config.voxel_size_nm, config.force_planes, config.on_error) if items is None else items
+    root, seen = Path(split_volume_path(config.data)[0] if split_volume_path(config.data) else config.data), {}
+    for source, _ in items:
+        if isinstance(source, EMVolume): seen.setdefault(id(source), [source.inner, list(source.shape), str(source.dtype)])
+
+        else: seen.setdefault(str(source), [Path(source).relative_to(root).as_posix() if root in Path(source).parents else Path(source).name,
+                                           Path(source).stat().st_size])
+    return dict(sections=len(items), hash=hashlib.sha256(json.dumps(list(seen.values())).encode()).hexdigest()[:16])
+
+def _moved_data(config:TrainConfig, old:str, path:Path, checkpoint:dict) -> str:
+    "The data given on resume, at another path than the run's: accepted when they hold what the run trained on (`data_fingerprint`), else refused."
+    start = f"{path} was trained on data {old}, and the data given now, {config.data}, are at another path"
+    if (recorded := checkpoint.get('config', {}).get('data_fingerprint')) is None:
+        raise ValueError(f"{start}; this checkpoint does not record what its data held, so a moved copy cannot be checked. Give {old} "
+                         "(put the data back there, or link them there), or start a new run in another folder.")
+    found = data_fingerprint(config)
+    if found != recorded:
+        what = f"{found['sections']} sections, not {recorded['sections']}" if found['sections'] != recorded['sections'] else "other file names or sizes"
+        raise ValueError(f"{start} and hold other data ({what}). A resumed run reads the data it was started with: give those (moved or copied "
+                         "is fine: the same files, at any path), or start a new run in another folder.")
+    return f"data {old} -> {config.data} (the same data, moved: {found['sections']} sections, the same files and sizes)"
+
 def resume_config(config:TrainConfig, verbose:bool=True,
                   given:set|None=None, # the settings the user gave (the command line's options); None: those that differ from the defaults
                  ) -> TrainConfig:
-    "The settings a resumed run continues with: its checkpoint's, except those given and safe to change; other differences are refused."
+    "The settings a resumed run continues with: its checkpoint's, except those given and safe to change; other differences are refused. It resumes from and writes to `config.out`, wherever the run was started."
     path = find_checkpoint('latest', config.checkpoint_dir)
     checkpoint = read_checkpoint(path, mmap=True)
-    stored, done = _config_from_dict(checkpoint.get('config', {})), checkpoint['epoch']
+    stored, done, where = _config_from_dict(checkpoint.get('config', {})), checkpoint['epoch'], checkpoint.get('config', {}).get('resolved', {})
     defaults, merged, changed, kept = TrainConfig(), {}, [], []
     if given is None: given = {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
-        if f.name == 'resume' or f.name not in stored: merged[f.name] = value; continue
+        if f.name in ('resume', 'out') or f.name not in stored:       # the folder given is the run's, even when copied or moved
+            merged[f.name] = value
+            if f.name == 'out' and stored.get('out') is not None and not _same_place(value, stored['out'], where.get('out')):
+                changed.append(f"out {stored['out']} -> {value} (a copied or moved run: resumed from and written to {value} only)")
+            continue
         old = tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]   # JSON-like storage keeps tuples as lists
-        if f.name == 'data' and value is not None and old is not None and Path(value).resolve() == Path(old).resolve(): old = value
+        if f.name == 'data' and _same_place(value, old, where.get('data')): old = value
+
+        elif f.name == 'data' and value is not None and old is not None and f.name in given:
+            merged[f.name] = value; changed.append(_moved_data(config, old, path, checkpoint)); continue
         if value == old or f.name not in given:
             merged[f.name] = old
             if value != old and f.name != 'lr': kept.append(f"{f.name}={old}")
@@ -502,10 +547,14 @@ def resume_config(config:TrainConfig, verbose:bool=True,
         else:
             why = (f"it has trained {done} epochs, so its backbone has started training or would have" if f.name == 'head_warmup_epochs' else
                    f"a resumed run keeps the settings it was started with (only {', '.join(RESUME_MAY_CHANGE)} may change)")
-            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {value!r}: {why}. Drop the option, or start a new run in another folder.")
+            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {value if isinstance(value, str) else repr(value)}: {why}. "
+                             "Drop the option, or start a new run in another folder.")
     if merged['epochs'] <= done:
         raise ValueError(f"{path} has trained {done} epochs already, epochs={merged['epochs']}: give more epochs to train on (epochs={done + 1} or more).")
     if verbose:
         if kept: print(f"Resuming with the run's own settings: {', '.join(kept)}.")
         if changed: print(f"Changed on resume: {', '.join(changed)}.")
-    return TrainConfig(**merged)
+    resumed = TrainConfig(**{**merged, 'resume': False})      # the doubts about the settings it continues with are said (not the options' defaults')
+    resumed.resume = True
+    return resumed
+

@@ -571,7 +571,8 @@ def resume_config(config:TrainConfig, verbose:bool=True,
         else:
             why = (f"it has trained {done} epochs, so its backbone has started training or would have" if f.name == 'head_warmup_epochs' else
                    f"a resumed run keeps the settings it was started with (only {', '.join(RESUME_MAY_CHANGE)} may change)")
-            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {value if isinstance(value, str) else repr(value)}: {why}. "
+            raise ValueError(f"{path} was trained with {f'{f.name}={old!r}' if old is not None else f'no {f.name}'}, "
+                             f"not {value if isinstance(value, str) else repr(value)}: {why}. "
                              "Drop the option, or start a new run in another folder.")
     if merged['epochs'] <= done:
         raise ValueError(f"{path} has trained {done} epochs already, epochs={merged['epochs']}: give more epochs to train on (epochs={done + 1} or more).")

@@ -254,7 +254,8 @@ class MultiCropDataset(Dataset):
             raise EMImageError(f"{sources[0]}{f' (and {len(sources) - 1} more)' if len(sources) > 1 else ''}: all {len(stds)} sections looked at are "
                                f"blank (intensity std at most {max(stds):.2g}, under blank_std={self.blank_std}), so there is nothing to learn from. "
                                "Look at it in a viewer (napari, Fiji): an all-zero volume is often the wrong dataset in the file (a mask, an empty "
-                               "level), chunks lost in a copy (see the missing-chunk warning) or an export that wrote no voxels. blank_std=0 trains on it anyway.")
+                               "level), chunks lost in a copy (a Zarr volume warns of missing chunks when opened) or an export that wrote no voxels. "
+                               "blank_std=0 trains on it anyway.")
 
     VIEW_FIELDS = (
 'top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',

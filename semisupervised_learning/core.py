@@ -493,7 +493,9 @@ def run_summary(result:dict, config:TrainConfig) -> str:
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
              better_or_not(result, records),
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
-              f"{', ...' if len(collapsed) > 10 else ''}); see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
+              f"{', ...' if len(collapsed) > 10 else ''})" + (", all in the head warm-up, while the backbone did not train: its weights were not changed "
+              "by it" if set(collapsed) <= {r['epoch'] for r in epochs if r.get('backbone_frozen')} else '')
+              + "; see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
              f"Run folder {config.out}: checkpoints/, {', '.join(p.name for p in result.get('outputs', {}).values())}."]
     blank = getattr(result.get('dataset'), 'n_blank_redrawn', 0)
     if blank: lines.insert(-1, f"Blank crops: {blank} near-constant crops (resin, padding, outside the sample) were drawn again (blank_std={config.blank_std}).")

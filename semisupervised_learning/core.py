@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_core.ipynb #9d313c90
 from __future__ import annotations
-import copy, functools, random, time, warnings
+import copy, functools, hashlib, json, random, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -25,8 +25,9 @@ from . import runtime, data, crops, lora, objective, model, optimisation, checkp
 
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
-           'describe_images', 'describe_volume', 'build_validation', 'describe_adaptation', 'build_backbone',
-           'build_loss', 'train', 'write_run_outputs', 'better_or_not', 'run_summary', 'resume_config']
+           'describe_images', 'describe_volume', 'describe_epoch', 'build_validation', 'describe_adaptation',
+           'build_backbone', 'build_loss', 'train', 'write_run_outputs', 'better_or_not', 'run_summary',
+           'data_fingerprint', 'resume_config']
 
 # %% ../nbs/12_core.ipynb #4c6c942f
 __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
@@ -116,6 +117,7 @@ class TrainConfig:
     progress:bool = True
     val_images:str|None = None        # a few labelled sections (EM images) to score the backbone on while it trains; with val_masks
     val_masks:str|None = None         # their masks, same file names (0/255 or class numbers); the best backbone is exported too
+    val_class:int|None = None         # the mask value of the class whose IoU is the validation number (None: the last, 255 of 0/255 masks; ISBI membranes: 0)
     val_every:int = 0                 # epochs between validations (0: ten in a run); the start and the last epoch are always scored
     val_size:int = 448                # validation sections are resized to this for the probe (a multiple of 14); with scale: whole sections at that scale instead
     synthetic_images:int = 64         # how many synthetic images when `data` is None
@@ -191,6 +193,7 @@ class TrainConfig:
         if self.val_every < 0: raise ValueError(f"val_every={self.val_every} must not be negative (0: ten validations in a run).")
         if self.val_size % PATCH_SIZE or self.val_size < 2 * PATCH_SIZE:
             raise ValueError(f"val_size={self.val_size} must be a multiple of the DINOv2 patch size {PATCH_SIZE}, at least {2 * PATCH_SIZE}.")
+        if self.resume: return        # a resumed run continues with its own settings: `resume_config` checks those
         if self.warmup_epochs >= self.epochs:
             warnings.warn(f"warmup_epochs={self.warmup_epochs} is not shorter than epochs={self.epochs}: the lr never reaches its full value.")
         if self.adapt != 'frozen' and self.head_warmup_epochs >= self.epochs:      # the backbone would never train: shorten the warm-up
@@ -246,12 +249,27 @@ def describe_volume(volume:EMVolume, window:int) -> str:
             + (f"intensities {low:g} to {high:g} map to 0 to 1 in every section (percentiles of the whole volume); " if low is not None else '')
             + f"{len(volume)} sections from planes {', '.join(volume.planes)}; crops from windows of at most {window} px.")
 
+def describe_epoch(dataset:MultiCropDataset, config:TrainConfig, steps:int) -> str:
+    "How big an epoch is (samples per plane, steps) and, where it is large or tiny, how to size a first trial."
+    planes = {}
+    for source, k in dataset.items:
+        plane = source.section_key(k)[0] if isinstance(source, EMVolume) else 'images'
+        planes[plane] = planes.get(plane, 0) + config.samples_per_image
+    what = ', '.join(f"{n:,} {p}" + (' sections' if p != 'images' else '') for p, n in planes.items())
+    line = f"An epoch: {len(dataset):,} samples ({what}), {steps:,} step{'s' if steps != 1 else ''}; {config.epochs} epochs: {steps * config.epochs:,} steps."
+    if len(dataset) > 1000:
+        line += (" For a first trial, fewer: " + ("planes='xy' (" + f"{planes.get('xy', 0):,} samples), " if len(planes) > 1 and 'xy' in planes else '')
+                 + "a coarser OME-Zarr level (vol.zarr/1: a quarter of the pixels), or fewer epochs.")
+    elif steps < 5: line += f" Few steps an epoch: samples_per_image={max(2, -(-10 // max(steps, 1)) * config.samples_per_image)} draws more crops of each image."
+    return line
+
 def build_validation(config:TrainConfig, device, items:list,
                      scale:float|None=None, # the run's working scale as a factor (`MultiCropDataset.scale`): labelled sections are probed whole at it
                     ) -> ValidationProbe:
     "What watches the run: the probe on the labelled validation sections, else the label-free signals on 8 of the training sections (`items`)."
     if config.val_images:                    # with a working scale: whole sections at it, as users will get their features
-        return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size, scale=scale), device=device)
+        return ValidationProbe(load_labelled(config.val_images, config.val_masks, size=config.val_size, scale=scale), device=device,
+                               target=config.val_class)
     sections = EMImageDataset(items, size=config.global_size, on_error=config.on_error)
     with warnings.catch_warnings():          # large sections shrink to global_size here: fine for these signals, no advice needed
         warnings.simplefilter('ignore')
@@ -309,6 +327,7 @@ def train(config:TrainConfig,
                                seed=config.seed, dtype=torch.bfloat16 if bf16 else torch.float32,   # what autocast casts them to
                                planes=tuple(config.planes.split(',')), voxel_size=config.voxel_size_nm, force_planes=config.force_planes,
                                volume_window=config.volume_window, blank_std=config.blank_std, scale=config.scale)
+    dataset.check_usable()
     loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
                                low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
     workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
@@ -341,6 +360,7 @@ def train(config:TrainConfig,
               f"{config.global_size} px); give scale for the same field of view on sections of any size.")
         for volume in dict.fromkeys(source for source, _ in dataset.items if isinstance(source, EMVolume)):
             print(describe_volume(volume, dataset.volume_window or MAX_SHRINK * config.global_size))
+        print(describe_epoch(dataset, config, len(loader)))
         if config.adapt == 'frozen' and config.pretrained is False and config.weights is None:
             warnings.warn("A frozen, randomly initialised backbone: its random features never improve. Use adapt='full' "
                           "(or adapt='lora'), or start from pretrained weights.")
@@ -355,7 +375,9 @@ def train(config:TrainConfig,
             f", so they are taken to have the training data's {float(config.scale[:-2]) / dataset.scale:g} nm pixels (choose them from the same acquisition)"
             if isinstance(config.scale, str) else '')
         print(f"Validation on {len(validation.train) + len(validation.test)} labelled sections from {config.val_images} ({len(validation.train)} fit "
-              f"the probe, {len(validation.test)} are scored) at the start, every {validate_every} epochs and at the end; sections {how}.")
+              f"the probe, {len(validation.test)} are scored) at the start, every {validate_every} epochs and at the end; sections {how}. "
+              f"The number that matters: the IoU of class {validation.target_value} (" + ("val_class" if config.val_class is not None else
+              "the last mask value; val_class chooses another") + "), said at the end; the probe IoU along the way is the mean over classes, background too.")
     t0 = time.perf_counter()
     cuda_graphs = dict(mode='reduce-overhead') if device.type == 'cuda' and world_size == 1 else {}   # 1.3x default compiling on ViT-S (BENCHMARKS); not tried under DDP
     with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **cuda_graphs):
@@ -363,11 +385,14 @@ def train(config:TrainConfig,
                              save_every=config.save_every, checkpoint_dir=config.checkpoint_dir, resume_from='latest' if config.resume else None,
                              momentum_teacher=config.momentum_teacher, clip_grad=config.clip_grad,
                              freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
-                             config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size},
+                             config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size,
+                                     'data_fingerprint': data_fingerprint(config, dataset.items) if isinstance(config.data, str) else None,
+                                     'resolved': {k: str(Path(v).resolve()) for k, v in dict(out=config.out, data=config.data).items() if isinstance(v, str)}},
                              progress=config.progress, amp=config.amp, head_warmup_epochs=config.backbone_start_epoch,
                              save_latest_seconds=config.save_latest_seconds, anchor=anchor, validation=validation, validate_every=validate_every)
     result = dict(history=history, student=unwrap(student), teacher=teacher, loader=loader, dataset=dataset, loss_fn=loss_fn,
-                  optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config, train_seconds=time.perf_counter() - t0)
+                  optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config, train_seconds=time.perf_counter() - t0,
+                  val_target=(validation.target_value, validation.target) if getattr(validation, 'labelled', False) else None)
     if rank == 0:
         result['validation'] = read_checkpoint(find_checkpoint('latest', config.checkpoint_dir), mmap=True).get('validation')
         result['backbone_change'] = backbone_change(teacher.backbone, start_state)
@@ -407,7 +432,8 @@ def write_run_outputs(result:dict, # what `train` returns
                                                           colour_by='image, in file order (sections of a stack in order)'))
     def pca(p):
         eval_ds, _ = eval_images()
-        plot_patch_pca(teacher.backbone, torch.stack([eval_ds[i] for i in range(min(4, len(eval_ds)))]).to(result['device']), p)
+        spread = np.unique(np.linspace(0, len(eval_ds) - 1, min(4, len(eval_ds))).round()).astype(int)   # not neighbours; each plane of a 3-plane run
+        plot_patch_pca(teacher.backbone, torch.stack([eval_ds[int(i)] for i in spread]).to(result['device']), p)
     picture('patch_pca.png', pca)
     return paths
 
@@ -423,10 +449,15 @@ def better_or_not(result:dict, records:list) -> str:
     gap = lambda g, s: f"{g:+.3f} ± {s:.3f}, {'beyond' if abs(g) > 2 * s else 'within'} noise"
     last_line = f"the last epoch's {last['mean_iou']:.3f} ({gap(last['gap'], last['gap_std'])})" if last.get('gap') is not None else ''
     cost = f" Validation took {v['seconds']:.0f} s, {100 * v['seconds'] / max(result.get('train_seconds', 0), 1e-9):.0f}% of the training time."
+    if (t := result.get('val_target')) and 'iou' in first:      # the class the user cares about, not the mean that counts the background
+        at = lambda r: float('nan') if r['iou'][t[1]] is None else r['iou'][t[1]]
+        best = next((r for r in scored if r['epoch'] == v['best_epoch']), last)
+        cost = (f" The target class {t[0]}'s IoU (val_class): {at(first):.3f} at the start, {at(best):.3f} at epoch {v['best_epoch']} (the best "
+                f"file's), {at(last):.3f} at the last epoch; the mean IoUs above count the background too." + cost)
     if v['best_epoch'] == v['start_epoch']:
-        return (f"Better? No: on the validation sections no epoch beat the start (probe IoU {v['start']['mean_iou']:.3f}; {last_line}). "
+        return (f"Better? No: on the validation sections no epoch beat the start (probe mean IoU over classes {v['start']['mean_iou']:.3f}; {last_line}). "
                 "adapted_backbone_best.pth holds the starting weights: hand that on, or change the recipe (see health.png)." + cost)
-    return (f"Better? {'Yes' if v['best_gap'] > 2 * v['best_gap_std'] else 'Not beyond noise'}: probe IoU on the validation sections "
+    return (f"Better? {'Yes' if v['best_gap'] > 2 * v['best_gap_std'] else 'Not beyond noise'}: probe mean IoU over classes on the validation sections "
             f"{v['start']['mean_iou']:.3f} -> {v['best_iou']:.3f} at epoch {v['best_epoch']} ({gap(v['best_gap'], v['best_gap_std'])}), "
             f"exported as adapted_backbone_best.pth; in adapted_backbone.pth, {last_line}." + cost)
 
@@ -449,15 +480,22 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     terms = [t for t in (term('dino_loss', 'DINO'), term('ibot_loss', 'iBOT'), term('koleo_loss', 'KoLeo')) if t]
     if terms and config.dino_weight == 0 and any('ibot_loss' in r for r in epochs):
         terms[0] += " (trained in the head warm-up only, dino_weight=0)" if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)"
+    schedule = result.get('scheduler')                     # the highest lr the backbone saw: the warm-ups may keep it below lr
+    peak = max(schedule.lr_at(int(s), lr, backbone=True) for s in np.linspace(0, schedule.total_steps - 1, 256)) if schedule else lr
+    further = (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}." if peak >= lr / 2 else
+               f" Its lr peaked at {peak:.2g}, not lr={lr:.2g}: the lr warm-up (warmup_epochs={config.warmup_epochs}"
+               + (f", after head_warmup_epochs={config.backbone_start_epoch}" if config.backbone_start_epoch else '') + ") is about as long as the "
+               f"run. Give more epochs={config.backbone_start_epoch + 2 * config.warmup_epochs} or a shorter warmup_epochs before a higher lr.")
     lines = [(f"Done: loss {h[0]:.4f} -> {h[-1]:.4f} over {len(h)} epochs" + (f"; {', '.join(terms)}." if len(terms) > 1 else '.')) if h else "Done: no epoch ran.",
              "Backbone: " + (("barely moved" if most and blocks[most] < 1e-3 else "its weights moved") + how_far + "."
-                             + (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}."
-                                if most and blocks[most] < 1e-3 else '') if moved else
+                             + (further if most and blocks[most] < 1e-3 else '') if moved else
                              "unchanged: the exported backbone equals the starting weights" +
                              (" (adapt='frozen', head only)." if config.adapt == 'frozen' else ".")),
              better_or_not(result, records),
              (f"Collapse: {len(collapsed)} of {len(h)} epochs were collapsed (epochs {', '.join(str(e + 1) for e in collapsed[:10])}"
-              f"{', ...' if len(collapsed) > 10 else ''}); see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
+              f"{', ...' if len(collapsed) > 10 else ''})" + (", all in the head warm-up, while the backbone did not train: its weights were not changed "
+              "by it" if set(collapsed) <= {r['epoch'] for r in epochs if r.get('backbone_frozen')} else '')
+              + "; see health.png and checkpoints/health.jsonl." if collapsed else "Collapse: none diagnosed."),
              f"Run folder {config.out}: checkpoints/, {', '.join(p.name for p in result.get('outputs', {}).values())}."]
     blank = getattr(result.get('dataset'), 'n_blank_redrawn', 0)
     if blank: lines.insert(-1, f"Blank crops: {blank} near-constant crops (resin, padding, outside the sample) were drawn again (blank_std={config.blank_std}).")
@@ -480,20 +518,53 @@ def _config_from_dict(stored:dict) -> dict:
     names = {f.name for f in fields(TrainConfig)}
     return {k: v for k, v in stored.items() if k in names}
 
+def _same_place(given, stored, resolved:str|None=None) -> bool:
+    "Whether the path given now is the one stored (`resolved`: as the run resolved it, from its own working directory)."
+    return given is not None and stored is not None and Path(given).resolve() == Path(resolved or stored).resolve()
+
+def data_fingerprint(config:TrainConfig, items:list|None=None) -> dict:
+    "What a run's data hold, wherever they lie: the number of sections and a hash of each file's name (relative to `data`) and size, each volume's shape and dtype."
+    items = em_sections(config.data, tuple(config.planes.split(',')), config.voxel_size_nm, config.force_planes, config.on_error) if items is None else items
+    root, seen = Path(split_volume_path(config.data)[0] if split_volume_path(config.data) else config.data), {}
+    for source, _ in items:
+        if isinstance(source, EMVolume): seen.setdefault(id(source), [source.inner, list(source.shape), str(source.dtype)])
+        else: seen.setdefault(str(source), [Path(source).relative_to(root).as_posix() if root in Path(source).parents else Path(source).name,
+                                           Path(source).stat().st_size])
+    return dict(sections=len(items), hash=hashlib.sha256(json.dumps(list(seen.values())).encode()).hexdigest()[:16])
+
+def _moved_data(config:TrainConfig, old:str, path:Path, checkpoint:dict) -> str:
+    "The data given on resume, at another path than the run's: accepted when they hold what the run trained on (`data_fingerprint`), else refused."
+    start = f"{path} was trained on data {old}, and the data given now, {config.data}, are at another path"
+    if (recorded := checkpoint.get('config', {}).get('data_fingerprint')) is None:
+        raise ValueError(f"{start}; this checkpoint does not record what its data held, so a moved copy cannot be checked. Give {old} "
+                         "(put the data back there, or link them there), or start a new run in another folder.")
+    found = data_fingerprint(config)
+    if found != recorded:
+        what = f"{found['sections']} sections, not {recorded['sections']}" if found['sections'] != recorded['sections'] else "other file names or sizes"
+        raise ValueError(f"{start} and hold other data ({what}). A resumed run reads the data it was started with: give those (moved or copied "
+                         "is fine: the same files, at any path), or start a new run in another folder.")
+    return f"data {old} -> {config.data} (the same data, moved: {found['sections']} sections, the same files and sizes)"
+
 def resume_config(config:TrainConfig, verbose:bool=True,
                   given:set|None=None, # the settings the user gave (the command line's options); None: those that differ from the defaults
                  ) -> TrainConfig:
-    "The settings a resumed run continues with: its checkpoint's, except those given and safe to change; other differences are refused."
+    "The settings a resumed run continues with: its checkpoint's, except those given and safe to change; other differences are refused. It resumes from and writes to `config.out`, wherever the run was started."
     path = find_checkpoint('latest', config.checkpoint_dir)
     checkpoint = read_checkpoint(path, mmap=True)
-    stored, done = _config_from_dict(checkpoint.get('config', {})), checkpoint['epoch']
+    stored, done, where = _config_from_dict(checkpoint.get('config', {})), checkpoint['epoch'], checkpoint.get('config', {}).get('resolved', {})
     defaults, merged, changed, kept = TrainConfig(), {}, [], []
     if given is None: given = {f.name for f in fields(TrainConfig) if getattr(config, f.name) != getattr(defaults, f.name)}
     for f in fields(TrainConfig):
         value = getattr(config, f.name)
-        if f.name == 'resume' or f.name not in stored: merged[f.name] = value; continue
+        if f.name in ('resume', 'out') or f.name not in stored:       # the folder given is the run's, even when copied or moved
+            merged[f.name] = value
+            if f.name == 'out' and stored.get('out') is not None and not _same_place(value, stored['out'], where.get('out')):
+                changed.append(f"out {stored['out']} -> {value} (a copied or moved run: resumed from and written to {value} only)")
+            continue
         old = tuple(stored[f.name]) if isinstance(stored[f.name], list) else stored[f.name]   # JSON-like storage keeps tuples as lists
-        if f.name == 'data' and value is not None and old is not None and Path(value).resolve() == Path(old).resolve(): old = value
+        if f.name == 'data' and _same_place(value, old, where.get('data')): old = value
+        elif f.name == 'data' and value is not None and old is not None and f.name in given:
+            merged[f.name] = value; changed.append(_moved_data(config, old, path, checkpoint)); continue
         if value == old or f.name not in given:
             merged[f.name] = old
             if value != old and f.name != 'lr': kept.append(f"{f.name}={old}")
@@ -502,10 +573,15 @@ def resume_config(config:TrainConfig, verbose:bool=True,
         else:
             why = (f"it has trained {done} epochs, so its backbone has started training or would have" if f.name == 'head_warmup_epochs' else
                    f"a resumed run keeps the settings it was started with (only {', '.join(RESUME_MAY_CHANGE)} may change)")
-            raise ValueError(f"{path} was trained with {f.name}={old!r}, not {value!r}: {why}. Drop the option, or start a new run in another folder.")
+            raise ValueError(f"{path} was trained with {f'{f.name}={old!r}' if old is not None else f'no {f.name}'}, "
+                             f"not {value if isinstance(value, str) else repr(value)}: {why}. "
+                             "Drop the option, or start a new run in another folder.")
     if merged['epochs'] <= done:
         raise ValueError(f"{path} has trained {done} epochs already, epochs={merged['epochs']}: give more epochs to train on (epochs={done + 1} or more).")
     if verbose:
         if kept: print(f"Resuming with the run's own settings: {', '.join(kept)}.")
         if changed: print(f"Changed on resume: {', '.join(changed)}.")
-    return TrainConfig(**merged)
+    resumed = TrainConfig(**{**merged, 'resume': False})      # the doubts about the settings it continues with are said (not the options' defaults')
+    resumed.resume = True
+    return resumed
+

@@ -136,6 +136,7 @@ class MultiCropDataset(Dataset):
         self._epoch = torch.zeros(1, dtype=torch.long).share_memory_()   # seen by every worker process
         self._failed = torch.zeros(len(self.items), dtype=torch.bool).share_memory_()
         self._blank = torch.zeros(1, dtype=torch.long).share_memory_()       # blank crops drawn again, counted over every worker
+        self._warned = torch.zeros(3, dtype=torch.bool).share_memory_()      # shrunk, small, smaller than the field: each said once, not per worker
         self._cache, self._cache_bytes = {}, 0                  # per process: every loader worker fills its own
 
     def __len__(self): return len(self.items) * self.samples_per_image
@@ -167,26 +168,37 @@ class MultiCropDataset(Dataset):
             cache = cache and (h, w) == (H, W)            # a window is not the section: another sample reads another
         else: image = torch.from_numpy(load_em_image(path, page))[None]
         if self.scale is not None:            # crops at the stated scale: no resizing of the image, only a word when it is smaller than the field
-            if min(image.shape[-2:]) < self.field_size and not getattr(self, '_warned_field', False):
-                self._warned_field = True
-                warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px, smaller than the {self.field_size} px field of view at scale={self.scale:g}: "
-                              f"its crops are cut from all of it, at a finer scale than asked. Use a smaller scale for such images.")
-        else: image = self._check_size(image, path)
+            if min(image.shape[-2:]) < self.field_size and self._say_once(2):
+                warnings.warn(f"{self._name(index)} is {image.shape[-1]}x{image.shape[-2]} px{self._thin(index)}, smaller than the {self.field_size} px "
+                              f"field of view at scale={self.scale:g}: its crops are cut from all of it, at a finer scale than asked. "
+                              "Use a smaller scale for such images (said once).")
+        else: image = self._check_size(image, index)
         if cache and self._cache_bytes + image.nbytes <= self.image_cache_mb * 2**20:
             self._cache[index] = image; self._cache_bytes += image.nbytes
         return image
 
-    def _check_size(self, image:torch.Tensor, path) -> torch.Tensor:
+    def _say_once(self, which:int) -> bool:
+        "True the first time warning `which` is due, in whichever process (loader workers share the flags)."
+        if bool(self._warned[which]): return False
+        self._warned[which] = True; return True
+    def _name(self, i:int) -> str: return item_names([self.items[i]])[0]
+    def _thin(self, i:int) -> str:
+        "For a volume's xz / yz section: that it is as tall as the volume is deep."
+        source, k = self.items[i]
+        if not isinstance(source, EMVolume) or (plane := source.section_key(k)[0]) == 'xy': return ''
+        return f" (the {plane} sections of {source.name} are as tall as its {source.shape[0]} xy sections)"
+
+    def _check_size(self, image:torch.Tensor, index:int) -> torch.Tensor:
         "Without `scale`: warn when global crops shrink the image a lot, upsample (with a warning) one smaller than a global crop."
         shrink = math.sqrt(image.shape[-2] * image.shape[-1] * self.global_scale[1]) / self.global_size   # the largest global crop's
-        if shrink > MAX_SHRINK and not getattr(self, '_warned_shrink', False):
-            self._warned_shrink = True       # once per process
-            warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px: a global crop of up to {self.global_scale[1]:.0%} of it is resized "
+        if shrink > MAX_SHRINK and self._say_once(0):
+            warnings.warn(f"{self._name(index)} is {image.shape[-1]}x{image.shape[-2]} px: a global crop of up to {self.global_scale[1]:.0%} of it is resized "
                           f"about {shrink:.0f}x smaller to {self.global_size} px, so fine structures are lost. Tile or downsample large images first, "
-                          "or use a smaller global_scale.")
+                          "or use a smaller global_scale (said once).")
         if min(image.shape[-2:]) < self.global_size:
-            warnings.warn(f"{path} is {image.shape[-1]}x{image.shape[-2]} px, smaller than the {self.global_size} px "
-                          "global crop: upsampling it. Use larger images or a smaller global_size for sharp crops.")
+            if self._say_once(1):
+                warnings.warn(f"{self._name(index)} is {image.shape[-1]}x{image.shape[-2]} px{self._thin(index)}, smaller than the {self.global_size} px "
+                              "global crop: upsampling it and any other image this small. Use larger images or a smaller global_size for sharp crops.")
             factor = self.global_size / min(image.shape[-2:])
             image = F.interpolate(image[None], scale_factor=factor, mode='bilinear', align_corners=False)[0]
         return image
@@ -228,7 +240,25 @@ class MultiCropDataset(Dataset):
         step = max(1, min(h, w) // 64)
         return float(image[0, top:top + h:step, left:left + w:step].std()) < self.blank_std
 
-    VIEW_FIELDS = ('top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',
+    def check_usable(self, n:int=16): # sections looked at, spread over the data (a volume's: a random window of each)
+        "Refuse data without a usable crop: all of `n` sections near-constant (std under `blank_std`), as an all-zero volume is."
+        if not self.blank_std: return
+        looked, stds = np.unique(np.linspace(0, len(self.items) - 1, min(n, len(self.items))).round().astype(int)), []
+        for i in looked:
+            try: image = self.load_image(int(i), cache=False, rng=np.random.default_rng([self.seed, int(i)]))
+            except (OSError, EMImageError): continue                      # a broken file: `on_error` decides when training reads it
+            step = max(1, min(image.shape[-2:]) // 256)
+            stds.append(float(image[0, ::step, ::step].std()))
+        if stds and max(stds) < self.blank_std:
+            sources = list(dict.fromkeys(str(s) for s, _ in self.items))
+            raise EMImageError(f"{sources[0]}{f' (and {len(sources) - 1} more)' if len(sources) > 1 else ''}: all {len(stds)} sections looked at are "
+                               f"blank (intensity std at most {max(stds):.2g}, under blank_std={self.blank_std}), so there is nothing to learn from. "
+                               "Look at it in a viewer (napari, Fiji): an all-zero volume is often the wrong dataset in the file (a mask, an empty "
+                               "level), chunks lost in a copy (a Zarr volume warns of missing chunks when opened) or an export that wrote no voxels. "
+                               "blank_std=0 trains on it anyway.")
+
+    VIEW_FIELDS = (
+'top', 'left', 'height', 'width', 'flip_x', 'flip_y', 'rot90', 'intensity', 'contrast', 'brightness', 'gamma',
                    'blur', 'sigma', 'solarize')
     def draw_view(self, rng, H:int, W:int, # the image's size in pixels
                   c:int, # which crop: the globals first
@@ -350,7 +380,10 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     num_workers = min(num_workers, cpu_cores())     # more loader processes than cores only compete with the step
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last)
     if drop_last and len(sampler) < batch_size:
-        raise ValueError(f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
+        flat = next((s for s, _ in getattr(dataset, 'items', []) if isinstance(s, EMVolume) and s._flat), None)
+        raise ValueError(f"{flat.name} is a 2-D dataset ({' x '.join(map(str, flat.shape[1:]))} px): one image, not a volume of sections, so "
+                         f"there are {len(dataset)} images for batch_size={batch_size}. Point to the 3-D (z, y, x) dataset, or to a folder of images."
+                         if flat else f"{len(dataset)} images ({len(sampler)} per process) are fewer than batch_size={batch_size}: "
                          "lower the batch size or add images.")
     batch_sampler = ResumableBatchSampler(sampler, batch_size, drop_last)
     batch_sampler.stream = prefetch_next_epoch and getattr(dataset, 'epoch_items', False)   # its items know their epoch: workers may run ahead

@@ -357,6 +357,16 @@ class EMVolume:
         self.planes = (planes,) if isinstance(planes, str) else tuple(planes)
         self._check_planes(force_planes)
         self._first = np.cumsum([0] + [self.shape[PLANES.index(p)] for p in self.planes])   # each plane's first section number
+        if absent := self.absent_chunks():
+            warnings.warn(f"{self.name}: {absent[0]} of {absent[1]} chunks ({absent[0] / absent[1]:.0%}) are missing from the store and read as "
+                          f"{self.array.fill_value} without an error: blank regions left out when it was written, or chunks lost in a copy. "
+                          "If the volume has no blank regions, copy it again.")
+
+    def absent_chunks(self) -> tuple[int, int]|None:
+        "(missing, all) chunks of a Zarr volume where some are missing (a missing chunk reads as the fill value, silently); else None."
+        if self.format != 'Zarr': return None
+        missing = self.array.nchunks - self.array.nchunks_initialized
+        return (missing, self.array.nchunks) if missing else None
 
     def __repr__(self): return self.name
     def __len__(self): return int(self._first[-1])
@@ -392,6 +402,8 @@ class EMVolume:
         "The (z, y, x) shape; leading axes of length 1 (OME-Zarr's t, c) dropped, a single image is one section; colour or 4-D refused."
         self._lead = (0,) * (len(shape) - 3) if len(shape) > 3 and all(s == 1 for s in shape[:-3]) else ()
         shape = shape[len(self._lead):]
+        if 0 in shape: raise EMImageError(f"{self.name} has shape {shape}: it holds no voxels. Point to the dataset that holds the volume, "
+                                          "or write (export) it again.")
         rgb = len(shape) in (3, 4) and shape[-1] in (3, 4) and min(shape[-3:-1]) > 4
         if rgb or len(shape) > 3 or len(shape) < 2:
             raise EMImageError(f"{self.name} has shape {shape}: a volume must be 3-D grayscale (z, y, x), this one "
@@ -496,7 +508,8 @@ def write_volume(path, # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'v
         group = zarr.open_group(str(file), mode='w-', zarr_format=zarr_format)
         for level in range(levels):
             f = 2 ** level
-            array = group.create_array(str(level), shape=(shape[0], shape[1] // f, shape[2] // f), dtype=dtype, chunks=chunks)
+            array = group.create_array(str(level), shape=(shape[0], shape[1] // f, shape[2] // f), dtype=dtype, chunks=chunks,
+                                       config={'write_empty_chunks': True})          # every chunk stored: a missing one was lost
             for z in slabs:
                 slab = np.asarray(volume[z], np.float64)[:, :shape[1] // f * f, :shape[2] // f * f]
                 array[z] = slab.reshape(len(slab), shape[1] // f, f, shape[2] // f, f).mean((2, 4)).round().astype(dtype) if f > 1 else volume[z]

@@ -229,8 +229,8 @@ def plot_training_health(health, # a health.jsonl path or its records
     n_panels = len(panels) + len(scored)
     fig, axes = plt.subplots(math.ceil(n_panels / 3), 3, figsize=(12, 8 / 3 * math.ceil(n_panels / 3)), squeeze=False)
     for ax in axes.ravel()[n_panels:]: ax.axis('off')
-    epoch_starts = sorted({r['epoch'] for r in steps})[1:]
-    for ax, (key, title, band) in zip(axes.ravel(), panels):
+    epoch_starts = sorted({r['epoch'] for r in steps})[1:] if len(n_steps) <= 30 else []    # more: grey lines would shade every panel
+    for ax, (key, title, band) in zip(axes.ravel()[len(scored):], panels):       # after the panels that answer "did it get better?"
         values = [r.get(key) for r in steps]
         ax.plot(x, [np.nan if v is None else v for v in values], lw=1.2)
         if key in ('teacher_entropy', 'batch_mean_entropy', 'ibot_teacher_entropy'): ax.axhline(ln_k, color='gray', ls=':', lw=1)
@@ -240,15 +240,17 @@ def plot_training_health(health, # a health.jsonl path or its records
             ax.axhspan(limit if side == 'above' else 0, top, color='tab:red', alpha=0.12, lw=0)
         for e in epoch_starts: ax.axvline(e, color='gray', alpha=0.25, lw=0.8)
         ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
-    for ax, (key, title) in zip(axes.ravel()[len(panels):], scored):     # measured at epoch ends: epochs done on the x axis
+    for ax, (key, title) in zip(axes.ravel(), scored):                   # measured at epoch ends: epochs done on the x axis
         points = [(r['epoch'], r[key], r.get(f'{key}_std', 0)) for r in validations if key in r]
         ax.errorbar(*zip(*points), marker='o', ms=3, lw=1.2, capsize=2)
         ax.axhline(points[0][1], color='gray', ls='--', lw=1)            # the start's value
         ax.set_title(title, fontsize=9); ax.tick_params(labelsize=7)
     for ax in axes.ravel(): ax.set_xlabel('epoch', fontsize=8)
-    n_diag = sum(r['kind'] == 'diagnosis' for r in records)
-    fig.suptitle(f"Is training healthy? {len(steps)} logged steps over {len(n_steps)} epochs, {n_diag} diagnosis(es); "
-                 "red = collapse band, dotted = ln K", fontsize=10)
+    diagnosed = [r for r in records if r['kind'] == 'diagnosis']
+    said = (f"diagnoses in {len({r['epoch'] for r in diagnosed})} of {len(n_steps)} epochs ({', '.join(sorted({r['symptom'] for r in diagnosed}))})"
+            if diagnosed else "no diagnosis")
+    fig.suptitle(f"Is training healthy? {len(steps)} logged steps over {len(n_steps)} epochs, {said}; red = collapse band, dotted = ln K"
+                 + (", grey lines = epoch starts" if epoch_starts else ''), fontsize=10)
     fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=110)
     return fig

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_probe.ipynb #fe1fdc1c
 from __future__ import annotations
-import math, time
+import math, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -122,6 +122,11 @@ def load_labelled(images, masks, # folders (or lists) of EM images and of their 
                          f"{' ...' if len(values) > 6 else ''}): expected 0/255 or 2 to {max_classes} class numbers. "
                          + ("Are these grey images, or masks resized with bilinear interpolation?" if len(values) > max_classes
                             else "A probe needs at least two classes."))
+    if len(values) > 2 and values.tolist() != list(range(values[0], values[0] + len(values))):     # 0/17/200: grey levels, not classes?
+        warnings.warn(f"The masks in {Path(pairs[0][1]).parent} hold the values {', '.join(map(str, values))}: neither 0/255 nor class numbers "
+                      f"{values[0]} to {values[0] + len(values) - 1}. Each value is taken as a class ({len(values)} classes) and {values[-1]}, the last, "
+                      "as the target class; if they are one object class saved at several grey levels, or masks resized with interpolation, "
+                      "save them again as 0/255 or class numbers.")
     return LabelledImages(torch.stack([dataset[i] for i in range(len(dataset))]) if scale is None else sections,
                           [torch.from_numpy(np.searchsorted(values, m)) for m in raw], values.tolist(), [p.name for p, _ in pairs], scale)
 
@@ -295,9 +300,11 @@ def score_row(label:str, confusions, # a row label; (seeds, N, K, K) pixel count
     return row
 
 def difference_spread(confusions, reference_confusions, # (seeds, N, K, K) of two rows scored on the same held-out images
-                      n_bootstrap:int=1000, seed:int=0) -> float:
-    "Standard deviation of the mean-IoU difference over paired resamples (same images for both) and all pairs of seeds."
-    a, r = (bootstrap_scores(c, n_bootstrap, seed)['mean_iou'] for c in (confusions, reference_confusions))
+                      n_bootstrap:int=1000, seed:int=0,
+                      target:int|None=None) -> float: # a class index: the difference of that class's IoU; None: of the mean IoU
+    "Standard deviation of the IoU difference (mean over classes, or one class's) over paired resamples (same images for both) and all pairs of seeds."
+    a, r = (bootstrap_scores(c, n_bootstrap, seed)['mean_iou' if target is None else 'iou'] for c in (confusions, reference_confusions))
+    if target is not None: a, r = a[..., target], r[..., target]
     return float((a[:, None] - r[None]).std())
 
 # %% ../nbs/10_probe.ipynb #fd87e779
@@ -350,11 +357,16 @@ class ValidationProbe:
                  n_train:int|None=None, # sections that fit the probe (default: half); the others are scored
                  seeds:int=2, # probe fits per score (their mean is the score)
                  n_bootstrap:int=200, # resamples of the held-out sections for the spread
-                 batch_size:int=8, device=None):
+                 batch_size:int=8, device=None,
+                 target:int|None=None): # the mask value of the class whose IoU is the validation number; None: the last (255 of 0/255 masks)
         self.labelled = isinstance(labelled, LabelledImages)
         if self.labelled:
             if len(labelled) < 2:
                 raise ValueError(f"A validation set needs at least 2 labelled sections (one fits the probe, one is scored); it has {len(labelled)}.")
+            if target is not None and target not in labelled.class_values:
+                raise ValueError(f"val_class={target} is not a value of the masks (they hold {', '.join(map(str, labelled.class_values))}): give one of these.")
+            self.target_value = labelled.class_values[-1] if target is None else target
+            self.target = labelled.class_values.index(self.target_value)      # its class index
             n_train = max(1, len(labelled) // 2) if n_train is None else n_train
             self.train, self.test, self.images = labelled[:n_train], labelled[n_train:], labelled[n_train:].images
         else: self.images = labelled
@@ -378,11 +390,15 @@ class ValidationProbe:
                 result = probe_patches(section_features(backbone, self.train.images, self.scale, self.batch_size, device), patches,
                                        self.train, self.test, self.seeds, device)
                 row = score_row('', result['confusions'], self.n_bootstrap)
-                record = dict(mean_iou=row['mean_iou'], mean_iou_std=row['mean_iou_std'], iou=row['iou'],
-                              confusions=torch.from_numpy(result['confusions']))
+                record = dict(mean_iou=row['mean_iou'], mean_iou_std=row['mean_iou_std'], iou=row['iou'], target_iou=row['iou'][self.target],
+                              target_iou_std=row['iou_std'][self.target], confusions=torch.from_numpy(result['confusions']))
         return dict(record, **feature_signals(patches, changed, start_neighbours), seconds=time.perf_counter() - t0)
 
-    def gap(self, record:dict, start:dict) -> tuple[float, float]:
+    def gap(self, record:dict, start:dict,
+            target:bool=False) -> tuple[float, float]: # the target class's IoU (`target_iou`), not the mean over classes
         "IoU gained over the start, and the spread of that gain (paired resamples of the same held-out sections, all seed pairs)."
-        return (record['mean_iou'] - start['mean_iou'],
-                difference_spread(np.asarray(record['confusions']), np.asarray(start['confusions']), self.n_bootstrap))
+        if not target: return (record['mean_iou'] - start['mean_iou'],
+                               difference_spread(np.asarray(record['confusions']), np.asarray(start['confusions']), self.n_bootstrap))
+        iou = lambda r: float(np.nanmean(confusion_scores(np.asarray(r['confusions']).sum(1))['iou'][:, self.target]))
+        return iou(record) - iou(start), difference_spread(np.asarray(record['confusions']), np.asarray(start['confusions']), self.n_bootstrap,
+                                                           target=self.target)

@@ -131,9 +131,11 @@ def train_cli(argv=None):
     try:
         config, given = config_from_args(argv, with_given=True)
         train(config, given=given)
-    except TrainingInterrupted as e:
-        exit_with_error(f"Interrupted in epoch {e.epoch} after step {e.step}; saved {e.checkpoint}. Resume: the same command with --resume. "
-                        f"The backbone trained so far: ssl-dino-features {e.checkpoint} IMAGES, or --weights {e.checkpoint} for a new run.", 130)
+    except TrainingInterrupted as e:        # Ctrl-C or SIGTERM (kill, timeout, a cluster's time limit): exit 128 + the signal's number
+        stopped = 'Interrupted' if e.signal == 'SIGINT' else f'Stopped by {e.signal}'
+        exit_with_error(f"{stopped} in epoch {e.epoch} after step {e.step}; saved {e.checkpoint}. Resume: the same command with --resume. "
+                        f"The backbone trained so far: ssl-dino-features {e.checkpoint} IMAGES, or --weights {e.checkpoint} for a new run.",
+                        128 + signal.Signals[e.signal].value)
     except NonFiniteLossError as e: exit_with_error(str(e), 1)
     except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(error_line(e))
     except MemoryError as e: exit_with_error(str(e) or "Out of memory: lower --batch-size, --num-workers or --image-cache-mb.")

@@ -356,8 +356,9 @@ class MultiCropLoader(DataLoader):
         self._position = (epoch + 1, 0)
 
 def _start_worker(worker_id:int=0, low_priority:bool=False):
-    "A loader worker's start-up: Ctrl-C is the training process's to handle (it finishes the step and saves), not the worker's; optionally the lowest CPU priority (`os.nice(19)`)."
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # a terminal sends Ctrl-C to every process of the run
+    "A loader worker's start-up: Ctrl-C and SIGTERM are the training process's to handle (it finishes the step and saves), not the worker's; optionally the lowest CPU priority (`os.nice(19)`)."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # a terminal sends Ctrl-C to every process of the run,
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)    # SLURM's time limit SIGTERM to every process of the job step
     if low_priority and hasattr(os, 'nice'): os.nice(19)
 
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process

@@ -136,6 +136,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.describe_volume': ( 'core.html#describe_volume',
                                                                                                 'semisupervised_learning/core.py'),
+                                              'semisupervised_learning.core.loss_terms_change': ( 'core.html#loss_terms_change',
+                                                                                                  'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.resume_config': ( 'core.html#resume_config',
                                                                                               'semisupervised_learning/core.py'),
                                               'semisupervised_learning.core.run_summary': ( 'core.html#run_summary',

@@ -384,7 +384,8 @@ def choose_scale(given, # the scale asked for (`parse_scale`), or None
 
 # %% ../nbs/09_features.ipynb #7ab121a1
 def plot_loss_history(loss_history, save_path=None,
-                      backbone_start_epoch:int=0, # epochs of head warm-up: the loss jumps after them, when iBOT and KoLeo join
+                      backbone_start_epoch:int=0, # epochs of head warm-up: the loss jumps after them, when the objective's terms change
+                      switch_note:str='the loss adds its terms (iBOT, KoLeo)', # what changes in the loss then (`loss_terms_change`)
                      ):
     "Does the training loss fall? The per-epoch loss (every term of the objective), the end of the head warm-up marked; returns the figure."
     import matplotlib.pyplot as plt
@@ -392,7 +393,7 @@ def plot_loss_history(loss_history, save_path=None,
     ax.plot(range(1, len(loss_history) + 1), loss_history, marker='o')
     if 0 < backbone_start_epoch < len(loss_history):
         ax.axvline(backbone_start_epoch + 0.5, color='gray', ls='--', lw=1)
-        ax.annotate('backbone trains from here:\nthe loss adds its terms (iBOT, KoLeo)', (backbone_start_epoch + 0.6, max(loss_history)), fontsize=7, va='top')
+        ax.annotate(f'backbone trains from here:\n{switch_note}', (backbone_start_epoch + 0.6, max(loss_history)), fontsize=7, va='top')
     ax.set(xlabel='epoch', ylabel='loss (all terms)', title='Does the loss fall? Mean training loss per epoch'); ax.grid(alpha=0.3)
     fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)

@@ -88,8 +88,9 @@ class TrainingMonitor:
                 + " Try: a lower lr (divide by 10), clip_grad=3.0, a longer warmup_epochs.")
         if record.get('gap') is not None and record['gap'] < -record['gap_std']:
             best = record.get('best_epoch', 0)
-            found['forgetting'] = (f"Epoch {record['epoch']}: forgetting - the validation IoU fell to {record['mean_iou']:.3f} from the start's "
-                f"{record['mean_iou'] - record['gap']:.3f} ({record['gap']:+.3f}, beyond its spread ±{record['gap_std']:.3f}): training is making "
+            iou = record[record.get('gap_of', 'mean_iou')]                  # the number judged: the target class's IoU
+            found['forgetting'] = (f"Epoch {record['epoch']}: forgetting - the validation IoU fell to {iou:.3f} from the start's "
+                f"{iou - record['gap']:.3f} ({record['gap']:+.3f}, beyond its spread ±{record['gap_std']:.3f}): training is making "
                 "the features worse for this segmentation. The best backbone so far, "
                 + ("the start" if best == 0 else f"epoch {best}'s") + ", is kept as adapted_backbone_best.pth. Try: " + ', '.join(o for o in (
                 "a lower lr (divide by 10)", "adapt='lora'" if s.get('adapt') in ('full', 'blocks') else None,
@@ -224,7 +225,9 @@ def plot_training_health(health, # a health.jsonl path or its records
                ('koleo_loss', 'KoLeo term', None), ('gram_loss', 'Gram anchor term', None), ('ibot_teacher_entropy', 'iBOT teacher entropy (patches)', ('above', 0.9 * ln_k))]
                if any(k in r for r in steps) and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
     validations = [r for r in records if r['kind'] == 'validation']
-    scored = [(k, title) for k, title in (('mean_iou', 'validation: probe mean IoU (± spread)'), ('rankme', 'patch features: effective rank (RankMe)'))
+    judged = 'target_iou' if any('target_iou' in r for r in validations) else 'mean_iou'
+    scored = [(k, title) for k, title in ((judged, 'validation: probe IoU of the target class (± spread)' if judged == 'target_iou' else
+                                           'validation: probe mean IoU (± spread)'), ('rankme', 'patch features: effective rank (RankMe)'))
               if any(k in r for r in validations)]
     n_panels = len(panels) + len(scored)
     fig, axes = plt.subplots(math.ceil(n_panels / 3), 3, figsize=(12, 8 / 3 * math.ceil(n_panels / 3)), squeeze=False)

@@ -126,6 +126,7 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
                        feature_sets=FEATURE_SETS,
                        folds:int|list=3, # this many contiguous blocks of sections, or a list of blocks (section numbers): each is scored by a fit on the others
                        seeds:int=1, n_bootstrap:int=1000, # classifier fits from different initial weights; resamples of the scored sections
+                       balanced:bool=False, # weight classes by inverse frequency in the fit (`fit_dense_probe`)
                        **segmenter_kwargs) -> dict: # passed to `Segmenter` (backbone settings are not needed: patch features are cached)
     "Each feature set fitted on some labelled sections and scored on the others: rows with the probe's spread, confusions `(seeds, scored, K, K)`, the first seed's predictions."
     n, k = len(data), data.n_classes
@@ -136,7 +137,7 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
         for seed in range(seeds):
             counts = []
             for block in blocks:
-                segmenter = Segmenter(fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed), name,
+                segmenter = Segmenter(fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed, balanced=balanced), name,
                                       data.class_values, scale=data.scale, **segmenter_kwargs)
                 for i in block:
                     classes = segmenter.predict(data.images[i], samples['patch_features'][i] if name != 'filters' else None)
@@ -165,6 +166,7 @@ def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections 
                   scale:float|None=None, # the backbone's working scale; None: the scale it was trained at, else 1 (native)
                   pixels:int=2**14, # labelled pixels sampled per section for the fit
                   folds:int=3, seeds:int=1, n_bootstrap:int=1000, # the self-score (`score_feature_sets`)
+                  balanced:bool=False, # weight classes by inverse frequency: a rare class (mitochondria) gains IoU, the common ones lose a little
                   class_names=None, # one per class, for the report; default: the mask values
                   tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None, progress:bool=False,
                  ) -> Segmenter:
@@ -189,11 +191,11 @@ def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections 
     report = dict(class_names=names, n_sections=len(data), labelled=data)
     if len(data) > 1:
         scores = score_feature_sets(samples, data, FEATURE_SETS if backbone is not None and features != 'filters' else ('filters',), folds, seeds, n_bootstrap,
-                                    **{k: v for k, v in settings.items() if k != 'scale'})
+                                    balanced, **{k: v for k, v in settings.items() if k != 'scale'})
         best, why = choose_features(scores, names)
         report.update(scores=scores, best=best, why=why)
     chosen = report['best'] if features == 'auto' else features
-    return Segmenter(fit_classifier(samples, range(len(data)), chosen, data.n_classes), chosen, data.class_values, backbone, report=report, **settings)
+    return Segmenter(fit_classifier(samples, range(len(data)), chosen, data.n_classes, balanced=balanced), chosen, data.class_values, backbone, report=report, **settings)
 
 # %% ../nbs/17_segment.ipynb #ce56289d
 def segmenter_state(segmenter:Segmenter) -> dict:
@@ -306,7 +308,8 @@ def write_segmentation(segmenter:Segmenter, data, # a folder of images, a TIFF s
         import zarr
         group = zarr.open_group(str(out), mode='r+') if record else _new_labels(out, sections, new, parse_voxel_size(voxel_size) if isinstance(voxel_size, str) else voxel_size, names)
         labels, done = group['0'], group['done']
-        todo = [n for n in range(len(sections)) if not done[n]]
+        finished = done[:]
+        todo = [n for n in range(len(sections)) if not finished[n]]
     else:
         if len({s['name'] for s in sections}) < len(sections): raise ValueError(f"Two sections of {data} have the same file name: give --out NAME.zarr.")
         out.mkdir(parents=True, exist_ok=True)
@@ -369,6 +372,7 @@ def _segment_parser() -> argparse.ArgumentParser:
     p.add_argument('--class-names', default=None, help="comma-separated, one per mask value in increasing order (e.g. other,mitochondria)")
     p.add_argument('--pixels', type=int, default=2**14, help="labelled pixels sampled per section to fit the classifier")
     p.add_argument('--folds', type=int, default=3, help="the self-score: labelled sections in this many blocks, each scored by a fit on the others")
+    p.add_argument('--balanced', action='store_true', help="weight classes by inverse frequency in the fit: a rare class gains IoU, the common ones lose a little")
     p.add_argument('--seeds', type=int, default=1, help="classifier fits per fold from different initial weights (part of the spread)")
     p.add_argument('--figure', default=None, help="save labelled sections with each feature set's classes drawn over them here (PNG)")
     p.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to classify")
@@ -390,9 +394,10 @@ def segment_cli(argv=None):
         check_backbone_spec(args.backbone)
         if args.figure: check_writable(args.figure, '--figure')
         sections = sections_to_segment(args.predict, args.plane, args.voxel_size, args.force_planes)      # DATA is checked before any work
+        scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
         backbone = resolve_backbone(args.backbone)
         given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()), backbone=str(args.backbone),
-                     backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale, pixels=args.pixels, class_names=args.class_names)
+                     backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale, pixels=args.pixels, balanced=args.balanced, class_names=args.class_names)
         record = open_segmentation(args.out, run_settings(args.predict, args.plane, given))     # OUT is checked before any work
         kwargs = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
         if record:
@@ -400,7 +405,8 @@ def segment_cli(argv=None):
             print(f"Resuming {args.out}: {sections_written(args.out)} of {len(sections)} sections were written; the rest get the "
                   f"{segmenter.features} classifier fitted then")
         else:
-            segmenter = fit_segmenter(args.images, args.masks, backbone, args.features, args.scale, args.pixels, args.folds, args.seeds,
+            if not isinstance(scale, str): print(f"Backbone features at working scale {scale:g} ({why})")
+            segmenter = fit_segmenter(args.images, args.masks, backbone, args.features, scale, args.pixels, args.folds, args.seeds, balanced=args.balanced,
                                       class_names=args.class_names.split(',') if args.class_names else None, progress=not args.no_progress, **kwargs)
             report = segmenter.report
             if 'scores' in report:
@@ -409,6 +415,7 @@ def segment_cli(argv=None):
                 print(format_table(list(report['scores']['rows'].values()), report['class_names']).replace('backbone', 'features', 1))
                 print(("Uses " if args.features == 'auto' else f"Uses {args.features} as asked; the best was ") + report['why'])
                 if args.figure: plot_segmentations(segmenter, save_path=args.figure); print(f"Picture: {args.figure}")
+            else: print(f"Uses {segmenter.features} as asked, not scored: one labelled section (a second one lets it score itself)")
         names = record['class_names'] if record else segmenter.report['class_names']
         written = write_segmentation(segmenter, args.predict, args.out, args.plane, args.voxel_size, args.force_planes, given, names, not args.no_progress)
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from .model import weights_fingerprint
 from .features import _pixel_rows, choose_scale, dense_feature_rows, dense_features, pixel_extent
 from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
 from .evaluate import FILTER_SIGMAS, filter_responses, check_backbone_spec, check_writable, resolve_backbone, format_table, _overlay
-from .cli import VOLUME_HELP, error_line, exit_with_error
+from .cli import VOLUME_HELP, _Defaults, error_line, exit_with_error
 
 # %% auto #0
 __all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'SETTINGS_FILE', 'filter_rows', 'sample_grid', 'labelled_pixels',
@@ -356,7 +356,7 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
 
 # %% ../nbs/17_segment.ipynb #41d3b0a5
 def _segment_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-segment', formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = argparse.ArgumentParser(prog='ssl-dino-segment', formatter_class=_Defaults,
                                 description="Segment EM sections from a few labelled ones: a pixel classifier on the backbone's features, a filter bank, or both "
                                             "(each scored on labelled sections it was not fitted on), then every section of DATA classified.",
                                 epilog=f"DATA formats: image folders, TIFF stacks and volumes: {VOLUME_HELP}.")

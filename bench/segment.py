@@ -2,8 +2,9 @@
 """Filters, backbone features, or both? `ssl-dino-segment`'s pixel classifier on real labelled EM (issue 35).
 
 For each labelled set the first N sections fit the classifier (`segment.labelled_pixels`, `fit_classifier`) and every
-other section is scored at every pixel, for each feature set: the filter bank per pixel, the backbone's patch features
-upsampled to pixels, and both side by side. The scores are the probe's: IoU per class and mean IoU, each with its
+other section is scored at every pixel, for each feature set: `filters` (the probe's filter bank per patch at the
+working scale, upsampled, and the responses per pixel), `dino` (the backbone's patch features upsampled to pixels),
+and `both` side by side. The scores are the probe's: IoU per class and mean IoU, each with its
 spread (classifier seeds x bootstrap resamples of the scored sections), and the gap of `both` to the better of the
 other two with its paired spread. It also prints which feature set `ssl-dino-segment` would have chosen from the
 fitting sections alone (its self-score), to see whether that choice holds on the sections it never saw.
@@ -25,7 +26,7 @@ import torch
 from semisupervised_learning.runtime import amp_enabled
 from semisupervised_learning.probe import load_labelled, confusion_matrix, score_row, difference_spread
 from semisupervised_learning.evaluate import format_table, resolve_backbone, filter_responses
-from semisupervised_learning.segment import (FEATURE_SETS, Segmenter, choose_features, fit_classifier, labelled_pixels, pixel_columns,
+from semisupervised_learning.segment import (FEATURE_PARTS, FEATURE_SETS, Segmenter, choose_features, fit_classifier, labelled_pixels, pixel_columns,
                                              restore_segmenter, sample_grid, score_feature_sets, segmenter_state, write_segmentation)
 
 DATA = ROOT.parent / 'shared' / 'data'
@@ -57,12 +58,12 @@ def forest_rows(samples:dict, data, n_fit:int, names:list, step:int=4, seed:int=
             section, mask = data.images[i].numpy(), data.masks[i]
             grid_y, grid_x = np.meshgrid(np.arange(0, mask.shape[0], step), np.arange(0, mask.shape[1], step), indexing='ij')
             ys, xs = torch.from_numpy(grid_y.ravel()), torch.from_numpy(grid_x.ravel())
-            columns = {'filters': torch.from_numpy(filter_responses(section)[ys, xs])}
-            if name != 'filters': columns['dino'] = sample_grid(samples['patch_features'][i], ys, xs, mask.shape, data.scale)
-            pixels = torch.cat([columns[p] for p in (['dino', 'filters'] if name == 'both' else [name])], 1).numpy()
+            columns = {part: sample_grid(grid, ys, xs, mask.shape, data.scale) for part, grid in samples['grids'][i].items()}
+            columns['pixel'] = torch.from_numpy(filter_responses(section)[ys, xs])
+            pixels = torch.cat([columns[p] for p in FEATURE_PARTS[name]], 1).numpy()
             truth = mask[ys, xs]
             counts['forest'].append(confusion_matrix([torch.from_numpy(forest.predict(pixels))], [truth], k))
-            classes = linear.predict(section, samples['patch_features'][i] if name != 'filters' else None)
+            classes = linear.predict(section, samples['grids'][i])
             counts['linear'].append(confusion_matrix([torch.from_numpy(classes[grid_y, grid_x].ravel()).long()], [truth], k))
         for kind, c in counts.items(): rows[f'{name} {kind}'] = score_row(f'{name} {kind}', torch.stack(c)[None].numpy(), 1000)
     return rows

@@ -11,19 +11,20 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
-from .data import PLANES, EMImageError, EMVolume, em_sections, load_em_image, parse_voxel_size
+from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, parse_voxel_size
 from .crops import plane_pixel_size, scale_factor
 from .model import weights_fingerprint
-from .features import _pixel_rows, choose_scale, dense_feature_rows, dense_features, pixel_extent
+from .features import _pixel_rows, _working_rows, _working_size, choose_scale, dense_feature_rows, dense_features, pixel_extent
 from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
-from .evaluate import FILTER_SIGMAS, filter_responses, check_backbone_spec, check_writable, resolve_backbone, format_table, _overlay
+from .evaluate import FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone, format_table, _overlay
 from .cli import VOLUME_HELP, _Defaults, error_line, exit_with_error
 
 # %% auto #0
-__all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'SETTINGS_FILE', 'filter_rows', 'sample_grid', 'labelled_pixels',
-           'pixel_columns', 'fit_classifier', 'Segmenter', 'score_feature_sets', 'choose_features', 'fit_segmenter',
-           'segmenter_state', 'restore_segmenter', 'sections_to_segment', 'run_settings', 'open_segmentation',
-           'write_segmentation', 'sections_written', 'plot_segmentations', 'segment_cli']
+__all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'SETTINGS_FILE',
+           'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns', 'fit_classifier',
+           'Segmenter', 'score_feature_sets', 'choose_features', 'fit_segmenter', 'segmenter_state',
+           'restore_segmenter', 'sections_to_segment', 'run_settings', 'open_segmentation', 'write_segmentation',
+           'sections_written', 'plot_segmentations', 'segment_cli']
 
 # %% ../nbs/17_segment.ipynb #3c5bd315
 FILTER_MARGIN = math.ceil(4 * max(FILTER_SIGMAS)) + 1   # scipy's Gaussians reach 4 sigma: this many rows beyond a band make it exact
@@ -35,6 +36,15 @@ def filter_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1, all
     top, bottom = max(0, first - FILTER_MARGIN), min(shape[0], last + FILTER_MARGIN)
     return filter_responses(np.asarray(read_rows(top, bottom), np.float32))[first - top:last - top]
 
+def patch_filter_rows(read_rows, shape, # as `filter_rows`
+                      scale:float, first:int, last:int) -> torch.Tensor:
+    "The probe's filter bank (`filter_bank_features`: each response's mean and std per patch, at the working scale) for patch rows `first` to `last`, `(n, w, 50)`."
+    p, height = PATCH_SIZE, -(-_working_size(shape, scale)[0] // PATCH_SIZE) * PATCH_SIZE       # the padded working-scale section's rows
+    top, bottom = max(0, first * p - FILTER_MARGIN), min(height, last * p + FILTER_MARGIN)
+    rows = filter_responses(_working_rows(read_rows, shape, scale, top, bottom).numpy())[first * p - top:last * p - top]
+    r = rows.reshape(last - first, p, rows.shape[1] // p, p, -1)
+    return torch.from_numpy(np.concatenate([r.mean((1, 3)), r.std((1, 3))], -1)).float()
+
 def sample_grid(grid:torch.Tensor, # (h, w, C) values on a section's patch grid (features, logits)
                 ys, xs, # pixel rows and columns of the section (1-D, same length)
                 shape, scale:float=1.0) -> torch.Tensor:
@@ -43,83 +53,95 @@ def sample_grid(grid:torch.Tensor, # (h, w, C) values on a section's patch grid 
     where = torch.stack([(torch.as_tensor(xs) + 0.5) / extent[1], (torch.as_tensor(ys) + 0.5) / extent[0]], -1).float() * 2 - 1
     return F.grid_sample(grid.permute(2, 0, 1)[None].float(), where[None, None], mode='bilinear', padding_mode='border', align_corners=False)[0, :, 0].T
 
-# %% ../nbs/17_segment.ipynb #bbd30fcf
+# %% ../nbs/17_segment.ipynb #d3230fe2
+FEATURE_SETS = ('filters', 'dino', 'both')
+FEATURE_PARTS = {'filters': ('bank', 'pixel'), 'dino': ('dino',), 'both': ('dino', 'bank', 'pixel')}   # their columns, in this order
+PART_SIZES = dict(bank=2 * N_FILTERS, pixel=N_FILTERS)     # 'dino': the backbone's width
+GRID_PARTS = ('dino', 'bank')                                # on the patch grid, upsampled to pixels; 'pixel': per pixel
+
 def labelled_pixels(data:LabelledImages, # labelled sections at a working scale (`load_labelled(..., scale=)`)
-                    backbone:nn.Module|None=None, # for the backbone's columns; None: the filter bank only
+                    backbone:nn.Module|None=None, # for the backbone's columns; None: the filter banks only
                     pixels:int=2**14, # labelled pixels sampled per section
                     seed:int=0, tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None,
                     progress:bool=False) -> dict:
-    "Per section, a random sample of its pixels: their labels, filter-bank and backbone columns; and the section's patch features (to classify it later)."
-    rng, out = np.random.default_rng(seed), dict(labels=[], filters=[], dino=[], patch_features=[])
+    "Per section, a random sample of its pixels: their labels and the columns of each part (`FEATURE_PARTS`); and the section's patch-grid features (to classify it later)."
+    rng, out = np.random.default_rng(seed), dict(labels=[], dino=[], bank=[], pixel=[], grids=[])
     for section, mask in tqdm(list(zip(data.images, data.masks)), desc='labelled sections', disable=not progress):
         (H, W), section = mask.shape, np.asarray(section, np.float32)
         pick = torch.from_numpy(rng.choice(H * W, min(pixels, H * W), replace=False))
         ys, xs = pick // W, pick % W
-        out['labels'].append(mask[ys, xs])
-        out['filters'].append(torch.from_numpy(filter_responses(section)[ys, xs]))
-        if backbone is not None:
-            grid = dense_features(backbone, section, data.scale, tile, overlap, batch_size, device, amp).cpu()
-            out['patch_features'].append(grid); out['dino'].append(sample_grid(grid, ys, xs, (H, W), data.scale))
+        grids = dict(bank=filter_bank_features([section], scale=data.scale)[0])
+        if backbone is not None: grids['dino'] = dense_features(backbone, section, data.scale, tile, overlap, batch_size, device, amp).cpu()
+        for part, grid in grids.items(): out[part].append(sample_grid(grid, ys, xs, (H, W), data.scale))
+        out['pixel'].append(torch.from_numpy(filter_responses(section)[ys, xs]))
+        out['labels'].append(mask[ys, xs]); out['grids'].append(grids)
     return out
 
 def pixel_columns(samples:dict, sections, features:str) -> torch.Tensor:
-    "The sampled pixels of some sections as rows: backbone columns, filter-bank columns, or both side by side."
-    parts = {'dino': ['dino'], 'filters': ['filters'], 'both': ['dino', 'filters']}[features]
-    return torch.cat([torch.cat([samples[p][i] for p in parts], 1) for i in sections])
+    "The sampled pixels of some sections as rows: the columns of the feature set's parts side by side."
+    return torch.cat([torch.cat([samples[p][i] for p in FEATURE_PARTS[features]], 1) for i in sections])
 
 def fit_classifier(samples:dict, sections, features:str, n_classes:int, seed:int=0, **fit_kwargs) -> DenseLinearProbe:
     "The probe's linear classifier (`fit_dense_probe`: standardised columns, L-BFGS, weight decay) on the sampled pixels of `sections`."
     x, y = pixel_columns(samples, sections, features), torch.cat([samples['labels'][i] for i in sections])
     return fit_dense_probe([x[:, None]], [y[:, None]], n_classes, upsample=1, seed=seed, device='cpu', **fit_kwargs)
 
-# %% ../nbs/17_segment.ipynb #7e2a30ef
-FEATURE_SETS = ('filters', 'dino', 'both')
-
+# %% ../nbs/17_segment.ipynb #b81c2474
 @dataclass
 class Segmenter:
     "A pixel classifier fitted on a few labelled sections: `predict(section)` gives every pixel's class number."
-    classifier:DenseLinearProbe   # standardised linear classifier on one pixel's [backbone features | filter bank] columns
+    classifier:DenseLinearProbe   # standardised linear classifier on one pixel's columns, `FEATURE_PARTS[features]` side by side
     features:str                  # 'dino', 'filters' or 'both'
     class_values:list             # the mask value of each class number
     backbone:nn.Module|None = None
-    scale:float = 1.0             # the backbone's working scale
+    scale:float = 1.0             # the working scale of the backbone and of the patch filter bank
     tile:int = 518; overlap:int = 126; batch_size:int = 4   # as `dense_features`
     device:str|None = None; amp:bool|None = None
     report:dict = field(default_factory=dict)   # the self-score: a row per feature set, the choice and why
 
-    @property
-    def n_dino(self) -> int: return len(self.classifier.mean) - N_FILTERS * (self.features != 'dino')
-
     def _logits(self, x:torch.Tensor, part:str) -> torch.Tensor:
         "One part's share of the logits: its standardised columns times its weights (no bias)."
-        c = self.classifier
-        cols = slice(0, self.n_dino) if part == 'dino' else slice(self.n_dino, len(c.mean))
+        c, parts = self.classifier, FEATURE_PARTS[self.features]
+        sizes = [PART_SIZES.get(q, len(c.mean) - sum(PART_SIZES.get(r, 0) for r in parts)) for q in parts]
+        first = sum(sizes[:parts.index(part)])
+        cols = slice(first, first + sizes[parts.index(part)])
         return ((x.float() - c.mean[cols]) / c.std[cols]) @ c.linear.weight[:, cols].T
+
+    def _grid_logits(self, read_rows, shape, grids:dict) -> torch.Tensor|None:
+        "The patch-grid parts' logits `(h, w, K)`: features a row of tiles (backbone) or 16 patch rows (filter bank) at a time, or from `grids`."
+        total, parts = None, [q for q in FEATURE_PARTS[self.features] if q in GRID_PARTS]
+        for part in parts:
+            if part in grids: rows = [grids[part]]
+            elif part == 'dino': rows = (r for _, r in dense_feature_rows(self.backbone, read_rows, shape, self.scale, self.tile, self.overlap,
+                                                                         self.batch_size, self.device, self.amp))
+            else:
+                h = -(-_working_size(shape, self.scale)[0] // PATCH_SIZE)
+                rows = (patch_filter_rows(read_rows, shape, self.scale, a, min(h, a + 16)) for a in range(0, h, 16))
+            logits = torch.cat([self._logits(r, part) for r in rows])
+            total = logits if total is None else total + logits
+        return total
 
     @torch.no_grad()
     def class_rows(self, read_rows, # read_rows(y0, y1): the section's rows, all columns, float32 in [0, 1]
                    shape, # (H, W) of the section
-                   patch_features:torch.Tensor|None=None, # its (h, w, D) backbone features, where already computed
+                   grids:dict|None=None, # its patch-grid features where already computed: {'dino': (h, w, D), 'bank': (h, w, 50)}
                    band:int=256): # pixel rows classified at a time
         "Class numbers of a section, top to bottom: yields (first row, `(n, W)` uint8); holds one row of tiles, the patch grid's logits and one band."
         H, W = shape
-        grid = None
-        if self.features != 'filters':   # linear, and bilinear weights sum to 1: the upsampled logits are the upsampled features' logits
-            rows = [patch_features] if patch_features is not None else (r for _, r in dense_feature_rows(
-                self.backbone, read_rows, shape, self.scale, self.tile, self.overlap, self.batch_size, self.device, self.amp))
-            grid = torch.cat([self._logits(r, 'dino') for r in rows])
+        grid = self._grid_logits(read_rows, shape, grids or {})   # linear, and bilinear weights sum to 1: the upsampled logits are the upsampled features' logits
         for y in range(0, H, band):
             last = min(H, y + band)
             logits = self.classifier.linear.bias.expand(last - y, W, -1)
             if grid is not None: logits = logits + _pixel_rows(lambda a, b: grid[a:b], grid.shape[:2], shape, self.scale, y, last)
-            if self.features != 'dino': logits = logits + self._logits(torch.from_numpy(filter_rows(read_rows, shape, y, last)), 'filters')
+            if 'pixel' in FEATURE_PARTS[self.features]:
+                logits = logits + self._logits(torch.from_numpy(filter_rows(read_rows, shape, y, last)), 'pixel')
             yield y, logits.argmax(-1).to(torch.uint8).numpy()
 
     def predict(self, section, # (H, W) float image in [0, 1]: `load_em_image(path)`, `EMVolume.section(k)`
-                patch_features:torch.Tensor|None=None) -> np.ndarray:
+                grids:dict|None=None) -> np.ndarray:
         "Class numbers `(H, W)` uint8 of one section: the index of each pixel's class in `class_values`."
         section = np.asarray(section, np.float32)
-        return np.concatenate([r for _, r in self.class_rows(lambda y0, y1: section[y0:y1], section.shape, patch_features)])
+        return np.concatenate([r for _, r in self.class_rows(lambda y0, y1: section[y0:y1], section.shape, grids)])
 
 # %% ../nbs/17_segment.ipynb #edc5a697
 def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of the labelled sections, and the sections
@@ -140,7 +162,7 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
                 segmenter = Segmenter(fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed, balanced=balanced), name,
                                       data.class_values, scale=data.scale, **segmenter_kwargs)
                 for i in block:
-                    classes = segmenter.predict(data.images[i], samples['patch_features'][i] if name != 'filters' else None)
+                    classes = segmenter.predict(data.images[i], samples['grids'][i])
                     counts.append(confusion_matrix([torch.from_numpy(classes).long()], [data.masks[i]], k))
                     if seed == 0: predictions[name][i] = classes
             per_seed.append(torch.stack(counts))

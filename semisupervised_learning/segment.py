@@ -16,7 +16,8 @@ from .crops import plane_pixel_size, scale_factor
 from .model import weights_fingerprint
 from .features import _pixel_rows, _working_rows, _working_size, choose_scale, dense_feature_rows, dense_features, pixel_extent
 from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
-from .evaluate import FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone, format_table, _overlay
+from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
+                       format_table, _overlay)
 from .cli import VOLUME_HELP, _Defaults, error_line, exit_with_error
 
 # %% auto #0
@@ -51,7 +52,8 @@ def sample_grid(grid:torch.Tensor, # (h, w, C) values on a section's patch grid 
     "The grid's values at pixels (ys, xs), `(n, C)`, bilinear exactly as `upsample_features` puts them there, without upsampling the rest."
     extent = pixel_extent(shape, grid.shape[:2], scale)
     where = torch.stack([(torch.as_tensor(xs) + 0.5) / extent[1], (torch.as_tensor(ys) + 0.5) / extent[0]], -1).float() * 2 - 1
-    return F.grid_sample(grid.permute(2, 0, 1)[None].float(), where[None, None], mode='bilinear', padding_mode='border', align_corners=False)[0, :, 0].T
+    values = F.grid_sample(grid.permute(2, 0, 1)[None].float(), where[None, None], mode='bilinear', padding_mode='border', align_corners=False)
+    return values[0, :, 0].T
 
 # %% ../nbs/17_segment.ipynb #d3230fe2
 FEATURE_SETS = ('filters', 'dino', 'both')
@@ -128,7 +130,7 @@ class Segmenter:
                    band:int=256): # pixel rows classified at a time
         "Class numbers of a section, top to bottom: yields (first row, `(n, W)` uint8); holds one row of tiles, the patch grid's logits and one band."
         H, W = shape
-        grid = self._grid_logits(read_rows, shape, grids or {})   # linear, and bilinear weights sum to 1: the upsampled logits are the upsampled features' logits
+        grid = self._grid_logits(read_rows, shape, grids or {})   # linear, bilinear weights summing to 1: the upsampled features' logits
         for y in range(0, H, band):
             last = min(H, y + band)
             logits = self.classifier.linear.bias.expand(last - y, W, -1)
@@ -159,8 +161,8 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
         for seed in range(seeds):
             counts = []
             for block in blocks:
-                segmenter = Segmenter(fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed, balanced=balanced), name,
-                                      data.class_values, scale=data.scale, **segmenter_kwargs)
+                classifier = fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed, balanced=balanced)
+                segmenter = Segmenter(classifier, name, data.class_values, scale=data.scale, **segmenter_kwargs)
                 for i in block:
                     classes = segmenter.predict(data.images[i], samples['grids'][i])
                     counts.append(confusion_matrix([torch.from_numpy(classes).long()], [data.masks[i]], k))
@@ -193,31 +195,36 @@ def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections 
                   tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None, progress:bool=False,
                  ) -> Segmenter:
     "Fit a pixel classifier on a few labelled sections: every feature set scored on sections it was not fitted on, the chosen one fitted on all."
-    if features not in ('auto', *FEATURE_SETS): raise ValueError(f"features={features!r}: choose 'auto', {', '.join(map(repr, FEATURE_SETS))}.")
-    if backbone is None and features in ('dino', 'both'): raise ValueError(f"features={features!r} needs a backbone: give one, or features='filters'.")
+    if features not in ('auto', *FEATURE_SETS):
+        raise ValueError(f"features={features!r}: choose 'auto', {', '.join(map(repr, FEATURE_SETS))}.")
+    if backbone is None and features in ('dino', 'both'):
+        raise ValueError(f"features={features!r} needs a backbone: give one, or features='filters'.")
     if backbone is not None: check_backbone_spec(backbone)
     if not isinstance(images, LabelledImages):
         scale, _ = choose_scale(scale, [backbone] if isinstance(backbone, (str, Path)) and Path(backbone).is_file() else [])
         if isinstance(scale, str): raise ValueError(f"The backbone was trained at {scale} pixels; labelled images do not say their pixel size: give a scale "
                                                     f"factor ({scale[:-2]} divided by your images' pixel size in nm).")
     data = images if isinstance(images, LabelledImages) else load_labelled(images, masks, scale=scale)
-    if data.scale is None: raise ValueError("The labelled sections were resized (load_labelled without scale): load them with scale=1 (or the working scale).")
+    if data.scale is None:
+        raise ValueError("The labelled sections were resized (load_labelled without scale): load them with scale=1 (or the working scale).")
     names = [str(v) for v in data.class_values] if class_names is None else list(class_names)
     if len(names) != data.n_classes:
         raise ValueError(f"{len(names)} class names ({', '.join(names)}) but the masks hold {data.n_classes} values ({', '.join(map(str, data.class_values))}): "
                          "give one name per mask value, in increasing order of the values.")
-    if features == 'auto' and len(data) < 2: raise ValueError("Choosing the features needs at least 2 labelled sections (fit on one, score the other): add one, or give features.")
+    if features == 'auto' and len(data) < 2:
+        raise ValueError("Choosing the features needs at least 2 labelled sections (fit on one, score the other): add one, or give features.")
     backbone = None if backbone is None else resolve_backbone(backbone)
     settings = dict(scale=data.scale, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
     samples = labelled_pixels(data, backbone if features != 'filters' else None, pixels, 0, tile, overlap, batch_size, device, amp, progress)
     report = dict(class_names=names, n_sections=len(data), labelled=data)
     if len(data) > 1:
-        scores = score_feature_sets(samples, data, FEATURE_SETS if backbone is not None and features != 'filters' else ('filters',), folds, seeds, n_bootstrap,
-                                    balanced, **{k: v for k, v in settings.items() if k != 'scale'})
+        candidates = FEATURE_SETS if backbone is not None and features != 'filters' else ('filters',)
+        scores = score_feature_sets(samples, data, candidates, folds, seeds, n_bootstrap, balanced, **{k: v for k, v in settings.items() if k != 'scale'})
         best, why = choose_features(scores, names)
         report.update(scores=scores, best=best, why=why)
     chosen = report['best'] if features == 'auto' else features
-    return Segmenter(fit_classifier(samples, range(len(data)), chosen, data.n_classes, balanced=balanced), chosen, data.class_values, backbone, report=report, **settings)
+    classifier = fit_classifier(samples, range(len(data)), chosen, data.n_classes, balanced=balanced)
+    return Segmenter(classifier, chosen, data.class_values, backbone, report=report, **settings)
 
 # %% ../nbs/17_segment.ipynb #ce56289d
 def segmenter_state(segmenter:Segmenter) -> dict:
@@ -230,7 +237,8 @@ def restore_segmenter(state:dict, # `segmenter_state`
                       backbone:nn.Module|None=None, **settings) -> Segmenter: # `Segmenter`'s tile, overlap, batch_size, device, amp
     "The `Segmenter` a state was taken from (the backbone given again where its features need one)."
     classifier = DenseLinearProbe(torch.tensor(state['mean']), torch.tensor(state['std']), len(state['class_values']))
-    with torch.no_grad(): classifier.linear.weight.copy_(torch.tensor(state['weight'])); classifier.linear.bias.copy_(torch.tensor(state['bias']))
+    with torch.no_grad():
+        classifier.linear.weight.copy_(torch.tensor(state['weight'])); classifier.linear.bias.copy_(torch.tensor(state['bias']))
     return Segmenter(classifier.eval(), state['features'], state['class_values'], backbone, state['scale'], **settings)
 
 # %% ../nbs/17_segment.ipynb #9903d8bf
@@ -251,13 +259,15 @@ def sections_to_segment(data, # a folder of images, a TIFF stack or a volume (se
     for n, (source, k) in enumerate(items):
         if isinstance(source, EMVolume):
             (H, W), index = source.section_shape(k), source.section_key(k)[1]
-            out.append(dict(name=f"{plane}_{index:04d}" if plane != 'xy' else f"{index:04d}", shape=(H, W), index=index, axis=PLANES.index(plane), volume=source,
+            out.append(dict(name=f"{plane}_{index:04d}" if plane != 'xy' else f"{index:04d}", shape=(H, W), index=index, axis=PLANES.index(plane),
+                            volume=source,
                             read_rows=lambda y0, y1, s=source, k=k, W=W: s.section(k, (y0, 0, y1 - y0, W))))
         else:
             def read_rows(y0, y1, path=source, page=k):
                 if cache.get('key') != (path, page): cache.update(key=(path, page), image=load_em_image(path, page))
                 return cache['image'][y0:y1]
-            out.append(dict(name=f"{source.stem}_{k:04d}" if pages[source] > 1 else source.stem, shape=_image_shape(source, k), index=n, axis=0, volume=None,
+            out.append(dict(name=f"{source.stem}_{k:04d}" if pages[source] > 1 else source.stem, shape=_image_shape(source, k), index=n, axis=0,
+                            volume=None,
                             read_rows=read_rows))
     return out
 
@@ -285,7 +295,8 @@ def open_segmentation(out, settings:dict) -> dict|None:
     stored = record.get('segmentation_of')
     if stored != settings:
         what = 'something else' if stored is None else 'a segmentation made with other settings (' + ', '.join(
-            f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(stored) | set(settings)) if stored.get(k) != settings.get(k))[:300] + ')'
+            f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(stored) | set(settings))
+            if stored.get(k) != settings.get(k))[:300] + ')'
         raise FileExistsError(f"{out} exists and holds {what}: choose a new --out, or delete it (nothing was overwritten).")
     return record
 
@@ -294,17 +305,20 @@ def _new_labels(out:Path, sections:list, record:dict, voxel_size, class_names):
     import zarr
     volume, axis = sections[0]['volume'], sections[0]['axis']
     if volume is None and len({s['shape'] for s in sections}) > 1:
-        raise ValueError(f"The sections of {record['segmentation_of']['source']} differ in size ({', '.join(sorted({f'{w}x{h}' for h, w in (s['shape'] for s in sections)}))}): "
+        sizes = ', '.join(sorted({f'{w}x{h}' for h, w in (s['shape'] for s in sections)}))
+        raise ValueError(f"The sections of {record['segmentation_of']['source']} differ in size ({sizes}): "
                          f"a labels volume needs one size; give --out FOLDER for one PNG per section.")
     shape = volume.shape if volume is not None else (len(sections), *sections[0]['shape'])
     size = volume.voxel_size if volume is not None else voxel_size
     group = zarr.open_group(str(out), mode='w-', zarr_format=2)
-    group.create_array('0', shape=shape, chunks=tuple(1 if i == axis else min(256, n) for i, n in enumerate(shape)), dtype='uint8', fill_value=0)
+    chunks = tuple(1 if i == axis else min(256, n) for i, n in enumerate(shape))       # one section deep
+    group.create_array('0', shape=shape, chunks=chunks, dtype='uint8', fill_value=0)
     group.create_array('done', shape=(len(sections),), chunks=(len(sections),), dtype=bool, fill_value=False)
     axes = [dict(name=a, type='space', **({'unit': 'nanometer'} if size else {})) for a in 'zyx']
     group.attrs.update({'multiscales': [dict(version='0.4', name=out.stem, axes=axes, datasets=[dict(path='0', coordinateTransformations=[
                             dict(type='scale', scale=[float(v) for v in size] if size else [1.0, 1.0, 1.0])])])],
-                        'image-label': dict(version='0.4', properties=[{'label-value': i, 'name': n} for i, n in enumerate(class_names)]), **record})
+                        'image-label': dict(version='0.4', properties=[{'label-value': i, 'name': n} for i, n in enumerate(class_names)]),
+                        **record})
     return group
 
 def _put_rows(array, section:dict, first:int, rows:np.ndarray):
@@ -328,7 +342,8 @@ def write_segmentation(segmenter:Segmenter, data, # a folder of images, a TIFF s
     new = dict(segmentation_of=settings, classifier=segmenter_state(segmenter), class_values=segmenter.class_values, class_names=names)
     if _is_zarr(out):
         import zarr
-        group = zarr.open_group(str(out), mode='r+') if record else _new_labels(out, sections, new, parse_voxel_size(voxel_size) if isinstance(voxel_size, str) else voxel_size, names)
+        size = parse_voxel_size(voxel_size) if isinstance(voxel_size, str) else voxel_size
+        group = zarr.open_group(str(out), mode='r+') if record else _new_labels(out, sections, new, size, names)
         labels, done = group['0'], group['done']
         finished = done[:]
         todo = [n for n in range(len(sections)) if not finished[n]]
@@ -337,7 +352,8 @@ def write_segmentation(segmenter:Segmenter, data, # a folder of images, a TIFF s
         out.mkdir(parents=True, exist_ok=True)
         if not record: (out / SETTINGS_FILE).write_text(json.dumps(new))
         todo = [n for n, s in enumerate(sections) if not (out / f"{s['name']}.png").exists()]
-    for n in tqdm(todo, desc=f'segmenting {data}', unit='section', initial=len(sections) - len(todo), total=len(sections), disable=not progress):
+    for n in tqdm(todo, desc=f'segmenting {data}', unit='section', initial=len(sections) - len(todo), total=len(sections),
+                  disable=not progress):
         s = sections[n]
         if _is_zarr(out):
             for first, rows in segmenter.class_rows(s['read_rows'], s['shape']): _put_rows(labels, s, first, rows)
@@ -371,7 +387,8 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
         for j, k in enumerate(shown):
             _overlay(axes[i, j], data.images[k], torch.as_tensor(np.asarray(classes[k])), f"{label}\n{data.names[k]}" if j == 0 else data.names[k])
     colours = plt.get_cmap('tab10', 10)
-    fig.legend(handles=[Patch(color=colours(k), alpha=0.6, label=n) for k, n in enumerate(names)], loc='upper center', ncol=len(names), fontsize=7, frameon=False)
+    fig.legend(handles=[Patch(color=colours(k), alpha=0.6, label=n) for k, n in enumerate(names)], loc='upper center', ncol=len(names),
+               fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     if save_path: fig.savefig(save_path, dpi=110)
     return fig
@@ -394,7 +411,8 @@ def _segment_parser() -> argparse.ArgumentParser:
     p.add_argument('--class-names', default=None, help="comma-separated, one per mask value in increasing order (e.g. other,mitochondria)")
     p.add_argument('--pixels', type=int, default=2**14, help="labelled pixels sampled per section to fit the classifier")
     p.add_argument('--folds', type=int, default=3, help="the self-score: labelled sections in this many blocks, each scored by a fit on the others")
-    p.add_argument('--balanced', action='store_true', help="weight classes by inverse frequency in the fit: a rare class gains IoU, the common ones lose a little")
+    p.add_argument('--balanced', action='store_true',
+                   help="weight classes by inverse frequency in the fit: a rare class gains IoU, the common ones lose a little")
     p.add_argument('--seeds', type=int, default=1, help="classifier fits per fold from different initial weights (part of the spread)")
     p.add_argument('--figure', default=None, help="save labelled sections with each feature set's classes drawn over them here (PNG)")
     p.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to classify")
@@ -419,7 +437,8 @@ def segment_cli(argv=None):
         scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
         backbone = resolve_backbone(args.backbone)
         given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()), backbone=str(args.backbone),
-                     backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale, pixels=args.pixels, balanced=args.balanced, class_names=args.class_names)
+                     backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale, pixels=args.pixels,
+                     balanced=args.balanced, class_names=args.class_names)
         record = open_segmentation(args.out, run_settings(args.predict, args.plane, given))     # OUT is checked before any work
         kwargs = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
         if record:
@@ -439,10 +458,12 @@ def segment_cli(argv=None):
                 if args.figure: plot_segmentations(segmenter, save_path=args.figure); print(f"Picture: {args.figure}")
             else: print(f"Uses {segmenter.features} as asked, not scored: one labelled section (a second one lets it score itself)")
         names = record['class_names'] if record else segmenter.report['class_names']
-        written = write_segmentation(segmenter, args.predict, args.out, args.plane, args.voxel_size, args.force_planes, given, names, not args.no_progress)
+        written = write_segmentation(segmenter, args.predict, args.out, args.plane, args.voxel_size, args.force_planes, given, names,
+                                     not args.no_progress)
     except KeyboardInterrupt:
         exit_with_error(f"Interrupted: {sections_written(args.out) if Path(args.out).exists() else 0} of {len(sections)} sections are in {args.out}; "
                         "the same command resumes from there.", 130)
     except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(error_line(e))
     print(f"Wrote {written} section{'s' * (written != 1)} ({len(sections) - written} there before) to {args.out}: class numbers "
-          + ', '.join(f"{i} = {n}" for i, n in enumerate(names)) + (" (OME-Zarr labels: napari opens them over the volume)" if _is_zarr(args.out) else ''))
+          + ', '.join(f"{i} = {n}" for i, n in enumerate(names))
+          + (" (OME-Zarr labels: napari opens them over the volume)" if _is_zarr(args.out) else ''))

@@ -27,7 +27,7 @@ from semisupervised_learning.runtime import amp_enabled
 from semisupervised_learning.probe import load_labelled, confusion_matrix, score_row, difference_spread
 from semisupervised_learning.evaluate import format_table, resolve_backbone, filter_responses
 from semisupervised_learning.segment import (FEATURE_PARTS, FEATURE_SETS, Segmenter, choose_features, fit_classifier, labelled_pixels, pixel_columns,
-                                             restore_segmenter, sample_grid, score_feature_sets, segmenter_state, write_segmentation)
+                                             plot_segmentations, restore_segmenter, sample_grid, score_feature_sets, segmenter_state, write_segmentation)
 
 DATA = ROOT.parent / 'shared' / 'data'
 VNC, ISBI = DATA / 'vnc-gerhard2013' / 'stack1', DATA / 'isbi2012' / 'train'
@@ -94,6 +94,14 @@ def bench_set(set_name:str, backbone, args) -> dict:
     result = dict(set=set_name, n_fit=args.n_fit, n_scored=len(held), rows=rows, better=better, gap=gap, gap_std=spread, verdict=verdict,
                   self_score_choice=choice, self_score_why=why, target=names.index(TARGET[set_name]), class_names=names,
                   features_s=features_s, score_s=score_s)
+    if args.figure:
+        show = held[:3]             # the first held-out sections, each feature set's classes from the fit on the fitting sections
+        shown = Segmenter(None, choice, data.class_values, report=dict(labelled=data[show], class_names=names, scores=dict(
+            rows=rows, predictions={k: [p[i] for i in show] for k, p in scored['predictions'].items()})))
+        path = Path(args.figure) / f'segment_{set_name}.png'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plot_segmentations(shown, save_path=path)
+        log(f"figure: {path} ('chosen' marks the self-score's pick)")
     if args.forest:
         t2 = time.time()
         forest = forest_rows(samples, data, args.n_fit, names)
@@ -167,6 +175,7 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=1, help="torch threads (the 2-core machine is shared)")
     p.add_argument('--forest', action='store_true', help="also a random forest on the same pixels (linear vs forest)")
     p.add_argument('--memory', action='store_true', help="also the bounded-memory check (peak RSS, 4 and 16 sections of 1024 px)")
+    p.add_argument('--figure', default=None, metavar='DIR', help="save DIR/segment_SET.png: 3 held-out sections, true masks and each feature set's classes")
     p.add_argument('--json', default=None, help="append one JSON line with every number here")
     p.add_argument('--memory-child', nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)

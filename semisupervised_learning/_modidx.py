@@ -233,6 +233,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                         'semisupervised_learning/crops.py'),
                                                'semisupervised_learning.crops._items_scale': ( 'crops.html#_items_scale',
                                                                                                'semisupervised_learning/crops.py'),
+                                               'semisupervised_learning.crops._sigterm_from_owner_only': ( 'crops.html#_sigterm_from_owner_only',
+                                                                                                           'semisupervised_learning/crops.py'),
                                                'semisupervised_learning.crops._start_worker': ( 'crops.html#_start_worker',
                                                                                                 'semisupervised_learning/crops.py'),
                                                'semisupervised_learning.crops.create_dataloader': ( 'crops.html#create_dataloader',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_crops.ipynb #9d313c90
 from __future__ import annotations
-import functools, math, os, signal, warnings
+import functools, math, os, signal, threading, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F
@@ -355,11 +355,20 @@ class MultiCropLoader(DataLoader):
             yield batch
         self._position = (epoch + 1, 0)
 
-def _start_worker(worker_id:int=0, low_priority:bool=False):
+def _start_worker(worker_id:int=0, low_priority:bool=False,
+                  training_pid:int|None=None): # the process the loader belongs to: its SIGTERM (shutting the workers down) still ends a worker
     "A loader worker's start-up: Ctrl-C and SIGTERM are the training process's to handle (it finishes the step and saves), not the worker's; optionally the lowest CPU priority (`os.nice(19)`)."
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # a terminal sends Ctrl-C to every process of the run,
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)    # SLURM's time limit SIGTERM to every process of the job step
+    _sigterm_from_owner_only({training_pid, os.getppid()} - {None})   # SLURM's time limit SIGTERM to every process of the job step
     if low_priority and hasattr(os, 'nice'): os.nice(19)
+
+def _sigterm_from_owner_only(owners:set):
+    "SIGTERM ends this process only when one of `owners` sends it (multiprocessing's shutdown); from anyone else it is left to them."
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})    # taken by the thread below, with its sender, instead of the default
+    def wait():
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid in owners: os._exit(0)
+    threading.Thread(target=wait, daemon=True, name='sigterm-from-owner').start()
 
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process
                       shuffle:bool=True, num_workers:int=4, # loader processes, at most the CPU cores this process may use
@@ -396,7 +405,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
     return MultiCropLoader(dataset, batch_sampler=batch_sampler, multiprocessing_context='forkserver' if fresh else None,
                            num_workers=num_workers, pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
                            persistent_workers=persistent_workers and num_workers > 0,
-                           worker_init_fn=functools.partial(_start_worker, low_priority=low_priority),
+                           worker_init_fn=functools.partial(_start_worker, low_priority=low_priority, training_pid=os.getpid()),
                            generator=torch.Generator().manual_seed(seed))   # worker seeds from here, not from torch's global state,
                                                                              # which the training step uses (iBOT masks) and resume restores
 

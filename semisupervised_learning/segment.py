@@ -18,7 +18,7 @@ from .features import _pixel_rows, _working_rows, _working_size, choose_scale, d
 from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
 from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
                        format_table, _overlay)
-from .cli import VOLUME_HELP, _Defaults, error_line, exit_with_error
+from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, factor_option
 
 # %% auto #0
 __all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'SETTINGS_FILE',
@@ -395,7 +395,7 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
 
 # %% ../nbs/17_segment.ipynb #41d3b0a5
 def _segment_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='ssl-dino-segment', formatter_class=_Defaults,
+    p = OneLineParser(prog='ssl-dino-segment', formatter_class=_Defaults,
                                 description="Segment EM sections from a few labelled ones: a pixel classifier on the backbone's features, a filter bank, or both "
                                             "(each scored on labelled sections it was not fitted on), then every section of DATA classified.",
                                 epilog=f"DATA formats: image folders, TIFF stacks and volumes: {VOLUME_HELP}.")
@@ -407,7 +407,7 @@ def _segment_parser() -> argparse.ArgumentParser:
                    "another name: a folder of PNGs, one per section. Resumes a run the same command began")
     p.add_argument('--features', choices=('auto', *FEATURE_SETS), default='auto', help="per-pixel features: the backbone's (dino), the filter bank, "
                    "or both side by side; auto: the best on the labelled sections")
-    p.add_argument('--scale', type=float, default=None, help="the backbone's working scale (2: half resolution); default: the scale it was trained at, else 1")
+    p.add_argument('--scale', type=factor_option, default=None, help="the backbone's working scale (2: half resolution); default: the scale it was trained at, else 1")
     p.add_argument('--class-names', default=None, help="comma-separated, one per mask value in increasing order (e.g. other,mitochondria)")
     p.add_argument('--pixels', type=int, default=2**14, help="labelled pixels sampled per section to fit the classifier")
     p.add_argument('--folds', type=int, default=3, help="the self-score: labelled sections in this many blocks, each scored by a fit on the others")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_training.ipynb #9d313c90
 from __future__ import annotations
-import contextlib, math, shutil, signal, threading, time, types
+import contextlib, math, shutil, signal, sys, threading, time, types
 from pathlib import Path
 import torch, torch.nn as nn
 import torch.distributed as dist
@@ -89,6 +89,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     should_stop=None, # callable; True stops cleanly after the current step
                     amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                     anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
+                    say_epoch_time:bool=False, # say once, from the first logged steps, how long the epoch will take
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
@@ -117,6 +118,11 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     f"The loss became {loss_sum.item()} at epoch {epoch + 1}, step {int(bad_step) + 1} (lr {bad_lr:.3g}). "
                     f"Weights after it are not saved. Try: {', '.join(a for a in advice if a)}; check the images for NaN.")
             rate = images / (time.perf_counter() - t_log); t_log, images = time.perf_counter(), 0
+            if say_epoch_time and is_main_process() and step + 1 < n_steps:
+                seconds, say_epoch_time = n_steps * crops[0].shape[0] / rate, False
+                took = f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+                bar.write(f"An epoch takes about {took} ({rate:.1f} images/s over its first {step + 1 - start_step} steps, "
+                          "start-up included).", file=sys.stdout)
             record = monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum, rate) if monitor else None
             bar.set_postfix(loss=f'{loss.item():.4f}', lr=f"{optimizer.param_groups[0]['lr']:.2e}", img_s=f'{rate:.1f}',
                             **({'H_t': f"{record['teacher_entropy']:.2f}/{record['ln_K']:.2f}"} if record else {}))
@@ -305,7 +311,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                             epochs=epochs, momentum_teacher=momentum_teacher, clip_grad=clip_grad,
                                             freeze_last_layer_epochs=freeze_last_layer_epochs, log_every=log_every, monitor=monitor,
                                             progress=progress, start_step=start_step, start_loss_sum=start_loss_sum,
-                                            should_stop=should_stop, amp=amp, anchor=anchor)
+                                            should_stop=should_stop, amp=amp, anchor=anchor, say_epoch_time=epoch == start_epoch)
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum); writer.wait()
                 saved = checkpoint_dir / 'checkpoint_latest.pth'

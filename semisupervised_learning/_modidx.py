@@ -365,8 +365,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'semisupervised_learning/evaluate.py'),
                                                   'semisupervised_learning.evaluate._is_random': ( 'evaluate.html#_is_random',
                                                                                                    'semisupervised_learning/evaluate.py'),
-                                                  'semisupervised_learning.evaluate._joint_pca': ( 'evaluate.html#_joint_pca',
-                                                                                                   'semisupervised_learning/evaluate.py'),
                                                   'semisupervised_learning.evaluate._json_number': ( 'evaluate.html#_json_number',
                                                                                                      'semisupervised_learning/evaluate.py'),
                                                   'semisupervised_learning.evaluate._overlay': ( 'evaluate.html#_overlay',

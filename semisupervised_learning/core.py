@@ -412,6 +412,8 @@ def loss_terms_change(config:TrainConfig) -> str:
     said = [part for part in (dino, f"{', '.join(joins)} join{'s' if len(joins) == 1 else ''}" if joins else None) if part]
     return f"the loss changes terms: {', '.join(said)}" if said else 'the loss keeps its one term (DINO)'
 
+_PCA_SIDE = 448   # patch_pca.png at a working scale: a centre window of at most this many working pixels a side (32 patches)
+
 def write_run_outputs(result:dict, # what `train` returns
                       config:TrainConfig) -> dict:
     "The exported backbone first, then the pictures, each best-effort (a failure warns, the rest go on); returns the paths written."
@@ -438,9 +440,17 @@ def write_run_outputs(result:dict, # what `train` returns
                                                           labels=range(len(eval_images()[0])), what='images (CLS features)',
                                                           colour_by='image, in file order (sections of a stack in order)'))
     def pca(p):
-        eval_ds, _ = eval_images()
-        spread = np.unique(np.linspace(0, len(eval_ds) - 1, min(4, len(eval_ds))).round()).astype(int)   # not neighbours; each plane of a 3-plane run
-        plot_patch_pca(teacher.backbone, torch.stack([eval_ds[int(i)] for i in spread]).to(result['device']), p)
+        spread = np.unique(np.linspace(0, len(readable) - 1, min(4, len(readable))).round()).astype(int)   # not neighbours; each plane of a 3-plane run
+        if dataset.scale is None:          # crops as fractions of whole images: the images resized, as the run saw them
+            eval_ds, _ = eval_images()
+            return plot_patch_pca(teacher.backbone, torch.stack([eval_ds[int(i)] for i in spread]).to(result['device']), p)
+        side = round(_PCA_SIDE * dataset.scale)             # at the working scale: a centre window of each section, whole if smaller
+        def window(source, k):
+            whole = None if isinstance(source, EMVolume) else load_em_image(source, k)
+            H, W = source.section_shape(k) if whole is None else whole.shape
+            top, left, h, w = max(0, (H - side) // 2), max(0, (W - side) // 2), min(H, side), min(W, side)
+            return source.section(k, (top, left, h, w)) if whole is None else whole[top:top + h, left:left + w]
+        plot_patch_pca(teacher.backbone, [window(*readable[int(i)]) for i in spread], p, scale=dataset.scale)
     picture('patch_pca.png', pca)
     return paths
 

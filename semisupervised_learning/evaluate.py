@@ -109,14 +109,6 @@ def backbone_labels(specs:list) -> list[tuple[str, int]]:
     return out
 
 # %% ../nbs/14_evaluate.ipynb #339aec2f
-def _joint_pca(patches) -> list|np.ndarray:
-    "`pca_rgb` of several sections' patch features together (one set of colours), sections of different sizes included."
-    if torch.is_tensor(patches): return pca_rgb(patches)
-    rgb, first = pca_rgb(probe._rows(patches)[None, None])[0, 0], 0
-    out = []
-    for p in patches: out.append(rgb[first:first + p.shape[0] * p.shape[1]].reshape(*p.shape[:2], 3)); first += p.shape[0] * p.shape[1]
-    return out
-
 def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone`), or a dict label -> spec
                       train:LabelledImages, test:LabelledImages, # the few labelled images, the held-out ones
                       device=None, batch_size:int=8,
@@ -137,7 +129,7 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
     def probe(label, train_patches, test_patches):
         result = probe_patches(train_patches, test_patches, train, test, seeds, device, **fit_kwargs)
         confusions[label] = result['confusions']
-        if n_show: shown[label] = dict(pca=_joint_pca(test_patches[:n_show]), predictions=result['predictions'][:n_show])
+        if n_show: shown[label] = dict(pca=pca_rgb(test_patches[:n_show]), predictions=result['predictions'][:n_show])
     for label, (spec, seed) in tqdm(specs.items(), desc='backbones', disable=not progress):
         backbone = resolve_backbone(spec, seed).to(device)
         probe(label, section_features(backbone, train.images, train.scale, batch_size, device),

@@ -421,17 +421,19 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
-def pca_rgb(patches:torch.Tensor, # (B, h, w, D) patch features
-           ) -> np.ndarray:
-    "First three principal components of patch features, over all `B` images together, as RGB in [0, 1] `(B, h, w, 3)`."
-    flat = patches.reshape(-1, patches.shape[-1]).float()
+def pca_rgb(patches:torch.Tensor|list, # (B, h, w, D) patch features, or a list of (h, w, D), sections of different sizes
+           ) -> np.ndarray|list:
+    "First three principal components of patch features, over all images together (one set of colours), as RGB in [0, 1]: `(B, h, w, 3)`, or a list."
+    grids = list(patches) if isinstance(patches, (list, tuple)) else None
+    flat = (torch.cat([g.reshape(-1, g.shape[-1]) for g in grids]) if grids else patches.reshape(-1, patches.shape[-1])).float()
     flat = flat - flat.mean(0)
     _, _, v = torch.pca_lowrank(flat, q=3, center=False)
     rgb = flat @ v[:, :3]
-    rgb = (rgb - rgb.min(0).values) / (rgb.max(0).values - rgb.min(0).values + 1e-8)
-    return rgb.reshape(*patches.shape[:3], 3).cpu().numpy()
+    rgb = ((rgb - rgb.min(0).values) / (rgb.max(0).values - rgb.min(0).values + 1e-8)).cpu().numpy()
+    if grids is None: return rgb.reshape(*patches.shape[:3], 3)
+    ends = np.cumsum([g.shape[0] * g.shape[1] for g in grids])
+    return [part.reshape(*g.shape[:2], 3) for part, g in zip(np.split(rgb, ends[:-1]), grids)]
 
-@torch.no_grad()
 def patch_pca_rgb(backbone:nn.Module, images:torch.Tensor) -> np.ndarray:
     "`pca_rgb` of the patch features a backbone gives `images` (B, 3, H, W): (B, h, w, 3)."
     return pca_rgb(backbone_tokens(unwrap(backbone), images)[1])
@@ -447,17 +449,24 @@ def spatial_structure(patches:torch.Tensor, # (B, h, w, D) patch features
     return float(neighbours - (flat * shuffled).sum(-1).mean())
 
 @torch.no_grad()
-def plot_patch_pca(backbone:nn.Module, images:torch.Tensor, save_path=None):
+def plot_patch_pca(backbone:nn.Module, images:torch.Tensor|list, save_path=None,
+                   scale:float|None=None, # with a working scale: `images` are (H, W) sections in [0, 1], each whole at this scale
+                  ):
     "Do the features follow the structures? Each image beside the RGB picture of its patch features' first three principal components."
     import matplotlib.pyplot as plt
-    _, patches = backbone_tokens(unwrap(backbone), images)
-    rgb, structure = pca_rgb(patches), spatial_structure(patches)
-    fig, axes = plt.subplots(len(images), 2, figsize=(5, 2.5 * len(images)), squeeze=False)
-    for i, image in enumerate(images):
-        axes[i, 0].imshow((image[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu().numpy(), cmap='gray')
-        axes[i, 1].imshow(rgb[i], interpolation='nearest', extent=(0, image.shape[-1], image.shape[-2], 0))
+    if scale is None:
+        grids, pictures = list(backbone_tokens(unwrap(backbone), images)[1]), [(i[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu() for i in images]
+    else: grids, pictures = [dense_features(backbone, section, scale).cpu() for section in images], [torch.as_tensor(s) for s in images]
+    rgb, structure = pca_rgb(grids), float(np.mean([spatial_structure(g[None]) for g in grids]))
+    fig, axes = plt.subplots(len(pictures), 2, figsize=(5, 2.5 * len(pictures)), squeeze=False)
+    for i, picture in enumerate(pictures):
+        axes[i, 0].imshow(picture.float().numpy(), cmap='gray', vmin=0, vmax=1)
+        extent = pixel_extent(picture.shape, grids[i].shape[:2], scale) if scale is not None else picture.shape
+        axes[i, 1].imshow(rgb[i], interpolation='nearest', extent=(0, extent[1], extent[0], 0))
+        axes[i, 1].set_xlim(0, picture.shape[1]); axes[i, 1].set_ylim(picture.shape[0], 0)     # the grid's overhang is not drawn
         for ax in axes[i]: ax.axis('off')
-    axes[0, 0].set_title('image', fontsize=8); axes[0, 1].set_title('patch features, PCA -> RGB', fontsize=8)
+    where = f' (whole sections at the working scale {scale:g})' if scale is not None else ''
+    axes[0, 0].set_title('image', fontsize=8); axes[0, 1].set_title(f'patch features, PCA -> RGB{where}', fontsize=8)
     verdict = ('no spatial structure: neighbouring patches are no more alike than distant ones' if structure < 0.02 else
                f'neighbouring patches {structure:.2f} more alike (cosine) than distant ones')
     fig.suptitle(f'Do the features follow the structures?\n{verdict}', fontsize=9); fig.tight_layout()

@@ -364,6 +364,7 @@ def _start_worker(worker_id:int=0, low_priority:bool=False,
 
 def _sigterm_from_owner_only(owners:set):
     "SIGTERM ends this process only when one of `owners` sends it (multiprocessing's shutdown); from anyone else it is left to them."
+    if not hasattr(signal, 'sigwaitinfo'): return                 # macOS, Windows: no sender to tell by; the default (the worker ends)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})    # taken by the thread below, with its sender, instead of the default
     def wait():
         while True:

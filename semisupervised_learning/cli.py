@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from .core import *
 from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
-from .features import check_features_out, choose_scale, dense_inputs, pixel_extent, write_dense_features
+from .features import check_features_out, choose_scale, dense_inputs, patch_grid, pixel_extent, write_dense_features
 
 # %% auto #0
 __all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'factor_option', 'OneLineParser',
@@ -234,9 +234,8 @@ def _write_dense(args, backbone, device):
     why += f"; {given} pixels" if isinstance(given, str) else ''
     shapes = dense_inputs(source, args.plane, args.on_error)[2]
     sections = section_numbers(args.sections, len(shapes))
-    def patch_grid(shape): return [-(-max(1, round(s / scale)) // PATCH_SIZE) for s in shape]      # as `write_dense_features`
-    (H, W), grid = shapes[0], patch_grid(shapes[0])
-    patches = sum(h * w for h, w in map(patch_grid, (shapes[k] for k in sections)))
+    (H, W), grid = shapes[0], patch_grid(shapes[0], scale)
+    patches = sum(h * w for h, w in (patch_grid(shapes[k], scale) for k in sections))
     extent, value = pixel_extent((H, W), grid, scale), torch.finfo(getattr(torch, args.dtype)).bits // 8 * backbone.embed_dim
     print(f"Dense features of {source if isinstance(source, (EMVolume, Path, str)) else f'{len(shapes)} files'} at scale {scale:g} ({why}): "
           f"one {PATCH_SIZE * scale:g}-px patch per feature, tiles of {args.tile} px overlapping {args.overlap} px, {args.dtype}")

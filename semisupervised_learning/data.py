@@ -17,7 +17,7 @@ __all__ = ['IMAGE_EXTENSIONS', 'VOLUME_FORMATS', 'ON_ERROR', 'PLANES', 'ANISOTRO
            'MAX_SHRINK', 'IMAGENET_MEAN', 'IMAGENET_STD', 'make_synthetic_em', 'write_synthetic_em',
            'split_volume_path', 'is_volume', 'EMImageError', 'natural_key', 'find_em_images', 'normalize_em',
            'open_volume', 'count_pages', 'load_em_image', 'check_on_error', 'skip_unreadable', 'parse_voxel_size',
-           'EMVolume', 'write_volume', 'item_names', 'em_sections', 'EMImageDataset']
+           'EMVolume', 'ngff_multiscales', 'write_volume', 'item_names', 'em_sections', 'EMImageDataset']
 
 # %% ../nbs/01_data.ipynb #b5361787
 def make_synthetic_em(n:int=8, # number of images
@@ -481,6 +481,14 @@ class EMVolume:
         return normalize_em(self.read(k, window, step), value_range=self.value_range)
 
 # %% ../nbs/01_data.ipynb #78d0a067
+def ngff_multiscales(name:str, scales:list, # one (z, y, x) scale per level, dataset paths '0', '1', ...
+                     unit:str|None='nanometer', # None: the scales are in pixels
+                    ) -> list[dict]:
+    "OME-Zarr (NGFF 0.4) `multiscales` of a (z, y, x) volume: what napari and Fiji read to place it."
+    axes = [dict(name=a, type='space', **({'unit': unit} if unit else {})) for a in 'zyx']
+    return [{'version': '0.4', 'name': name, 'axes': axes, 'datasets': [
+        {'path': str(level), 'coordinateTransformations': [{'type': 'scale', 'scale': [float(v) for v in scale]}]} for level, scale in enumerate(scales)]}]
+
 def write_volume(path, # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'vol.n5' (or 'vol.n5/name'), 'vol.mrc' or 'stack.tif'; must not exist
                  volume, # (z, y, x) array; anything sliceable along z (written slab by slab)
                  voxel_size=None, # (z, y, x) in nm, stored where each format's readers look for it
@@ -514,9 +522,7 @@ def write_volume(path, # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'v
                 slab = np.asarray(volume[z], np.float64)[:, :shape[1] // f * f, :shape[2] // f * f]
                 array[z] = slab.reshape(len(slab), shape[1] // f, f, shape[2] // f, f).mean((2, 4)).round().astype(dtype) if f > 1 else volume[z]
         scale = lambda level: [1.0, 1.0, 1.0] if voxel_size is None else [voxel_size[0], voxel_size[1] * 2 ** level, voxel_size[2] * 2 ** level]
-        multiscales = [{'version': '0.4', 'name': file.stem, 'axes': [{'name': a, 'type': 'space', 'unit': 'nanometer'} for a in 'zyx'],
-                        'datasets': [{'path': str(level), 'coordinateTransformations': [{'type': 'scale', 'scale': scale(level)}]}
-                                     for level in range(levels)]}]
+        multiscales = ngff_multiscales(file.stem, [scale(level) for level in range(levels)])
         if zarr_format == 2: group.attrs['multiscales'] = multiscales
         else: group.attrs['ome'] = {'version': '0.5', 'multiscales': [{k: v for k, v in m.items() if k != 'version'} for m in multiscales]}
         return str(file)

@@ -17,9 +17,10 @@ from .checkpoints import atomic_save
 
 # %% auto #0
 __all__ = ['FEATURES_FORMAT', 'SECTION_AXES', 'extract_features', 'check_features_out', 'save_features', 'load_features',
-           'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles', 'dense_feature_rows', 'dense_features',
-           'dense_inputs', 'write_dense_features', 'trained_scale', 'choose_scale', 'plot_loss_history',
-           'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure', 'plot_patch_pca']
+           'patch_grid', 'at_scale', 'pixel_extent', 'upsample_features', 'check_tiles', 'dense_feature_rows',
+           'dense_features', 'dense_inputs', 'write_dense_features', 'trained_scale', 'choose_scale',
+           'plot_loss_history', 'visualize_features_tsne', 'pca_rgb', 'patch_pca_rgb', 'spatial_structure',
+           'plot_patch_pca']
 
 # %% ../nbs/09_features.ipynb #b11a04c2
 @torch.no_grad()
@@ -123,6 +124,10 @@ def _working_size(shape, scale:float) -> tuple[int, int]:
     "A section's (H, W) in pixels at the working scale: downsampled by `scale`, at least one pixel."
     return tuple(max(1, round(n / scale)) for n in shape)
 
+def patch_grid(shape, scale:float) -> tuple[int, int]:
+    "A section's patch grid at the working scale: its working size in whole patches, the last row and column padded."
+    return tuple(-(-n // PATCH_SIZE) for n in _working_size(shape, scale))
+
 def _working_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1 (all columns) as float32 in [0, 1]
                   shape, scale:float, first:int, last:int) -> torch.Tensor:
     "Rows `first` to `last` of the section at the working scale, padded to whole patches (the last row and column repeated): as `at_scale` gives them, reading only the rows they need."
@@ -141,8 +146,7 @@ def at_scale(section, # (H, W) float image in [0, 1], numpy or torch
             ) -> torch.Tensor:
     "The section as the backbone sees it at the working scale: downsampled (antialiased), then padded to whole 14-px patches by repeating its last row and column."
     section = np.asarray(section, np.float32)
-    height = _working_size(section.shape, scale)[0]
-    return _working_rows(lambda y0, y1: section[y0:y1], section.shape, scale, 0, -(-height // PATCH_SIZE) * PATCH_SIZE)
+    return _working_rows(lambda y0, y1: section[y0:y1], section.shape, scale, 0, patch_grid(section.shape, scale)[0] * PATCH_SIZE)
 
 def pixel_extent(shape, # (H, W) of the section in its own pixels
                  grid, # (h, w) patch grid of its features at `scale`
@@ -186,8 +190,7 @@ def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) 
     check_tiles(tile, overlap)
     device = default_device() if device is None else torch.device(device)
     backbone = unwrap(backbone); backbone = backbone.backbone if isinstance(backbone, DINOModel) else backbone
-    Hs, Ws = _working_size(shape, scale)
-    gh, gw = -(-Hs // PATCH_SIZE), -(-Ws // PATCH_SIZE)               # the patch grid, the last row and column padded
+    gh, gw = patch_grid(shape, scale)
     t, o = tile // PATCH_SIZE, overlap // PATCH_SIZE
     th, tw = min(t, gh), min(t, gw)
     row_starts, col_starts = _tile_starts(gh, t, o), _tile_starts(gw, t, o)
@@ -324,7 +327,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     if sections is not None and (outside := [k for k in sections if not 0 <= k < n]):
         raise ValueError(f"sections {outside[:5]} are outside the {n} {plane} sections of {source} (0 to {n - 1}).")
     scale = scale_factor(scale, None if volume is None else plane_pixel_size(volume.voxel_size, plane), str(source))
-    grids = [[-(-m // PATCH_SIZE) for m in _working_size(shape, scale)] for shape in shapes]     # each section's patch grid, as `dense_feature_rows`
+    grids = [list(patch_grid(shape, scale)) for shape in shapes]
     (H, W), (h, w) = ([max(s[i] for s in sizes) for i in (0, 1)] for sizes in (shapes, grids))  # the arrays': the largest
     bare = unwrap(backbone); bare = bare.backbone if isinstance(bare, DINOModel) else bare
     voxel_size = None if volume is None else volume.voxel_size

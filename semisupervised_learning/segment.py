@@ -11,10 +11,10 @@ import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
-from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, parse_voxel_size
+from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, ngff_multiscales, parse_voxel_size
 from .crops import plane_pixel_size, scale_factor
 from .model import weights_fingerprint
-from .features import _pixel_rows, _working_rows, _working_size, choose_scale, dense_feature_rows, dense_features, pixel_extent
+from .features import _pixel_rows, _working_rows, choose_scale, dense_feature_rows, dense_features, patch_grid, pixel_extent
 from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
 from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
                        format_table, _overlay)
@@ -40,7 +40,7 @@ def filter_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1, all
 def patch_filter_rows(read_rows, shape, # as `filter_rows`
                       scale:float, first:int, last:int) -> torch.Tensor:
     "The probe's filter bank (`filter_bank_features`: each response's mean and std per patch, at the working scale) for patch rows `first` to `last`, `(n, w, 50)`."
-    p, height = PATCH_SIZE, -(-_working_size(shape, scale)[0] // PATCH_SIZE) * PATCH_SIZE       # the padded working-scale section's rows
+    p, height = PATCH_SIZE, patch_grid(shape, scale)[0] * PATCH_SIZE       # the padded working-scale section's rows
     top, bottom = max(0, first * p - FILTER_MARGIN), min(height, last * p + FILTER_MARGIN)
     rows = filter_responses(_working_rows(read_rows, shape, scale, top, bottom).numpy())[first * p - top:last * p - top]
     r = rows.reshape(last - first, p, rows.shape[1] // p, p, -1)
@@ -117,7 +117,7 @@ class Segmenter:
             elif part == 'dino': rows = (r for _, r in dense_feature_rows(self.backbone, read_rows, shape, self.scale, self.tile, self.overlap,
                                                                          self.batch_size, self.device, self.amp))
             else:
-                h = -(-_working_size(shape, self.scale)[0] // PATCH_SIZE)
+                h = patch_grid(shape, self.scale)[0]
                 rows = (patch_filter_rows(read_rows, shape, self.scale, a, min(h, a + 16)) for a in range(0, h, 16))
             logits = torch.cat([self._logits(r, part) for r in rows])
             total = logits if total is None else total + logits
@@ -314,9 +314,7 @@ def _new_labels(out:Path, sections:list, record:dict, voxel_size, class_names):
     chunks = tuple(1 if i == axis else min(256, n) for i, n in enumerate(shape))       # one section deep
     group.create_array('0', shape=shape, chunks=chunks, dtype='uint8', fill_value=0)
     group.create_array('done', shape=(len(sections),), chunks=(len(sections),), dtype=bool, fill_value=False)
-    axes = [dict(name=a, type='space', **({'unit': 'nanometer'} if size else {})) for a in 'zyx']
-    group.attrs.update({'multiscales': [dict(version='0.4', name=out.stem, axes=axes, datasets=[dict(path='0', coordinateTransformations=[
-                            dict(type='scale', scale=[float(v) for v in size] if size else [1.0, 1.0, 1.0])])])],
+    group.attrs.update({'multiscales': ngff_multiscales(out.stem, [size or (1, 1, 1)], unit='nanometer' if size else None),
                         'image-label': dict(version='0.4', properties=[{'label-value': i, 'name': n} for i, n in enumerate(class_names)]),
                         **record})
     return group

@@ -254,9 +254,9 @@ def _write_dense(args, backbone, device):
         written = write_dense_features(backbone.to(device), source, args.out, plane=args.plane, sections=sections, scale=scale, tile=args.tile,
                                        overlap=args.overlap, dtype=args.dtype, per_pixel=args.per_pixel, weights=args.weights, on_error=args.on_error,
                                        batch_size=args.batch_size or 4, device=device, progress=not args.no_progress)
-    except KeyboardInterrupt:
-        exit_with_error(f"Interrupted at {_finished(args.out, sections)}/{len(sections)} sections; the same command resumes "
-                        f"({args.out} keeps the finished ones).", 130)
+    except KeyboardInterrupt as e:
+        exit_with_error(f"{_stopped_by(e)} at {_finished(args.out, sections)}/{len(sections)} sections; the same command "
+                        f"resumes ({args.out} keeps the finished ones).", _exit_code(e))
     group = zarr.open_group(str(args.out), mode='r')
     shape, done = group['features'].shape, group['done'][:]
     left_out, missing = [k for k in sections if not done[k]], int((~done).sum())
@@ -265,7 +265,11 @@ def _write_dense(args, backbone, device):
           + (f"; {len(left_out)} unreadable left out (sections {', '.join(map(str, left_out[:10]))})" if left_out else '')
           + (f"; {missing - len(left_out)} of {len(shapes)} sections not asked for yet (--sections)" if missing > len(left_out) else ''))
 
-def _stop(signum, frame): raise KeyboardInterrupt       # SIGTERM (timeout, kill, a batch system's time limit) ends as Ctrl-C does
+class _Terminated(KeyboardInterrupt):
+    "SIGTERM (timeout, kill, a batch system's time limit): ends as Ctrl-C does, with the shell's code for it."
+def _stop(signum, frame): raise _Terminated
+def _stopped_by(e:KeyboardInterrupt) -> str: return 'Stopped by SIGTERM' if isinstance(e, _Terminated) else 'Interrupted'
+def _exit_code(e:KeyboardInterrupt) -> int: return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130   # 143 or 130
 
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."
@@ -290,7 +294,8 @@ def features_cli(argv=None):
         features = extract_features(backbone.to(device), loader, device, patch_tokens=args.patch_tokens)
         save_features(features, args.out, image_paths=dataset.image_names)
         print(f"Saved {tuple(features.shape)} features of {len(dataset)} images to {args.out}" + (" (replacing the features it held)" if replacing else ''))
-    except KeyboardInterrupt: exit_with_error(f"Interrupted before any features were written to {args.out}; run the command again.", 130)
+    except KeyboardInterrupt as e:
+        exit_with_error(f"{_stopped_by(e)} before any features were written to {args.out}; run the command again.", _exit_code(e))
     except (EMImageError, FileNotFoundError, OSError, ValueError, RuntimeError) as e: exit_with_error(str(e))
     finally:
         if previous is not None: signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
 from .runtime import *
+from .volumes import *
 from .data import *
 from .crops import *
 from .lora import *
@@ -21,7 +22,7 @@ from .health import *
 from .features import *
 from .probe import *
 from .training import *
-from . import runtime, data, crops, lora, objective, model, optimisation, checkpoints, health, features, probe, training
+from . import runtime, volumes, data, crops, lora, objective, model, optimisation, checkpoints, health, features, probe, training
 
 # %% auto #0
 __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config',
@@ -30,7 +31,7 @@ __all__ = ['RANDOM_INIT_RECIPE', 'COLLAPSE_SYMPTOMS', 'AUGMENTATIONS', 'RESUME_M
            'run_summary', 'data_fingerprint', 'resume_config']
 
 # %% ../nbs/12_core.ipynb #4c6c942f
-__all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, data, crops, lora, objective, model, optimisation,
+__all__ = list(dict.fromkeys([*globals().get('__all__', []), *(name for module in (runtime, volumes, data, crops, lora, objective, model, optimisation,
                                                                                    checkpoints, health, features, probe, training) for name in module.__all__)]))
 
 # %% ../nbs/12_core.ipynb #4dbdc51f

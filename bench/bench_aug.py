@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Multi-crop pipeline throughput per worker: `core.MultiCropDataset` vs lightly's `DINOTransform`.
+"""How fast does one loader worker make multi-crops? `core.MultiCropDataset` against lightly's `DINOTransform`.
 
 One process, `torch.set_num_threads(1)` (what a DataLoader worker gets), 2 global 224 px + 8 local 98 px crops
 of 512x512 EM images (ISBI 2012 train from ../shared when present, else synthetic PNGs from core). Ours is timed
@@ -8,25 +8,22 @@ two ways: `ds[i]` as a loader worker calls it (decodes the file inside `__getite
 the exact core crop + augment code runs) -- the fair match for ../shared/bench/lightly_aug_ref.py, which preloads
 PIL images. lightly's reference runs as a subprocess on the same files, alternating with ours.
 
-    python bench/bench_aug.py --n 60 --repeats 3
+    python bench/bench_aug.py --n 60 --repeats 3      # about a minute (an estimate: not recorded)
 """
 from __future__ import annotations
 import argparse, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+from harness import ISBI, SHARED
 
 import torch
 from semisupervised_learning import core
 
-SHARED = ROOT.parent / 'shared'
-ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
 LIGHTLY_AUG = SHARED / 'bench' / 'lightly_aug_ref.py'
 
 def images_folder(images):
     if images: return Path(images)
-    if ISBI.is_dir(): return ISBI
+    if (ISBI / 'train' / 'images').is_dir(): return ISBI / 'train' / 'images'
     folder = Path(tempfile.mkdtemp(prefix='ssl_bench_aug_'))
     core.write_synthetic_em(folder, n=30, size=512)
     return folder

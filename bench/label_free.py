@@ -10,21 +10,19 @@ every adapted backbone, and reports the rank correlation (Spearman) of each sign
 IoU's change, pooled over every (backbone, set) pair and per set, and with the size of the IoU's change (how far it
 moved, either way).
 
-    python bench/label_free.py /tmp/ps10.jsonl runs/pretrained-start.jsonl --scale 1
+    python bench/label_free.py /tmp/ps10.jsonl runs/pretrained-start.jsonl --scale 1    # 277 s for 51 pairs (EPYC-AVX2)
 """
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, time
+from dataclasses import asdict
 from pathlib import Path
-import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
-
+from harness import (PROBE_PRESETS, STUDY_SOURCE_SETS, STUDY_TARGET_SETS, append_json_line, beyond_noise, log,
+                     read_json_lines)
 import torch
 from scipy.stats import spearmanr
 from semisupervised_learning import core
 from semisupervised_learning.probe import feature_signals, intensity_changed, load_labelled, section_features
-from pretrained_start import PROBE, SOURCE_SETS, TARGET_SETS
 
 SIGNALS = {'effective rank': 'rankme', 'neighbour agreement': 'neighbour_agreement', 'intensity sensitivity': 'intensity_sensitivity'}
 
@@ -36,10 +34,8 @@ def signals(backbone, images, scale, start_neighbours=None) -> dict:
 
 def study_rows(study:dict, scale:float|None) -> list[dict]:
     "One row per (adapted backbone, labelled set): the IoU change the study measured and each signal's change from the start."
-    if missing := [k for k in ('start', 'runs', 'scores') if k not in study]:
-        raise SystemExit(f"a study line lacks {', '.join(missing)}: give the JSON lines that bench/pretrained_start.py --json writes")
-    probe = study.get('probe', PROBE)                 # the probe the study used (older lines: the full study's)
-    known = {name: (images, masks) for name, images, masks in TARGET_SETS + SOURCE_SETS}
+    probe = study.get('probe', asdict(PROBE_PRESETS['pretrained-start']))     # the study's (older lines: the full one)
+    known = {name: (images, masks) for name, images, masks in STUDY_TARGET_SETS + STUDY_SOURCE_SETS}
     sets = {name: paths for name, paths in (study.get('sets') or known).items() if name in study['scores']}
     scale = study.get('probe_scale', scale)
     backbones = {label: core.load_dinov2(weights=run['backbone']).eval() for label, run in study['runs'].items()}
@@ -53,8 +49,8 @@ def study_rows(study:dict, scale:float|None) -> list[dict]:
                 rows.append(dict(set=name, backbone=label, start=study['start'], iou_change=study['scores'][name][label]['delta_mean_iou'],
                                  iou_change_std=study['scores'][name][label]['delta_mean_iou_std'],
                                  **{s: found[s] - reference[s] if s != 'neighbour agreement' else found[s] for s in SIGNALS}))
-        print(f"{name}: " + '; '.join(f"{r['backbone']} IoU {r['iou_change']:+.3f}, " + ', '.join(f"{s} {r[s]:+.3f}" for s in SIGNALS)
-                                      for r in rows if r['set'] == name), flush=True)
+        log(f"{name}: " + '; '.join(f"{r['backbone']} IoU {r['iou_change']:+.3f}, "
+                                    + ', '.join(f"{s} {r[s]:+.3f}" for s in SIGNALS) for r in rows if r['set'] == name))
     return rows
 
 def rho(x:list, y:list) -> str:
@@ -66,7 +62,7 @@ def correlations(rows:list[dict]) -> str:
     def line(subset, what):
         if len(subset) < 4: return f"{what}: {len(subset)} pairs, too few"
         iou = [r['iou_change'] for r in subset]
-        beyond = sum(abs(r['iou_change']) > 2 * r['iou_change_std'] for r in subset)
+        beyond = sum(beyond_noise(r['iou_change'], r['iou_change_std']) for r in subset)
         return f"{what} ({len(subset)} pairs, {beyond} beyond noise): " + ', '.join(f"{s} {rho([r[s] for r in subset], iou)}" for s in SIGNALS)
     def far(subset, what):                               # against how far the IoU moved, either way
         size = [abs(r['iou_change']) for r in subset]
@@ -80,14 +76,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('studies', nargs='+', type=Path, help="JSON lines of bench/pretrained_start.py --json")
     p.add_argument('--scale', type=float, default=None, help="the probe's working scale for studies whose lines do not record it (1: native; left out: resized)")
-    p.add_argument('--json', default=None, help="write every row here")
+    p.add_argument('--json', default=None, help="append every row here as a JSON line")
     args = p.parse_args(argv)
+    missing = [str(f) for f in args.studies if not f.is_file()]
+    if missing: p.error(f"{', '.join(missing)}: no such file (give the files bench/pretrained_start.py --json wrote)")
+    try: studies = read_json_lines(args.studies, 'bench/pretrained_start.py')
+    except ValueError as e: p.error(str(e))
     t0, rows = time.time(), []
-    for file in args.studies:
-        for line in open(file):
-            rows += study_rows(json.loads(line), args.scale)
+    for study in studies: rows += study_rows(study, args.scale)
     print(f"\nSpearman of each signal's change from the start against the IoU's change ({time.time() - t0:.0f} s; CPU, "
           f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}):\n" + correlations(rows))
-    if args.json: Path(args.json).write_text(json.dumps(rows))
+    for row in rows if args.json else []: append_json_line(args.json, 'bench/label_free.py', row)
 
 if __name__ == '__main__': main()

@@ -20,42 +20,22 @@ No hub weights reach these machines, so the study makes its own pretrained start
     python bench/pretrained_start.py --quick              # the whole path on synthetic data, a few minutes
 """
 from __future__ import annotations
-import argparse, json, sys, tempfile, time
+import argparse, tempfile, time
+from dataclasses import asdict
 from pathlib import Path
+
+from harness import (ADAPT_MODES, ISBI, PRETRAIN, PRETRAINED_ADAPT, PRETRAINED_QUICK_RUN, PROBE_PRESETS, ROOT,
+                     STUDY_SOURCE_SETS, STUDY_TARGET_SETS, VNC_UNLABELED, append_json_line, beyond_noise, log,
+                     over_seeds, probe_set, seed_list, setting, text_table)
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
-
 import torch
 from semisupervised_learning import core
-from semisupervised_learning.evaluate import compare_backbones, load_labelled, write_synthetic_labelled
-from adapt import seed_list, setting            # --seeds and FIELD=VALUE options, as bench/adapt.py reads them
+from semisupervised_learning.evaluate import write_synthetic_labelled
 
-DATA = ROOT.parent / 'shared' / 'data'
-ISBI, VNC = DATA / 'isbi2012', DATA / 'vnc-gerhard2013'
-SOURCE_UNLABELED = [ISBI / 'train' / 'images', ISBI / 'test' / 'images']
-TARGET_UNLABELED = VNC / 'stack2' / 'raw'
-# labelled sets: (name, images, masks, class names); the first two are the target's, the last the source's
-TARGET_SETS = [('VNC mitochondria', VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'mitochondria'),
-               ('VNC membranes', VNC / 'stack1' / 'raw', VNC / 'stack1' / 'masks' / 'membrane')]
-SOURCE_SETS = [('ISBI membranes', ISBI / 'train' / 'images', ISBI / 'train' / 'labels')]
-PROBE = dict(size=448, n_train=10, seeds=2, n_bootstrap=500)
+SOURCE_UNLABELED = [ISBI / 'train' / 'images', ISBI / 'test' / 'images']    # the 60 ISBI sections, labels unused
+TARGET_UNLABELED = VNC_UNLABELED
+TARGET_SETS, SOURCE_SETS = STUDY_TARGET_SETS, STUDY_SOURCE_SETS    # (name, images, masks); --quick: synthetic ones
 
-# the from-scratch recipe of bench/adapt.py's cpu config, on 60 sections x 2 samples / batch 8 = 15 steps per epoch
-PRETRAIN = dict(backbone='dinov2_tiny14', pretrained=False, **core.RANDOM_INIT_RECIPE, head_warmup_epochs=5, epochs=80, warmup_epochs=5,
-                batch_size=8, momentum_teacher=0.99, center_momentum=0.9, out_dim=256, hidden_dim=512, bottleneck_dim=128, global_size=224,
-                samples_per_image=2, global_scale=(0.14, 0.35), num_workers=2, save_every=1000, log_every=20, device='cpu')
-# the pretrained-start defaults (TrainConfig's), scaled to the tiny ViT on a CPU: 20 sections x 4 samples / batch 8 = 10 steps per epoch
-ADAPT = dict(backbone='dinov2_tiny14', epochs=30, head_warmup_epochs=5, warmup_epochs=3, batch_size=8, lr=1e-4, n_local_crops=4,
-             samples_per_image=4, out_dim=256, hidden_dim=512, bottleneck_dim=128, num_workers=2, save_every=1000, log_every=20, device='cpu')
-MODES = {'frozen': dict(adapt='frozen'), 'lora': dict(adapt='lora'), 'last block': dict(adapt='blocks', trainable_blocks=1),
-         'full': dict(adapt='full')}
-QUICK = dict(epochs=3, head_warmup_epochs=1, warmup_epochs=1, global_size=112, local_size=56, samples_per_image=1, num_workers=0)
-QUICK_PROBE = dict(size=224, n_train=3, seeds=2, n_bootstrap=100)
-
-
-def log(*a): print(*a, flush=True)
 
 def gathered(folders:list, into:Path) -> Path:
     "One folder of links to the sections of several folders (names prefixed by their folder's parent: no collisions)."
@@ -69,7 +49,8 @@ def gathered(folders:list, into:Path) -> Path:
 def pretrain(out:Path, quick:bool) -> Path:
     "The pretrained start: the from-scratch recipe on the source sections, exported as a weights file."
     data = gathered(SOURCE_UNLABELED, out / 'source_sections') if not quick else SOURCE_UNLABELED[0]
-    config = core.TrainConfig(**{**PRETRAIN, **(QUICK if quick else {}), 'data': str(data), 'out': str(out / 'pretrain'), 'progress': False})
+    config = core.TrainConfig(**{**PRETRAIN, **(PRETRAINED_QUICK_RUN if quick else {}), 'data': str(data),
+                                 'out': str(out / 'pretrain'), 'progress': False})
     t0 = time.time()
     result = core.train(config)
     log(f"pretrained on {data} in {(time.time() - t0) / 60:.1f} min: {result['outputs']['backbone']}")
@@ -77,19 +58,18 @@ def pretrain(out:Path, quick:bool) -> Path:
 
 def adapt(start:Path, mode:str, gram_weight:float, out:Path, quick:bool, overrides:dict) -> dict:
     "One adaptation run from the start file; returns its exported backbone and wall time."
-    config = core.TrainConfig(**{**ADAPT, **MODES[mode], 'gram_weight': gram_weight, **(QUICK if quick else {}), **overrides, 'weights': str(start),
+    config = core.TrainConfig(**{**PRETRAINED_ADAPT, **ADAPT_MODES[mode], 'gram_weight': gram_weight,
+                                 **(PRETRAINED_QUICK_RUN if quick else {}), **overrides, 'weights': str(start),
                                  'data': str(TARGET_UNLABELED), 'out': str(out), 'progress': False})
     t0 = time.time()
     result = core.train(config)
     return dict(backbone=result['outputs']['backbone'], train_s=time.time() - t0, out=str(out))
 
 def probe_sets(backbones:dict, sets:list, quick:bool, scale:float|None=None) -> dict:
-    "Rows of `compare_backbones` per labelled set (resized, or whole sections at `scale`): gaps to the first backbone (the start) with their paired spreads."
-    settings, out = QUICK_PROBE if quick else PROBE, {}
+    "Rows of `compare_backbones` per labelled set (resized, or whole sections at `scale`): gaps to the start."
+    out, settings = {}, PROBE_PRESETS['pretrained-start-quick' if quick else 'pretrained-start']
     for name, images, masks in sets:
-        data = load_labelled(images, masks, size=settings['size'], scale=scale)
-        comparison = compare_backbones(backbones, data[:settings['n_train']], data[settings['n_train']:], device='cpu', progress=False,
-                                       n_show=0, seeds=settings['seeds'], n_bootstrap=settings['n_bootstrap'])
+        _, comparison = probe_set(backbones, images, masks, settings, scale, device='cpu', n_show=0)
         out[name] = {r['backbone']: r for r in comparison['rows']}
         log(f"probed {name}: " + ', '.join(f"{k} {r['mean_iou']:.3f}" for k, r in out[name].items()))
     return out
@@ -109,7 +89,8 @@ def signals_vs_iou(run_folders:list) -> str:
         f" (over {len(points)} validations of {len(run_folders)} runs, against the IoU's change from the start)"
 
 def across_seeds(runs:dict, scores:dict, sets:list) -> list[list]:
-    "Per mode and anchor trained with several seeds: each set's mean change over the seeds, marked * only where every seed's gap is beyond twice its spread, on the same side."
+    """Per mode and anchor trained with several seeds: each set's mean change over the seeds (`harness.over_seeds`),
+    marked * only where every seed's gap is beyond noise, on the same side."""
     lines = []
     for mode, gram in dict.fromkeys((r['mode'], r['gram_weight']) for r in runs.values()):
         labels = [label for label, r in runs.items() if (r['mode'], r['gram_weight']) == (mode, gram)]
@@ -117,36 +98,36 @@ def across_seeds(runs:dict, scores:dict, sets:list) -> list[list]:
         cells = []
         for s in sets:
             gaps = [(scores[s][l]['delta_mean_iou'], scores[s][l]['delta_mean_iou_std']) for l in labels]
-            beyond = all(abs(g) > 2 * sd for g, sd in gaps) and len({g > 0 for g, _ in gaps}) == 1
-            cells.append(f"{np.mean([g for g, _ in gaps]):+.3f} ({' '.join(f'{g:+.3f}' for g, _ in gaps)}){'*' if beyond else ''}")
+            summary = over_seeds(gaps)
+            each = ' '.join(f'{g:+.3f}' for g, _ in gaps)
+            cells.append(f"{summary['mean']:+.3f} ({each}){'*' if summary['consistent'] else ''}")
         lines.append([mode, f"{gram:g}", f'mean of {len(labels)}', *cells, f"{np.mean([runs[l]['train_s'] for l in labels]) / 60:.1f} min"])
     return lines
 
 def table(runs:dict, scores:dict, target:list, source:list) -> str:
     "Mode x anchor (x seed): each set's mean-IoU change from the start ± its paired spread, and the wall time; then the mean over seeds."
     header = ['mode', 'gram', 'seed', *[f'{s} (target)' for s in target], *[f'{s} (source)' for s in source], 'train']
-    lines = [['start', '', '', *[f"{scores[s]['start']['mean_iou']:.3f}±{scores[s]['start']['mean_iou_std']:.3f}" for s in target + source], '']]
+    start = [f"{scores[s]['start']['mean_iou']:.3f}±{scores[s]['start']['mean_iou_std']:.3f}" for s in target + source]
+    lines = [['start', '', '', *start, '']]
     for label, run in runs.items():
         cells = []
         for s in target + source:
-            r = scores[s][label]
-            beyond = abs(r['delta_mean_iou']) > 2 * r['delta_mean_iou_std']
-            cells.append(f"{r['delta_mean_iou']:+.3f}±{r['delta_mean_iou_std']:.3f}{'*' if beyond else ''}")
+            gap, spread = scores[s][label]['delta_mean_iou'], scores[s][label]['delta_mean_iou_std']
+            cells.append(f"{gap:+.3f}±{spread:.3f}{'*' if beyond_noise(gap, spread) else ''}")
         lines.append([run['mode'], f"{run['gram_weight']:g}", run['seed'], *cells, f"{run['train_s'] / 60:.1f} min"])
-    lines += across_seeds(runs, scores, target + source)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    fmt = lambda cells: '  '.join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+    return text_table(header, lines + across_seeds(runs, scores, target + source))
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--start', type=Path, default=None, help="a pretrained start made before (skips stage 1)")
-    p.add_argument('--modes', default=','.join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
+    p.add_argument('--modes', default=','.join(ADAPT_MODES), help=f"comma-separated, of {', '.join(ADAPT_MODES)}")
     p.add_argument('--gram', default='0,1', help="gram_weight values, comma-separated")
     p.add_argument('--out', type=Path, default=None, help="study folder (default: runs/pretrained-start-TIME)")
     p.add_argument('--json', default=None, help="append the results as one JSON line here")
-    p.add_argument('--lr', type=float, default=None, help=f"the adaptation runs' lr (default {ADAPT['lr']:g})")
-    p.add_argument('--epochs', type=int, default=None, help=f"the adaptation runs' epochs (default {ADAPT['epochs']})")
+    p.add_argument('--lr', type=float, default=None,
+                   help=f"the adaptation runs' lr (default {PRETRAINED_ADAPT['lr']:g})")
+    p.add_argument('--epochs', type=int, default=None,
+                   help=f"the adaptation runs' epochs (default {PRETRAINED_ADAPT['epochs']})")
     p.add_argument('--seeds', type=seed_list, default=None, help="training seeds, comma-separated: each mode and anchor is trained once per seed (the runs' "
                    "own noise, which the probe's spread does not include), and the table adds their mean")
     p.add_argument('--set', action='append', default=[], type=setting, metavar='FIELD=VALUE',
@@ -182,7 +163,7 @@ def main(argv=None):
     start = args.start or pretrain(out, args.quick)
     runs = {}
     for mode in args.modes.split(','):
-        if mode not in MODES: p.error(f"unknown mode {mode}: choose from {', '.join(MODES)}")
+        if mode not in ADAPT_MODES: p.error(f"unknown mode {mode}: choose from {', '.join(ADAPT_MODES)}")
         for gram in [float(g) for g in args.gram.split(',')]:
             if mode == 'frozen' and gram: continue          # nothing trains in the backbone: nothing to anchor
             for seed in seeds:
@@ -193,7 +174,10 @@ def main(argv=None):
     backbones = {'start': start, **{label: run['backbone'] for label, run in runs.items()}}
     scores = probe_sets(backbones, TARGET_SETS + SOURCE_SETS, args.quick, args.probe_scale)
     target, source = [s[0] for s in TARGET_SETS], [s[0] for s in SOURCE_SETS]
-    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {overrides.get('lr', ADAPT['lr']):g}, {overrides.get('epochs', QUICK['epochs'] if args.quick else ADAPT['epochs'])} epochs{''.join(f', {k}={v}' for k, v in args.set)}); CPU {torch.get_num_threads()} threads, "
+    lr = overrides.get('lr', PRETRAINED_ADAPT['lr'])
+    epochs = overrides.get('epochs', (PRETRAINED_QUICK_RUN if args.quick else PRETRAINED_ADAPT)['epochs'])
+    log(f"\nstart: {start}; {len(runs)} adaptations of {TARGET_UNLABELED} (lr {lr:g}, "
+        f"{epochs} epochs{''.join(f', {k}={v}' for k, v in args.set)}); CPU {torch.get_num_threads()} threads, "
         f"{'bf16' if core.amp_enabled(torch.device('cpu')) else 'float32'}; probe {f'whole sections at scale {args.probe_scale:g}' if args.probe_scale else 'resized'}; "
         f"whole study {(time.time() - t0) / 60:.1f} min")
     log(table(runs, scores, target, source))
@@ -202,9 +186,13 @@ def main(argv=None):
         "(paired resamples x probe seeds); * beyond twice the spread. Target: the set adapted on; source: the set pretrained on. "
         "Mean of N: the mean change over the training seeds (each seed's in brackets); * where every seed's is beyond twice its spread, on the same side.")
     if args.json:
-        with open(args.json, 'a') as f:
-            f.write(json.dumps(dict(start=str(start), probe_scale=args.probe_scale, probe=QUICK_PROBE if args.quick else PROBE, sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS}, runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
-                                    scores={s: {k: {m: r[m] for m in ('mean_iou', 'mean_iou_std', 'delta_mean_iou', 'delta_mean_iou_std')}
-                                                for k, r in rows.items() if k in backbones} for s, rows in scores.items()})) + '\n')
+        keep = ('mean_iou', 'mean_iou_std', 'delta_mean_iou', 'delta_mean_iou_std')
+        append_json_line(args.json, 'bench/pretrained_start.py', dict(
+            start=str(start), probe_scale=args.probe_scale,
+            probe=asdict(PROBE_PRESETS['pretrained-start-quick' if args.quick else 'pretrained-start']),
+            sets={n: [str(i), str(m)] for n, i, m in TARGET_SETS + SOURCE_SETS},
+            runs={k: {**v, 'backbone': str(v['backbone'])} for k, v in runs.items()},
+            scores={s: {k: {m: r[m] for m in keep} for k, r in rows.items() if k in backbones}
+                    for s, rows in scores.items()}))
 
 if __name__ == '__main__': main()

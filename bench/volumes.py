@@ -1,17 +1,19 @@
 #!/usr/bin/env python
-"""Volumes in, dense features out (issue 25), on the CPU: training crops per second from a Zarr volume, an HDF5 volume and
-the same sections as a PNG folder (the same crops: same seeds, same section sizes), with the process's peak memory; then
-dense features of one large section at native scale (`features.dense_features`), time and peak memory.
+"""How fast are training crops from volumes, and what do dense features of a large section cost? (issue 25)
 
-    python bench/volumes.py                                   # synthetic 16 x 768 x 768 volume, a 4096-px section, ViT-S/14 (random init)
+On the CPU: training crops per second from a Zarr volume, an HDF5 volume and the same sections as a PNG folder (the
+same crops: same seeds, same section sizes), with the process's peak memory; then dense features of one large section
+at native scale (`features.dense_features`), time and peak memory.
+
+    python bench/volumes.py      # a synthetic 16 x 768 x 768 volume, a 4096-px section, ViT-S/14 (random init):
+                                 # several minutes (the dense part 345 s under load, EPYC-AVX2)
     python bench/volumes.py --samples 32 --dense-size 2048 --backbone dinov2_tiny14
 """
 from __future__ import annotations
-import argparse, resource, sys, tempfile, time
+import argparse, resource, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
+import harness  # noqa: F401 (this checkout's package on sys.path)
 
 import numpy as np, torch
 from PIL import Image

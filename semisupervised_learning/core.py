@@ -467,7 +467,7 @@ def better_or_not(result:dict, records:list) -> str:
     key = first.get('gap_of', 'mean_iou')      # the number the run judged by: the target class's IoU (runs before it: the mean over classes)
     t = result.get('val_target')
     what = f"class {t[0]}'s IoU (val_class)" if key == 'target_iou' and t else 'probe mean IoU over classes'
-    gap = lambda g, s: f"{g:+.3f} ± {s:.3f}, {'beyond' if abs(g) > 2 * s else 'within'} noise"
+    gap = lambda g, s: f"{g:+.3f} ± {s:.3f}, {'beyond' if beyond_noise(g, s) else 'within'} noise"
     last_line = f"the last epoch's {last[key]:.3f} ({gap(last['gap'], last['gap_std'])})" if last.get('gap') is not None else ''
     best = next((r for r in scored if r['epoch'] == v['best_epoch']), last)
     cost = (f" The mean IoU over classes, background too: {first['mean_iou']:.3f} at the start, {best['mean_iou']:.3f} at epoch {v['best_epoch']}."
@@ -476,7 +476,8 @@ def better_or_not(result:dict, records:list) -> str:
     if v['best_epoch'] == v['start_epoch']:
         return (f"Better? No: on the validation sections no epoch beat the start ({what} {v['start'][key]:.3f}; {last_line}). "
                 "adapted_backbone_best.pth holds the starting weights: hand that on, or change the recipe (see health.png)." + cost)
-    return (f"Better? {'Yes' if v['best_gap'] > 2 * v['best_gap_std'] else 'Not beyond noise'}: {what} on the validation sections "
+    better = v['best_gap'] > 0 and beyond_noise(v['best_gap'], v['best_gap_std'])
+    return (f"Better? {'Yes' if better else 'Not beyond noise'}: {what} on the validation sections "
             f"{v['start'][key]:.3f} -> {v['best_iou']:.3f} at epoch {v['best_epoch']} ({gap(v['best_gap'], v['best_gap_std'])}), "
             f"exported as adapted_backbone_best.pth; in adapted_backbone.pth, {last_line}." + cost)
 

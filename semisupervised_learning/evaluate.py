@@ -115,8 +115,8 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
                       progress:bool=True, # tqdm bar over the backbones
                       n_show:int=3, # held-out images drawn in the figure (0: no figure)
                       filter_bank:bool=True, # also score the classical filter bank (`filter_bank_features`) through the same probe
-                      seeds:int=3, # probe fits per backbone, from different initial weights
-                      n_bootstrap:int=1000, # resamples of the held-out images for the spread
+                      seeds:int=PROBE_PRESETS['full'].seeds, # probe fits per backbone, from different initial weights
+                      n_bootstrap:int=PROBE_PRESETS['full'].n_bootstrap, # resamples of the held-out images: the spread
                       class_names=None, # for the figure's legend; default: the mask values
                       **fit_kwargs, # passed to `fit_dense_probe`
                      ) -> dict:
@@ -143,7 +143,7 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
     for label, row in rows.items() if reference else ():
         gap, std = row['mean_iou'] - rows[reference]['mean_iou'], difference_spread(confusions[label], confusions[reference], n_bootstrap)
         row.update(reference=reference, delta_mean_iou=gap, delta_mean_iou_std=std,
-                   within_noise=None if label == reference else bool(abs(gap) <= 2 * std))
+                   within_noise=None if label == reference else not beyond_noise(gap, std))
     names = list(class_names) if class_names else [str(v) for v in test.class_values]
     figure = plot_comparison(show, {l: shown[l] for l in order if l in shown}, class_names=names) if n_show else None
     return dict(rows=list(rows.values()), figure=figure, class_values=test.class_values, reference=reference, seeds=seeds, n_bootstrap=n_bootstrap)
@@ -199,10 +199,7 @@ def format_table(rows:list, # the rows of `compare_backbones`
     header += [f"mIoU - {next(r['reference'] for r in rows if 'reference' in r)}"] if gaps else []
     lines = [[r['backbone']] + [_cell(r[k][i], r.get(f'{k}_std', [None] * n)[i]) for k in ('iou', 'dice') for i in range(n)]
              + [_cell(r[k], r.get(f'{k}_std')) for k in ('mean_iou', 'mean_dice', 'pixel_accuracy')] + ([_gap(r)] if gaps else []) for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
-    left = {0, len(header) - 1} if gaps else {0}              # names left, numbers right
-    fmt = lambda cells: '  '.join(str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return '\n'.join([fmt(header), '  '.join('-' * w for w in widths)] + [fmt(l) for l in lines])
+    return text_table(header, lines, right=range(1, len(header) - gaps))      # names left, numbers right, the gap left
 
 # %% ../nbs/14_evaluate.ipynb #2eecf992
 def _json_number(x): return None if isinstance(x, float) and math.isnan(x) else x
@@ -222,6 +219,7 @@ def check_writable(path, # a file the command will write at the end
 
 def probe_cli(argv=None):
     "Entry point of `ssl-dino-probe`."
+    settings = PROBE_PRESETS['full']
     p = OneLineParser(prog='ssl-dino-probe', description="Score frozen DINOv2 backbones on labelled EM images with a dense linear probe "
                       "(IoU, Dice, each as mean ± spread), next to a classical filter bank and the majority class.",
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -232,15 +230,18 @@ def probe_cli(argv=None):
                         "a local weights file (Meta's dinov2_vits14_pretrain.pth, a run's checkpoint_latest.pth or checkpoint_epoch_N.pth, "
                         "an adapted_backbone.pth). Gaps are measured from the first")
     p.add_argument('--out', default='probe_results.json', help="JSON file of the scores")
-    p.add_argument('--n-train', type=int, default=4, help="the first N images (in file-name order) train the probe, the rest score it")
+    p.add_argument('--n-train', type=int, default=settings.n_train,
+                   help="the first N images (in file-name order) train the probe, the rest score it")
     p.add_argument('--scale', type=factor_option, default=None, help="working scale: whole sections downsampled by this factor (1: native, 2: half), "
                    "features by blended tiles as ssl-dino-features makes them; default: the scale the first backbone file was trained at, else 1")
     p.add_argument('--size', type=int, default=None, help="instead of --scale: every image resized to size x size (a multiple of 14), "
                    "as the probe did before it took whole sections (distorts sections that are not square)")
     p.add_argument('--class-names', default=None, help="comma-separated names, one per mask value in increasing order (e.g. membrane,interior)")
     p.add_argument('--balanced', action='store_true', help="weight classes by inverse frequency in the probe's loss")
-    p.add_argument('--seeds', type=int, default=3, help="probe fits per backbone from different initial weights (part of the spread)")
-    p.add_argument('--bootstrap', type=int, default=1000, help="resamples of the held-out images (part of the spread)")
+    p.add_argument('--seeds', type=int, default=settings.seeds,
+                   help="probe fits per backbone from different initial weights (part of the spread)")
+    p.add_argument('--bootstrap', type=int, default=settings.n_bootstrap,
+                   help="resamples of the held-out images (part of the spread)")
     p.add_argument('--no-filter-bank', action='store_true', help="leave out the classical filter-bank row")
     p.add_argument('--figure', default=None, help="also save the PCA / prediction picture here (PNG)")
     p.add_argument('--batch-size', type=int, default=8)
@@ -259,7 +260,7 @@ def probe_cli(argv=None):
             if isinstance(args.scale, str):          # a pixel size in nm: images in a folder do not say theirs
                 raise ValueError(f"The backbone was trained at {args.scale} pixels; these images do not say their pixel size: give --scale FACTOR "
                                  f"({args.scale[:-2]} divided by your images' pixel size in nm).")
-        data = load_labelled(args.images, args.masks, size=args.size or 448, scale=args.scale)
+        data = load_labelled(args.images, args.masks, size=args.size or settings.size, scale=args.scale)
         if not 0 < args.n_train < len(data):
             raise ValueError(f"--n-train {args.n_train} leaves no training or no held-out image among the {len(data)} labelled images: give 1 to {len(data) - 1}.")
         names = args.class_names.split(',') if args.class_names else [str(v) for v in data.class_values]

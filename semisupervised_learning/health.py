@@ -10,15 +10,18 @@ import numpy as np
 import torch
 from .runtime import unwrap
 from .model import backbone_is_frozen
+from .probe import beyond_noise
 
 # %% auto #0
-__all__ = ['MIN_INFORMATION', 'append_record', 'HealthWarning', 'TrainingMonitor', 'read_health', 'plot_training_health']
+__all__ = ['FORGETTING_FACTOR', 'MIN_INFORMATION', 'append_record', 'HealthWarning', 'TrainingMonitor', 'read_health',
+           'plot_training_health']
 
 # %% ../nbs/08_health.ipynb #131ce0fe
 def append_record(path, record:dict):
     "Append one record to a `health.jsonl` file: the only way anything is written there (the monitor, and `train` after the run)."
     with open(path, 'a') as f: f.write(json.dumps(record) + '\n')
 
+FORGETTING_FACTOR = 1    # an IoU this many spreads below the start's warns of forgetting (early: 2 is evidence)
 MIN_INFORMATION = 1e-3   # nats: teacher outputs that tell images (or patches) apart less than this carry nothing about them
 
 class HealthWarning(UserWarning):
@@ -86,7 +89,8 @@ class TrainingMonitor:
             found['non-finite features'] = (f"Epoch {record['epoch']}: non-finite features - the backbone's patch features hold NaN or inf: its "
                 "weights diverged." + (" The best backbone so far is kept as adapted_backbone_best.pth." if 'best_epoch' in record else '')
                 + " Try: a lower lr (divide by 10), clip_grad=3.0, a longer warmup_epochs.")
-        if record.get('gap') is not None and record['gap'] < -record['gap_std']:
+        gap, gap_std = record.get('gap'), record.get('gap_std')
+        if gap is not None and gap < 0 and beyond_noise(gap, gap_std, FORGETTING_FACTOR):
             best = record.get('best_epoch', 0)
             iou = record[record.get('gap_of', 'mean_iou')]                  # the number judged: the target class's IoU
             found['forgetting'] = (f"Epoch {record['epoch']}: forgetting - the validation IoU fell to {iou:.3f} from the start's "

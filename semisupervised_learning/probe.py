@@ -16,21 +16,27 @@ from .data import IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, EMImageError, fin
 from .features import dense_features, extract_features, pixel_extent
 
 # %% auto #0
-__all__ = ['MASK_EXTENSIONS', 'write_synthetic_labelled', 'read_mask', 'find_masks', 'pair_images_masks', 'LabelledImages',
-           'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe', 'fit_dense_probe',
-           'confusion_matrix', 'confusion_scores', 'segmentation_scores', 'majority_predictions', 'predict_masks',
-           'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread', 'rankme',
-           'patch_neighbours', 'neighbour_agreement', 'intensity_changed', 'feature_signals', 'ValidationProbe']
+__all__ = ['MASK_EXTENSIONS', 'NOISE_FACTOR', 'PROBE_PRESETS', 'write_synthetic_labelled', 'read_mask', 'find_masks',
+           'pair_images_masks', 'LabelledImages', 'load_labelled', 'patch_features', 'section_features',
+           'DenseLinearProbe', 'fit_dense_probe', 'confusion_matrix', 'confusion_scores', 'segmentation_scores',
+           'majority_predictions', 'predict_masks', 'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row',
+           'difference_spread', 'beyond_noise', 'ProbeSettings', 'text_table', 'rankme', 'patch_neighbours',
+           'neighbour_agreement', 'intensity_changed', 'feature_signals', 'ValidationProbe']
 
 # %% ../nbs/10_probe.ipynb #8089d7b4
 def write_synthetic_labelled(folder, # gets images/N.png and labels/N.png
-                             n:int=8, size:int=256, seed:int=5) -> Path:
-    "Synthetic EM sections and their membrane masks as `images/N.png` and `labels/N.png` (0 = membrane, 255 = interior)."
+                             n:int=8, size:int=256, seed:int=5,
+                             membrane:int=0, # membrane pixels' mask value (ISBI's 0, or 255); the interior: the other
+                            ) -> Path:
+    "Synthetic EM sections and their membrane masks as `images/N.png` and `labels/N.png` (ISBI's: 0 = membrane)."
+    if membrane not in (0, 255):
+        raise ValueError(f"membrane={membrane}: give 0 (ISBI's convention) or 255 (membrane as the object class).")
     images, masks = make_synthetic_em(n, size, seed=seed, return_masks=True)
     for sub in ('images', 'labels'): (Path(folder) / sub).mkdir(parents=True, exist_ok=True)
     for i, (image, mask) in enumerate(zip(images, masks)):
         Image.fromarray(image).save(Path(folder) / 'images' / f'{i}.png')
-        Image.fromarray(np.where(mask, 0, 255).astype(np.uint8)).save(Path(folder) / 'labels' / f'{i}.png')
+        label = np.where(mask, membrane, 255 - membrane).astype(np.uint8)
+        Image.fromarray(label).save(Path(folder) / 'labels' / f'{i}.png')
     return Path(folder)
 
 # %% ../nbs/10_probe.ipynb #cfdae504
@@ -307,6 +313,49 @@ def difference_spread(confusions, reference_confusions, # (seeds, N, K, K) of tw
     if target is not None: a, r = a[..., target], r[..., target]
     return float((a[:, None] - r[None]).std())
 
+# %% ../nbs/10_probe.ipynb #27f19788
+NOISE_FACTOR = 2       # a gap is evidence beyond this many of its own spreads (a ~95% interval that excludes zero)
+
+def beyond_noise(gain:float, # a difference of two scores on the same held-out images, e.g. adapted - start IoU
+                 spread:float, # its standard deviation (`difference_spread`: paired resamples x probe seeds)
+                 factor:float=NOISE_FACTOR, # how many spreads count; the forgetting alarm (`08_health`) uses 1
+                ) -> bool:
+    "Whether a gain (or a loss: the sign is the caller's) is larger than `factor` times its spread."
+    return abs(gain) > factor * spread
+
+# %% ../nbs/10_probe.ipynb #ca01e07d
+@dataclass(frozen=True)
+class ProbeSettings:
+    "How the dense probe runs on a labelled set: which images fit it, how many fits, how many resamples."
+    n_train:int|None = None  # the first n_train labelled images fit the probe, the others are scored; None: half
+    seeds:int = 3            # probe fits from different initial weights (the score is their mean)
+    n_bootstrap:int = 1000   # resamples of the held-out images for the spread
+    size:int = 448           # images resized to size x size for the backbone (unless whole sections at a scale)
+    def split(self, labelled:LabelledImages) -> tuple[LabelledImages, LabelledImages]:
+        "The labelled images that fit the probe, and those it is scored on."
+        n_train = max(1, len(labelled) // 2) if self.n_train is None else self.n_train
+        return labelled[:n_train], labelled[n_train:]
+
+PROBE_PRESETS = {       # each user's settings as it has them: BENCHMARKS.md's numbers were measured with these
+    'full': ProbeSettings(n_train=4),                         # ssl-dino-probe and compare_backbones
+    'validation': ProbeSettings(seeds=2, n_bootstrap=200),    # ValidationProbe in training (448: TrainConfig.val_size)
+    'adapt': ProbeSettings(n_train=10),                       # bench/adapt.py: 10 of the 20 VNC sections fit it
+    'quick': ProbeSettings(n_train=3, seeds=2, n_bootstrap=200, size=224),      # bench/adapt.py --quick
+    'pretrained-start': ProbeSettings(n_train=10, seeds=2, n_bootstrap=500),    # bench/pretrained_start.py
+    'pretrained-start-quick': ProbeSettings(n_train=3, seeds=2, n_bootstrap=100, size=224),
+}
+
+# %% ../nbs/10_probe.ipynb #9da96b85
+def text_table(header:list, # column titles
+               rows:list, # one list of cells per line (anything `str` takes)
+               right=(), # indices of the columns aligned right (numbers); the others are aligned left
+              ) -> str:
+    "A plain-text table: the header, a rule of dashes, a line per row, each column as wide as its widest cell."
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    def line(cells): return '  '.join(str(c).rjust(w) if i in right else str(c).ljust(w)
+                                      for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return '\n'.join([line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in rows])
+
 # %% ../nbs/10_probe.ipynb #fd87e779
 def rankme(features:torch.Tensor|list, # (..., D) features (or a list of them), flattened to (N, D)
            max_samples:int=4096) -> float:
@@ -355,8 +404,8 @@ class ValidationProbe:
     "Dense-probe IoU of a backbone on a few labelled sections, with its spread; label-free signals of its patch features."
     def __init__(self, labelled:LabelledImages|torch.Tensor, # labelled sections (`load_labelled`), or (N, 3, H, W) images: signals only
                  n_train:int|None=None, # sections that fit the probe (default: half); the others are scored
-                 seeds:int=2, # probe fits per score (their mean is the score)
-                 n_bootstrap:int=200, # resamples of the held-out sections for the spread
+                 seeds:int=PROBE_PRESETS['validation'].seeds, # probe fits per score (their mean is the score)
+                 n_bootstrap:int=PROBE_PRESETS['validation'].n_bootstrap, # resamples of held-out sections: the spread
                  batch_size:int=8, device=None,
                  target:int|None=None): # the mask value of the class whose IoU is the validation number; None: the last (255 of 0/255 masks)
         self.labelled = isinstance(labelled, LabelledImages)
@@ -367,8 +416,8 @@ class ValidationProbe:
                 raise ValueError(f"val_class={target} is not a value of the masks (they hold {', '.join(map(str, labelled.class_values))}): give one of these.")
             self.target_value = labelled.class_values[-1] if target is None else target
             self.target = labelled.class_values.index(self.target_value)      # its class index
-            n_train = max(1, len(labelled) // 2) if n_train is None else n_train
-            self.train, self.test, self.images = labelled[:n_train], labelled[n_train:], labelled[n_train:].images
+            self.train, self.test = ProbeSettings(n_train, seeds, n_bootstrap).split(labelled)
+            self.images = self.test.images
         else: self.images = labelled
         self.scale = labelled.scale if self.labelled else None     # whole sections by tiles at this scale, or resized images
         self.seeds, self.n_bootstrap, self.batch_size, self.device = seeds, n_bootstrap, batch_size, device

@@ -3,8 +3,8 @@
 4.6 x 4.6 nm pixels, 45-50 nm sections) written as one HDF5 and one OME-Zarr volume, with their voxel size, by
 `data.write_volume`. The data stay out of the repository (non-commercial licence): the volumes go to --out.
 
-    python bench/vnc_volume.py --out /tmp/vnc            # writes /tmp/vnc/stack2.h5 and /tmp/vnc/stack2.zarr
-    python bench/vnc_volume.py --stack stack1 --out /tmp/vnc --chunks 1,256,256
+    python tools/vnc_volume.py --out /tmp/vnc            # writes /tmp/vnc/stack2.h5 and /tmp/vnc/stack2.zarr
+    python tools/vnc_volume.py --stack stack1 --out /tmp/vnc --chunks 1,256,256
 """
 from __future__ import annotations
 import argparse, sys

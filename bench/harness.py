@@ -14,8 +14,8 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a chec
 
 import numpy as np
 from semisupervised_learning import core
-from semisupervised_learning.probe import (PROBE_PRESETS, ProbeSettings, beyond_noise, load_labelled,  # noqa: F401
-                                           text_table)          # the scripts take the presets and the table from here
+from semisupervised_learning.health import beyond_noise  # noqa: F401   the scripts take the rule, the presets and
+from semisupervised_learning.probe import PROBE_PRESETS, ProbeSettings, load_labelled, text_table  # noqa: F401   the table here
 from semisupervised_learning.evaluate import compare_backbones
 
 def log(*a): print(*a, flush=True)

@@ -10,11 +10,20 @@ import numpy as np
 import torch
 from .runtime import unwrap
 from .model import backbone_is_frozen
-from .probe import beyond_noise
 
 # %% auto #0
-__all__ = ['FORGETTING_FACTOR', 'MIN_INFORMATION', 'append_record', 'HealthWarning', 'TrainingMonitor', 'read_health',
-           'plot_training_health']
+__all__ = ['NOISE_FACTOR', 'FORGETTING_FACTOR', 'MIN_INFORMATION', 'beyond_noise', 'append_record', 'HealthWarning',
+           'TrainingMonitor', 'read_health', 'plot_training_health']
+
+# %% ../nbs/08_health.ipynb #f5aa43ce
+NOISE_FACTOR = 2       # a gap is evidence beyond this many of its own spreads (a ~95% interval that excludes zero)
+
+def beyond_noise(gain:float, # a difference of two scores on the same held-out images, e.g. adapted - start IoU
+                 spread:float, # its standard deviation (`difference_spread`: paired resamples x probe seeds)
+                 factor:float=NOISE_FACTOR, # how many spreads count; the forgetting alarm below uses 1
+                ) -> bool:
+    "Whether a gain (or a loss: the sign is the caller's) is larger than `factor` times its spread."
+    return abs(gain) > factor * spread
 
 # %% ../nbs/08_health.ipynb #131ce0fe
 def append_record(path, record:dict):

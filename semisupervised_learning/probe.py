@@ -13,15 +13,16 @@ from PIL import Image
 import tifffile
 from .runtime import default_device, unwrap
 from .data import IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, EMImageError, find_em_images, load_em_image, make_synthetic_em
+from .health import NOISE_FACTOR, beyond_noise
 from .features import dense_features, extract_features, pixel_extent
 
 # %% auto #0
-__all__ = ['MASK_EXTENSIONS', 'NOISE_FACTOR', 'PROBE_PRESETS', 'write_synthetic_labelled', 'read_mask', 'find_masks',
-           'pair_images_masks', 'LabelledImages', 'load_labelled', 'patch_features', 'section_features',
-           'DenseLinearProbe', 'fit_dense_probe', 'confusion_matrix', 'confusion_scores', 'segmentation_scores',
-           'majority_predictions', 'predict_masks', 'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row',
-           'difference_spread', 'beyond_noise', 'ProbeSettings', 'text_table', 'rankme', 'patch_neighbours',
-           'neighbour_agreement', 'intensity_changed', 'feature_signals', 'ValidationProbe']
+__all__ = ['MASK_EXTENSIONS', 'PROBE_PRESETS', 'write_synthetic_labelled', 'read_mask', 'find_masks', 'pair_images_masks',
+           'LabelledImages', 'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe',
+           'fit_dense_probe', 'confusion_matrix', 'confusion_scores', 'segmentation_scores', 'majority_predictions',
+           'predict_masks', 'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread',
+           'ProbeSettings', 'text_table', 'rankme', 'patch_neighbours', 'neighbour_agreement', 'intensity_changed',
+           'feature_signals', 'ValidationProbe']
 
 # %% ../nbs/10_probe.ipynb #8089d7b4
 def write_synthetic_labelled(folder, # gets images/N.png and labels/N.png
@@ -312,16 +313,6 @@ def difference_spread(confusions, reference_confusions, # (seeds, N, K, K) of tw
     a, r = (bootstrap_scores(c, n_bootstrap, seed)['mean_iou' if target is None else 'iou'] for c in (confusions, reference_confusions))
     if target is not None: a, r = a[..., target], r[..., target]
     return float((a[:, None] - r[None]).std())
-
-# %% ../nbs/10_probe.ipynb #27f19788
-NOISE_FACTOR = 2       # a gap is evidence beyond this many of its own spreads (a ~95% interval that excludes zero)
-
-def beyond_noise(gain:float, # a difference of two scores on the same held-out images, e.g. adapted - start IoU
-                 spread:float, # its standard deviation (`difference_spread`: paired resamples x probe seeds)
-                 factor:float=NOISE_FACTOR, # how many spreads count; the forgetting alarm (`08_health`) uses 1
-                ) -> bool:
-    "Whether a gain (or a loss: the sign is the caller's) is larger than `factor` times its spread."
-    return abs(gain) > factor * spread
 
 # %% ../nbs/10_probe.ipynb #ca01e07d
 @dataclass(frozen=True)

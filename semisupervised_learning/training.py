@@ -140,7 +140,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
 # %% ../nbs/11_training.ipynb #d1fcf637
 class TrainingCallback:
     """The hooks `train_dino` calls, all optional: subclass this, or give any object with some of these methods.
-    They are called on every process, with keyword arguments; what they return is ignored."""
+    They are called with keyword arguments, on every process (the save hooks on rank 0, the one that writes);
+    what they return is ignored."""
     def before_epoch(self, epoch:int):
         "Epoch `epoch` (0-based) starts (a resumed run: the epoch it resumes in)."
     def before_fetch(self, epoch:int, step:int):

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a chec
 
 import torch
 import torch.nn as nn
-from semisupervised_learning import core, training
+from semisupervised_learning import core
 
 SHARED = ROOT.parent / 'shared'
 ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
@@ -268,12 +268,35 @@ def describe_workers(loader:core.MultiCropLoader) -> str:
     return (('run on into the next epoch' if loader.batch_sampler.stream else 'restarted each epoch')
             + (' at the lowest CPU priority' if loader.worker_init_fn.keywords.get('low_priority') else ''))
 
+class RunTimer(core.TrainingCallback):
+    """Hooks for `core.train(callbacks=)`: stamps each step (CUDA synchronised at the last step of each epoch, where
+    the loop reads the loss anyway), each call for the next batch, each health record and checkpoint write."""
+    def __init__(self, device, steps_per_epoch:int):
+        self.device, self.steps_per_epoch, self.started = device, steps_per_epoch, {}
+        self.stamps = []          # (epoch, start, end, images) of every step
+        self.waits = []           # (start, seconds) of every call for the loader's next batch: a pass's start
+                                  # (a restarted loader's restart), crops made on the device (GPUCropLoader),
+                                  # waiting for the workers, and the call ending the pass
+        self.parts = {'health': [], 'checkpoint': []}   # (start, seconds) of the epoch-end work
+    def _start(self, what): self.started[what] = time.perf_counter()
+    def _took(self, what): t = self.started.pop(what); return t, time.perf_counter() - t
+    def before_step(self, epoch, step, batch_size): self._start('step')
+    def after_step(self, epoch, step, batch_size, loss):
+        if step + 1 == self.steps_per_epoch: sync(self.device)
+        t, took = self._took('step'); self.stamps.append((epoch, t, t + took, batch_size))
+    def before_fetch(self, epoch, step): self._start('fetch')
+    def after_fetch(self, epoch, step, batch): self.waits.append(self._took('fetch'))
+    def before_health(self, epoch): self._start('health')
+    def after_health(self, epoch): self.parts['health'].append(self._took('health'))
+    def before_save(self, epoch, path): self._start('checkpoint')
+    def after_save(self, epoch, path): self.parts['checkpoint'].append(self._took('checkpoint'))
+
 def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=None, loader=None):
-    """One whole `core.train(TrainConfig(...))` run, timed from outside: `core.train_step` is wrapped to stamp each step
+    """One whole `core.train(TrainConfig(...))` run, timed by a `RunTimer` on train's hooks: each step stamped
     (CUDA synchronised at the last step of each epoch, where core's loop reads the loss anyway). Splits the run into setup
     (before the first step), inside epochs (first step start to last step end), between epochs (from one epoch's last step
     to the next one's first: waiting for the next batch, checkpoint, health, logging) and the tail (last checkpoint,
-    export, pictures). The loader is wrapped to time every call for a batch ('next batch'): with core's loader that is
+    export, pictures). Every call for a batch is timed ('next batch'): with core's loader that is
     waiting for the workers, data the same run as one long epoch waits for between its steps, so 'epoch-end work' is
     the time between epochs without it. It also holds a restarted loader's restart (--loader restart) and crops made on
     the device (--gpu-crops on): read epoch-end work as a lower bound there."""
@@ -286,47 +309,15 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     config = run_train_config(spec, data, work / 'run', overrides)
     device = torch.device(config.device)
     if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-    stamps, original = [], training.train_step
     steps_per_epoch = len(core.MultiCropDataset(data).items) * config.samples_per_image // config.batch_size   # pages of stacks count
-    def timed_step(*args, **kwargs):
-        t0 = time.perf_counter(); out = original(*args, **kwargs)
-        if (len(stamps) + 1) % steps_per_epoch == 0: sync(device)     # where core's loop reads the epoch's loss anyway
-        stamps.append((kwargs['epoch'], t0, time.perf_counter(), args[2][0].shape[0]))   # epoch, start, end, images
-        return out
-    parts = {'health': [], 'checkpoint': []}       # (start, seconds) of the epoch-end work, to split the time between epochs
-    def timed(kind, method):
-        def wrapper(*args, **kwargs):
-            t = time.perf_counter(); out = method(*args, **kwargs); parts[kind].append((t, time.perf_counter() - t)); return out
-        return wrapper
-    methods = [(core.TrainingMonitor, 'end_epoch', 'health'), (core.CheckpointWriter, 'save', 'checkpoint')]
-    unpatched = [(cls, attr, getattr(cls, attr)) for cls, attr, _ in methods]
-    for cls, attr, kind in methods: setattr(cls, attr, timed(kind, getattr(cls, attr)))
-    waits = []      # (start, seconds) of every call for the loader's next batch: a pass's start (a restarted loader's
-                    # restart), crops made on the device (GPUCropLoader), waiting for the workers, and the call ending the pass
-    class TimedLoader:
-        "The loader train() built, as train_one_epoch sees it, timing each call for the next batch."
-        def __init__(self, loader): self.loader = loader
-        def __len__(self): return len(self.loader)
-        def __iter__(self):
-            t = time.perf_counter(); batches = iter(self.loader)
-            while True:
-                batch = next(batches, None); waits.append((t, time.perf_counter() - t))
-                if batch is None: return
-                yield batch; t = time.perf_counter()
-    # patched where their callers look them up: train_dino and train_one_epoch in `training`, train() in `core`
-    one_epoch = training.train_one_epoch
-    training.train_one_epoch = lambda student, teacher, loader, *a, **kw: one_epoch(student, teacher, TimedLoader(loader), *a, **kw)
-    training.train_step, compiled_backbones, create_dataloader = timed_step, core.compiled_backbones, core.create_dataloader
-    if loader == 'restart':   # the loader before low-priority workers: restarted each epoch, workers at normal priority
-        core.create_dataloader = lambda *a, **kw: create_dataloader(*a, **{**kw, 'prefetch_next_epoch': False, 'low_priority_workers': False})
-    if compile_mode: core.compiled_backbones = lambda *backbones, **kw: compiled_backbones(*backbones, **{**kw, 'mode': compile_mode})   # train's choice replaced
-    try:
-        t_start = time.perf_counter()
-        result = core.train(config)
-        t_end = time.perf_counter()
-    finally:
-        training.train_step, core.compiled_backbones, core.create_dataloader, training.train_one_epoch = original, compiled_backbones, create_dataloader, one_epoch
-        for cls, attr, method in unpatched: setattr(cls, attr, method)
+    timer = RunTimer(device, steps_per_epoch)
+    # --loader restart: the loader before low-priority workers, restarted each epoch, workers at normal priority
+    loader_options = dict(prefetch_next_epoch=False, low_priority_workers=False) if loader == 'restart' else None
+    t_start = time.perf_counter()
+    result = core.train(config, callbacks=[timer], loader_options=loader_options,
+                        compile_options=dict(mode=compile_mode) if compile_mode else None)   # train's choice replaced
+    t_end = time.perf_counter()
+    stamps, waits, parts = timer.stamps, timer.waits, timer.parts
     if len(result['loader']) != steps_per_epoch: raise RuntimeError(f"{len(result['loader'])} steps per epoch, expected {steps_per_epoch}")
     epochs = sorted({s[0] for s in stamps})
     first = {e: min(s[1] for s in stamps if s[0] == e) for e in epochs}

@@ -17,7 +17,7 @@ for p in (ROOT, ROOT / 'bench'):
 
 import torch
 from torch.profiler import ProfilerActivity, profile
-from semisupervised_learning import core, training
+from semisupervised_learning import core
 from bench import RUNS, run_train_config
 
 def main():
@@ -43,18 +43,16 @@ def main():
     config = run_train_config(spec, data, work / 'run', overrides)
     device = torch.device(config.device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
-    prof, calls, span, original = profile(activities=activities), [0], [0.0, 0.0], training.train_step
+    prof, calls, span = profile(activities=activities), [0], [0.0, 0.0]
     def sync():
         if device.type == 'cuda': torch.cuda.synchronize(device)
-    def profiled_step(*args, **kwargs):          # the profiler spans the loader's next() between steps too
-        if calls[0] == a.start: sync(); prof.__enter__(); span[0] = time.perf_counter()
-        out = original(*args, **kwargs)
-        calls[0] += 1
-        if calls[0] == a.start + a.steps: sync(); span[1] = time.perf_counter(); prof.__exit__(None, None, None)
-        return out
-    training.train_step = profiled_step        # where train_one_epoch looks it up
-    try: core.train(config)
-    finally: training.train_step = original
+    class Profiled(core.TrainingCallback):     # the profiler spans the loader's next() between steps too
+        def before_step(self, epoch, step, batch_size):
+            if calls[0] == a.start: sync(); prof.__enter__(); span[0] = time.perf_counter()
+        def after_step(self, epoch, step, batch_size, loss):
+            calls[0] += 1
+            if calls[0] == a.start + a.steps: sync(); span[1] = time.perf_counter(); prof.__exit__(None, None, None)
+    core.train(config, callbacks=[Profiled()])
     if not span[1]: raise SystemExit(f"the run had {calls[0]} steps, fewer than --start {a.start} + --steps {a.steps}")
     wall = span[1] - span[0]
     events = prof.key_averages()

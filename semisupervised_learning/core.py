@@ -309,16 +309,17 @@ def build_loss(config:TrainConfig) -> DINOLoss:
 
 def train(config:TrainConfig,
           given:set|None=None, # on resume: the settings the user gave (see `resume_config`); None: those that differ from the defaults
+          callbacks=None, # `TrainingCallback`s for `train_dino`: hooks at its steps, fetches, saves, epochs
+          loader_options:dict|None=None, # `create_dataloader` settings over train's, e.g. prefetch_next_epoch=False
+          compile_options:dict|None=None, # `compiled_backbones` settings over train's, e.g. mode='default'
          ) -> dict:
     "Build everything from `config`, train, export the adapted backbone, draw the pictures; returns the history and the built parts."
     rank, world_size = setup_distributed()
     if config.resume: config = resume_config(config, verbose=rank == 0, given=given)
-    device = torch.device(config.device) if config.device else default_device()
-    bf16 = amp_enabled(device, config.amp)
+    device = torch.device(config.device) if config.device else default_device(); bf16 = amp_enabled(device, config.amp)
     torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
-    data = config.data
-    if data is None:
-        data = Path(config.out) / 'synthetic_em'
+    data = Path(config.out) / 'synthetic_em' if config.data is None else config.data
+    if config.data is None:
         if rank == 0 and not any(data.glob('*.png')): write_synthetic_em(data, config.synthetic_images, config.synthetic_size, config.seed)
         if world_size > 1: torch.distributed.barrier()
     dataset = MultiCropDataset(data, n_global_crops=config.n_global_crops, n_local_crops=config.n_local_crops, global_size=config.global_size,
@@ -329,8 +330,8 @@ def train(config:TrainConfig,
                                planes=tuple(config.planes.split(',')), voxel_size=config.voxel_size_nm, force_planes=config.force_planes,
                                volume_window=config.volume_window, blank_std=config.blank_std, scale=config.scale)
     dataset.check_usable()
-    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed,
-                               low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None)
+    loader = create_dataloader(dataset, config.batch_size, num_workers=config.num_workers, seed=config.seed, **dict(
+        low_priority_workers=device.type == 'cpu', gpu=device if config.gpu_crops else None) | (loader_options or {}))
     workers = (loader.loader if config.gpu_crops else loader).num_workers     # at most the cores
     crops_note = (f"crops made on the {device.type.upper()} from the images held there ({loader.crops.nbytes / 1e6:.0f} MB as uint8)"
                   if config.gpu_crops else f"crops made by {workers} loader worker{'s' if workers != 1 else ''}"
@@ -340,12 +341,11 @@ def train(config:TrainConfig,
     student, teacher = create_dino_models(backbone, device=device, hidden_dim=config.hidden_dim, out_dim=config.out_dim,
                                           bottleneck_dim=config.bottleneck_dim)
     anchor = gram_anchor(student.backbone, start.to(device) if start is not None else None) if config.gram_weight else None
-    lr = config.scaled_lr(world_size)
+    lr, loss_fn = config.scaled_lr(world_size), build_loss(config).to(device)
     optimizer = create_optimizer(student, lr, config.weight_decay, layer_decay=config.layer_decay,
                                  patch_embed_lr_scale=config.patch_embed_lr_scale)
     scheduler = WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader), config.epochs * len(loader), config.min_lr,
                                      weight_decay_end=config.weight_decay_end, backbone_start_step=config.backbone_start_epoch * len(loader))
-    loss_fn = build_loss(config).to(device)
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student, device_ids=[device.index] if device.type == 'cuda' else None)
     if rank == 0:
@@ -379,12 +379,12 @@ def train(config:TrainConfig,
               f"the probe, {len(validation.test)} are scored) at the start, every {validate_every} epochs and at the end; sections {how}. "
               f"The number that matters: the IoU of class {validation.target_value} (" + ("val_class" if config.val_class is not None else
               "the last mask value; val_class chooses another") + "): the best backbone is chosen by it; the mean over classes, background too, is said beside it.")
-    t0 = time.perf_counter()
     cuda_graphs = dict(mode='reduce-overhead') if device.type == 'cuda' and world_size == 1 else {}   # 1.3x default compiling on ViT-S (BENCHMARKS); not tried under DDP
-    with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **cuda_graphs):
+    t0, compile_options = time.perf_counter(), {**cuda_graphs, **(compile_options or {})}
+    with compiled_backbones(unwrap(student).backbone, teacher.backbone, enabled=config.compile, **compile_options):
         history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, epochs=config.epochs,
                              save_every=config.save_every, checkpoint_dir=config.checkpoint_dir, resume_from='latest' if config.resume else None,
-                             momentum_teacher=config.momentum_teacher, clip_grad=config.clip_grad,
+                             momentum_teacher=config.momentum_teacher, clip_grad=config.clip_grad, callbacks=callbacks,
                              freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
                              config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr, 'world_size': world_size,
                                      'data_fingerprint': data_fingerprint(config, dataset.items) if isinstance(config.data, str) else None,
@@ -395,7 +395,7 @@ def train(config:TrainConfig,
                   optimizer=optimizer, scheduler=scheduler, device=device, lr=lr, config=config, train_seconds=time.perf_counter() - t0,
                   val_target=(validation.target_value, validation.target) if getattr(validation, 'labelled', False) else None)
     if rank == 0:
-        result['validation'] = read_checkpoint(find_checkpoint('latest', config.checkpoint_dir), mmap=True).get('validation')
+        result['validation'] = history.validation        # as train_dino kept it: the start's score, the best backbone
         result['backbone_change'] = backbone_change(teacher.backbone, start_state)
         append_record(config.checkpoint_dir / 'health.jsonl', dict(kind='backbone_change', epoch=len(history), relative_change=result['backbone_change']))
         result['outputs'] = write_run_outputs(result, config)

@@ -20,8 +20,8 @@ from .checkpoints import (CheckpointWriter, check_checkpoint_dir, checkpoint_byt
 from .health import TrainingMonitor
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'compiled_backbones', 'gram_anchor',
-           'train_dino']
+__all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'TrainingCallback', 'Callbacks',
+           'compiled_backbones', 'gram_anchor', 'TrainingHistory', 'train_dino']
 
 # %% ../nbs/11_training.ipynb #fd3a9352
 class NonFiniteLossError(FloatingPointError):
@@ -90,6 +90,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                     anchor=None, # the Gram anchor (`gram_anchor`), when the loss has a gram_weight
                     say_epoch_time:bool=False, # say once, from the first logged steps, how long the epoch will take
+                    callbacks=None, # `TrainingCallback`s: their fetch and step hooks are called
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
@@ -97,12 +98,16 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     loss_sum = torch.full((), float(start_loss_sum), device=device); first_bad_step = torch.full((), -1, device=device)
     bar = tqdm(total=n_steps, initial=start_step, desc=f'epoch {epoch + 1}/{epochs}', disable=not (progress and is_main_process()),
                dynamic_ncols=True, leave=False)
-    t_log, images, step, stop = time.perf_counter(), 0, start_step - 1, False
-    for step, crops in enumerate(train_loader, start=start_step):
+    t_log, images, step, stop, callbacks = time.perf_counter(), 0, start_step - 1, False, Callbacks(callbacks)
+    fetch_hooks = callbacks.wants('before_fetch', 'after_fetch')
+    batches = _fetched(train_loader, callbacks, epoch, start_step) if fetch_hooks else train_loader
+    for step, crops in enumerate(batches, start=start_step):
         momentum = warmup_cosine(epoch * n_steps + step, epochs * n_steps, momentum_teacher, 1.0)
+        callbacks('before_step', epoch=epoch, step=step, batch_size=crops[0].shape[0])
         loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch=epoch, momentum=momentum,
                                      clip_grad=clip_grad, freeze_last_layer=epoch < freeze_last_layer_epochs, device=device, amp=amp,
                                      anchor=anchor)
+        callbacks('after_step', epoch=epoch, step=step, batch_size=crops[0].shape[0], loss=loss)
         loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
         images += crops[0].shape[0]; bar.update()
@@ -131,6 +136,59 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     if distributed: dist.all_reduce(loss_sum); loss_sum /= dist.get_world_size()
     if stop: raise TrainingInterrupted(step + 1, loss_sum=loss_sum.item())
     return loss_sum.item() / max(1, step + 1)
+
+# %% ../nbs/11_training.ipynb #d1fcf637
+class TrainingCallback:
+    """The hooks `train_dino` calls, all optional: subclass this, or give any object with some of these methods.
+    They are called with keyword arguments, on every process (the save hooks on rank 0, the one that writes);
+    what they return is ignored."""
+    def before_epoch(self, epoch:int):
+        "Epoch `epoch` (0-based) starts (a resumed run: the epoch it resumes in)."
+    def before_fetch(self, epoch:int, step:int):
+        "The loop asks the loader for batch `step` (the first ask starts the pass)."
+    def after_fetch(self, epoch:int, step:int, batch):
+        "The loader answered: `batch` is the crops, or None when the pass ended."
+    def before_step(self, epoch:int, step:int, batch_size:int):
+        "Step `step` of the epoch starts, on `batch_size` images."
+    def after_step(self, epoch:int, step:int, batch_size:int, loss:torch.Tensor):
+        "The step ended; `loss` is still on the device (reading it makes the host wait for the GPU)."
+    def before_health(self, epoch:int):
+        "The epoch's health record (`TrainingMonitor.end_epoch`) is about to be written."
+    def after_health(self, epoch:int):
+        "It was written."
+    def before_save(self, epoch:int, path:Path):
+        "A checkpoint of `epoch` completed epochs is handed to the writer, for `path`."
+    def after_save(self, epoch:int, path:Path):
+        "The writer has it: written on a CPU; on a GPU the write goes on in the background."
+    def after_epoch(self, epoch:int, loss:float):
+        "Epoch `epoch` ended with mean loss `loss`, after its health record, validation and checkpoint."
+
+class Callbacks:
+    "Several callbacks as one: `callbacks('after_step', **kwargs)` calls each one's `after_step`, where it has one."
+    HOOKS = tuple(name for name in vars(TrainingCallback) if not name.startswith('_'))
+    def __init__(self, callbacks=None): # a callback, a list of them, None or another `Callbacks`
+        if isinstance(callbacks, Callbacks): callbacks = callbacks.callbacks
+        if callbacks is None: callbacks = []
+        self.callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        own = lambda c, hook: (callable(getattr(c, hook, None))    # TrainingCallback's no-ops are not called
+                               and getattr(type(c), hook, None) is not getattr(TrainingCallback, hook))
+        self.methods = {hook: [getattr(c, hook) for c in self.callbacks if own(c, hook)] for hook in self.HOOKS}
+    def __call__(self, hook:str, **kwargs):
+        for method in self.methods[hook]: method(**kwargs)
+    def wants(self, *hooks:str) -> bool: return any(self.methods[hook] for hook in hooks)
+
+def _fetched(loader, callbacks:Callbacks, epoch:int, start_step:int):
+    "The loader's batches, with `before_fetch` / `after_fetch` around each call for the next one (first and last too)."
+    step = start_step
+    callbacks('before_fetch', epoch=epoch, step=step)
+    batches = iter(loader)
+    while True:
+        batch = next(batches, None)
+        callbacks('after_fetch', epoch=epoch, step=step, batch=batch)
+        if batch is None: return
+        yield batch
+        step += 1
+        callbacks('before_fetch', epoch=epoch, step=step)
 
 # %% ../nbs/11_training.ipynb #01fd589e
 @contextlib.contextmanager
@@ -213,6 +271,14 @@ class _DeferredStop:
         for s, previous in self._previous.items(): signal.signal(s, previous)
 
 
+# %% ../nbs/11_training.ipynb #713e65dd
+class TrainingHistory(list):
+    "`train_dino`'s answer: the per-epoch mean losses (a list, as the plan's loop returns) and its validation state."
+    def __init__(self, losses=(), # the per-epoch mean losses
+                 validation:dict|None=None, # the start's score, the best epoch, its IoU and backbone (`best_state`)
+                ):
+        super().__init__(losses); self.validation = validation
+
 # %% ../nbs/11_training.ipynb #8b49a53f
 def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None, *,
                epochs:int|None=None, # the run's length (default 100); the plan's name for it is n_epochs
@@ -227,14 +293,15 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                validation=None, # a `ValidationProbe`: scores the teacher's backbone at the start and every `validate_every` epochs
                validate_every:int=10, # epochs between validations (and after the last epoch)
                n_epochs:int|None=None, # the plan's name for `epochs`
-              ) -> list[float]:
-    "Train for `epochs` with checkpoints, resume, health monitoring and clean Ctrl-C / SIGTERM; returns the per-epoch losses."
+               callbacks=None, # `TrainingCallback`s (one or a list): hooks at its steps, fetches, saves, epochs
+              ) -> TrainingHistory:
+    "Train for `epochs` with checkpoints, resume, health and clean Ctrl-C / SIGTERM; returns the losses and validation."
     if epochs is not None and n_epochs is not None and epochs != n_epochs:
         raise ValueError(f"epochs={epochs} and n_epochs={n_epochs} name the same thing, the run's length: give one of them.")
     epochs = next((e for e in (epochs, n_epochs) if e is not None), 100)
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
-    distributed = is_distributed()
+    distributed, callbacks = is_distributed(), Callbacks(callbacks)
     start_epoch, start_step, start_loss_sum, history, validation_state = 0, 0, 0.0, [], None
     new_folders = [p for p in (checkpoint_dir, *checkpoint_dir.parents) if not p.exists()]   # deepest first
     if main:
@@ -255,8 +322,11 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
     def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False) -> bool:
         "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
         if main and not (skip_if_busy and writer.busy):
-            writer.save(path, checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
-                                               loss_fn, history, config, step_in_epoch, epoch_loss_sum, validation_state), keep_as)
+            state = checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
+                                     loss_fn, history, config, step_in_epoch, epoch_loss_sum, validation_state)
+            callbacks('before_save', epoch=epoch, path=path)
+            writer.save(path, state, keep_as)
+            callbacks('after_save', epoch=epoch, path=path)
             return True
         return False
     def validate(done:int):
@@ -306,12 +376,14 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 if backbone_training and epoch == head_warmup_epochs > 0 and main:   # the switch itself, not a resume after it
                     print(f"Epoch {epoch + 1}: head warm-up over, the backbone starts training.")
             if hasattr(train_loader, 'set_epoch'): train_loader.set_epoch(epoch, start_batch=start_step)
+            callbacks('before_epoch', epoch=epoch)
             try:
                 mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, scheduler, epoch=epoch,
                                             epochs=epochs, momentum_teacher=momentum_teacher, clip_grad=clip_grad,
                                             freeze_last_layer_epochs=freeze_last_layer_epochs, log_every=log_every, monitor=monitor,
                                             progress=progress, start_step=start_step, start_loss_sum=start_loss_sum,
-                                            should_stop=should_stop, amp=amp, anchor=anchor, say_epoch_time=epoch == start_epoch)
+                                            should_stop=should_stop, amp=amp, anchor=anchor,
+                                            say_epoch_time=epoch == start_epoch, callbacks=callbacks)
             except TrainingInterrupted as e:
                 save(checkpoint_dir / 'checkpoint_latest.pth', epoch, e.step, e.loss_sum); writer.wait()
                 saved = checkpoint_dir / 'checkpoint_latest.pth'
@@ -326,7 +398,9 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                                     "No checkpoint was written before it: start again with the changes above.")) from None
             start_step, start_loss_sum = 0, 0.0
             history.append(mean_loss)
+            callbacks('before_health', epoch=epoch)
             monitor.end_epoch(epoch, mean_loss)
+            callbacks('after_health', epoch=epoch)
             done = epoch + 1
             if main and not progress: print(f"epoch {done}/{epochs}: loss {mean_loss:.4f}, lr {optimizer.param_groups[0]['lr']:.3g}")
             if validation is not None and main and (done % validate_every == 0 or done == epochs): validate(done)
@@ -338,5 +412,6 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                 if save(checkpoint_dir / 'checkpoint_latest.pth', done, keep_as=checkpoint_dir / f'checkpoint_epoch_{done}.pth' if keep else None,
                         skip_if_busy=not keep):   # nor waiting for the last rolling checkpoint to reach the disk
                     last_latest = time.monotonic()
+            callbacks('after_epoch', epoch=epoch, loss=mean_loss)
             if distributed: dist.barrier()
-    return history
+    return TrainingHistory(history, validation=validation_state)

@@ -21,17 +21,14 @@ without them).
     python bench/bench.py --list                                   # the configurations
 """
 from __future__ import annotations
-import argparse, contextlib, gc, json, math, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, gc, json, os, re, resource, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
+from harness import SHARED, log     # first: puts this checkout on sys.path
 
 import torch
-import torch.nn as nn
 from semisupervised_learning import core
 
-SHARED = ROOT.parent / 'shared'
 ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
 LIGHTLY_REF = SHARED / 'bench' / 'lightly_ref.py'
 
@@ -70,7 +67,6 @@ RUNS = {
 }
 
 
-def log(*a): print(*a, flush=True)
 
 def sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
@@ -167,7 +163,6 @@ def timed_pass(loader, step, device, warmup, count_flops=False):
     "One pass over the loader: the first `warmup` steps untimed (the first under the FLOP counter), then per-step timings."
     waits, computes, images, flops, t_start = [], [], 0, None, None
     it = iter(loader); i = 0
-    t_prev = time.perf_counter()
     for i in range(len(loader)):
         t0 = time.perf_counter(); crops = next(it); t1 = time.perf_counter()
         if i == 0 and count_flops:
@@ -300,7 +295,6 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
     waiting for the workers, data the same run as one long epoch waits for between its steps, so 'epoch-end work' is
     the time between epochs without it. It also holds a restarted loader's restart (--loader restart) and crops made on
     the device (--gpu-crops on): read epoch-end work as a lower bound there."""
-    import dataclasses
     work = Path(tempfile.mkdtemp(prefix=f'ssl_{name}_'))
     if images: data, source = str(images), str(images)
     else:

@@ -8,12 +8,10 @@ activity, the data path included) and prints the ops by device time and by host 
     python bench/profile_run.py --config run-cpu-folder20 --epochs 2 --start 1 --steps 2   # on a CPU, to test it
 """
 from __future__ import annotations
-import argparse, shutil, sys, tempfile, time
+import argparse, shutil, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-for p in (ROOT, ROOT / 'bench'):
-    if str(p) not in sys.path: sys.path.insert(0, str(p))
+import harness  # noqa: F401   first: puts this checkout on sys.path
 
 import torch
 from torch.profiler import ProfilerActivity, profile

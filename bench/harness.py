@@ -36,7 +36,7 @@ STUDY_TARGET_SETS = [('VNC mitochondria', *LABELLED_SETS['vnc-mitochondria'][:2]
                      ('VNC membranes', *LABELLED_SETS['vnc-membrane'][:2])]
 STUDY_SOURCE_SETS = [('ISBI membranes', *LABELLED_SETS['isbi-membrane'][:2])]
 
-# The recipes: TrainConfig overrides (see TrainConfig in semisupervised_learning/core.py), one place to edit.
+# The recipes: TrainConfig overrides (see TrainConfig in semisupervised_learning/config.py), one place to edit.
 FROM_SCRATCH = {                                     # bench/adapt.py --config NAME
     # the tiny 2-block ViT from random weights, trained whole with core's RANDOM_INIT_RECIPE (iBOT + KoLeo without the
     # DINO CLS term, sharp teacher, no local crops, every layer at the full lr). 20 sections x 4 samples / batch 8 = 10

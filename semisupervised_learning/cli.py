@@ -19,10 +19,16 @@ __all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
-    "The `# comment` after each field of a dataclass: the options' help text comes from the config itself."
+    """Each field's `# comment` of a dataclass, on the comment lines just above the field and after it on its line: the
+    options' help text comes from the config itself."""
     import inspect, re
-    found = (re.match(r'\s+(\w+)\s*:.*?#\s*(.*)$', line) for line in inspect.getsource(cls).splitlines())
-    return {m.group(1): m.group(2) for m in found if m}
+    comments, above = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        if m := re.match(r'\s+#\s?(.*)$', line): above.append(m.group(1).strip()); continue
+        if m := re.match(r'\s+(\w+)\s*:(?:.*?#\s*(.*))?$', line):
+            if text := ' '.join(above + ([m.group(2)] if m.group(2) else [])): comments[m.group(1)] = text
+        above = []
+    return comments
 
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
 VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/level], N5 vol.n5[/dataset], MRC vol.mrc (.rec, .st), "

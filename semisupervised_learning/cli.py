@@ -25,8 +25,8 @@ def _field_comments(cls) -> dict:
     comments, above = {}, []
     for line in inspect.getsource(cls).splitlines():
         if m := re.match(r'\s+#\s?(.*)$', line): above.append(m.group(1).strip()); continue
-        if m := re.match(r'\s+(\w+)\s*:(?:.*?#\s*(.*))?$', line):
-            if text := ' '.join(above + ([m.group(2)] if m.group(2) else [])): comments[m.group(1)] = text
+        if m := re.match(r'\s+(\w+)\s*:([^#]*)(?:#\s*(.*))?$', line):
+            if text := ' '.join(above + ([m.group(3)] if m.group(3) else [])): comments[m.group(1)] = text
         above = []
     return comments
 

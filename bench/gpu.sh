@@ -38,7 +38,7 @@ w('$EM', n=$N, size=512, seed=0); Path('$EM20').mkdir(exist_ok=True)
 #    with checkpoints, the frozen step, a whole ViT-S step without host syncs); the third GPU session left them unfinished
 if [ ${#DRY[@]} -eq 0 ]; then
   if command -v nbdev-test >/dev/null || [ -x /tmp/site/bin/nbdev-test ]; then
-    export PATH="/tmp/site/bin:$PATH"; stage 240 nbdev-test --flags gpu --timing --n-workers 2 --file-re '^(02_crops|11_training|12_core)\.ipynb$'   # the notebooks with #| gpu checks of the training path
+    export PATH="/tmp/site/bin:$PATH"; stage 240 nbdev-test --flags gpu --timing --n-workers 2 --file-re '^(02_loader|11_training|12_core)\.ipynb$'   # the notebooks with #| gpu checks of the training path
   else echo "!! no nbdev-test: carry the nbdev wheels (.whl) to run the GPU checks"; fi
 fi
 # 2. issue 16: whole train() runs (data, checkpoints, health, export included), ViT-S/14 full fine-tune, batch 64, crops on

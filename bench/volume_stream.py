@@ -78,7 +78,8 @@ def main():
     p.add_argument('--delete', action='store_true', help='delete the volume at the end')
     args = p.parse_args()
     from semisupervised_learning.data import EMVolume, write_volume
-    from semisupervised_learning.crops import MultiCropDataset, create_dataloader
+    from semisupervised_learning.crops import MultiCropDataset
+    from semisupervised_learning.loader import create_dataloader
     source = SyntheticEMVolume(args.sections, args.side)
     raw_gb = np.prod(source.shape) / 1e9
     if not args.out.exists():

@@ -19,18 +19,21 @@ def default_device() -> torch.device:
     return torch.device('cpu')
 
 def cpu_cores() -> int:
-    "The CPU cores this process may run on (its affinity, which containers and `taskset` narrow), else all of the machine's."
+    """The CPU cores this process may run on (its affinity, which containers and `taskset` narrow), else all of the
+    machine's."""
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 def to_device_async(x:torch.Tensor, device) -> torch.Tensor:
-    "`x` on `device`; a CPU tensor goes to CUDA from pinned memory without the host waiting for the GPU (pageable memory would make it wait)."
+    """`x` on `device`; a CPU tensor goes to CUDA from pinned memory without the host waiting for the GPU (pageable
+    memory would make it wait)."""
     device = torch.device(device)
     if x.device.type != 'cpu' or device.type != 'cuda': return x.to(device)
     return (x if x.is_pinned() else x.pin_memory()).to(device, non_blocking=True)
 
 # %% ../nbs/00_runtime.ipynb #9369684d
 def amp_enabled(device, amp:bool|None=None) -> bool:
-    "Whether training autocasts to bf16: `amp` when given; by default on CUDA and on CPUs with bf16 units (AVX512-BF16, AMX), where it is about 2x faster."
+    """Whether training autocasts to bf16: `amp` when given; by default on CUDA and on CPUs with bf16 units
+    (AVX512-BF16, AMX), where it is about 2x faster."""
     if amp is not None: return amp
     if torch.device(device).type == 'cuda': return True
     capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, 'get_capabilities') else {}
@@ -59,5 +62,6 @@ def setup_distributed() -> tuple[int, int]:
 # %% ../nbs/00_runtime.ipynb #41024253
 def unwrap(model:nn.Module) -> nn.Module:
     "The model inside a DistributedDataParallel or torch.compile wrapper."
-    while hasattr(model, 'module') or hasattr(model, '_orig_mod'): model = getattr(model, 'module', None) or model._orig_mod
+    while hasattr(model, 'module') or hasattr(model, '_orig_mod'): model = getattr(model, 'module',
+            None) or model._orig_mod
     return model

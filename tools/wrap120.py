@@ -103,8 +103,6 @@ def mend_line(src, lines, i, toks, docs):
             raw = t.string
             m = re.match(r'([a-zA-Z]*)("""|\'\'\'|"|\')', raw)
             prefix, q = m.group(1), m.group(2)
-            if 'r' in prefix.lower() or t.start[0] - 1 != i and t.end[0] - 1 != i and len(q) == 3:
-                pass
             if len(q) == 1 and t.start[0] == t.end[0]:
                 body = raw[len(prefix) + 1:-1]
                 if '\\' in body and '\\n' not in body and "\\'" not in body and '\\"' not in body: return None
@@ -177,7 +175,6 @@ def mend_line(src, lines, i, toks, docs):
         m = re.match(r'([a-zA-Z]*)("""|\'\'\'|"|\')', raw)
         prefix, q = m.group(1), m.group(2)
         first, rest = raw[:p + 1] + q, prefix + q + raw[p + 1:]
-        if 'f' in prefix.lower() and '{' not in first: first = first[first.lower().index('f') + 1:] if False else first
         col = t.start[1]
         new = [line[:col] + first, ' ' * col + rest + line[t.end[1]:]]
         return '\n'.join(lines[:i] + new + lines[i + 1:]) + '\n'

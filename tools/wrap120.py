@@ -10,7 +10,7 @@ inside brackets, the rest aligned after the open bracket; a string literal insid
 (implicit concatenation); `a; b` split into statements; a one-line docstring made a wrapped triple-quoted one.
 Lines it cannot mend are printed. The AST (docstrings with whitespace collapsed) must be unchanged: checked.
 """
-import ast, io, json, keyword, re, sys, textwrap, tokenize
+import ast, io, json, re, sys, textwrap, tokenize
 
 LIMIT = 120
 OPEN, CLOSE = '([{', ')]}'
@@ -90,7 +90,7 @@ def mend_line(src, lines, i, toks, docs):
                 return '\n'.join(lines[:i] + new + lines[i + 1:]) + '\n'
         return None
     # depth of brackets at the start of each token, from the start of the logical line
-    depth_at, stack, opened_at = {}, [], {}
+    depth_at, stack = {}, []
     for t in toks:
         if t.type == tokenize.NEWLINE: stack = []
         depth_at[id(t)] = list(stack)

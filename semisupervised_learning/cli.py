@@ -51,9 +51,9 @@ def scale_option(text:str) -> float|str:
 def factor_option(text:str) -> float:
     "--scale as a factor only ('2'), for data that do not say their pixel size (ssl-dino-probe's image folders)."
     value = scale_option(text)
-    if isinstance(value,
-                  str): raise argparse.ArgumentTypeError(f"{text!r}: these images do not say their pixel size: give a "
-                                                         f"factor (2: half resolution, 1: native)")
+    if isinstance(value, str):
+        raise argparse.ArgumentTypeError(f"{text!r}: these images do not say their pixel size: give a factor (2: "
+                                         "half resolution, 1: native)")
     return value
 
 class OneLineParser(argparse.ArgumentParser):
@@ -179,8 +179,8 @@ def train_cli(argv=None):
 # %% ../nbs/13_cli.ipynb #8be9c85e
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     "Defaults in the help, except where there is none to show (the help says what happens)."
-    def _get_help_string(self,
-                         action): return action.help if action.default is None else super()._get_help_string(action)
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
 
 DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None,
                      force_planes=False, per_pixel=False, sections=None)

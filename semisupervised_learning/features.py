@@ -37,8 +37,8 @@ def extract_features(model:nn.Module, # a DINOModel (student / teacher) or a bar
     device = default_device() if device is None else torch.device(device)
     model = unwrap(model)
     backbone = model.backbone if isinstance(model, DINOModel) else model
-    if use_head and not isinstance(model,
-                                   DINOModel): raise ValueError("use_head=True needs a DINOModel (student or teacher).")
+    if use_head and not isinstance(model, DINOModel):
+        raise ValueError("use_head=True needs a DINOModel (student or teacher).")
     if use_head and patch_tokens: raise ValueError("Choose use_head or patch_tokens: the "
                                                    "head works on CLS features only.")
     was_training = model.training; model.eval()

@@ -21,9 +21,9 @@ def lr_scale(name:str, # parameter name in a DINOModel: 'backbone.blocks.3.attn.
     if not name.startswith('backbone.'): return 1.0
     block = re.match(r'backbone\.blocks\.(\d+)\.', name)
     if block: depth = int(block.group(1)) + 1
-    elif any(k in name
-             for k in ('patch_embed', 'pos_embed', 'cls_token', 'reg_token', 'register_tokens',
-                       'mask_token')): depth = 0
+    elif any(k in name for k in ('patch_embed', 'pos_embed', 'cls_token', 'reg_token', 'register_tokens',
+                                 'mask_token')):
+        depth = 0
     else: depth = n_blocks + 1                    # the final norm
     return layer_decay ** (n_blocks + 1 - depth) * (patch_embed_lr_scale if 'patch_embed' in name else 1.0)
 

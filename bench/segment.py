@@ -12,6 +12,7 @@ fitting sections alone (its self-score), to see whether that choice holds on the
 
     python bench/segment.py --backbone runs/adapt-cpu/adapted_backbone.pth    # VNC mitochondria and membranes, ISBI membranes
     python bench/segment.py --backbone dinov2_tiny14 --sets isbi-membrane      # random weights, one set
+    python bench/segment.py --backbone B --sets vnc-synapse         # synapses: a class the method was not developed on
     python bench/segment.py --backbone B --forest       # also a random forest (ilastik's classifier) on the same pixels, scored on a grid of pixels
     python bench/segment.py --backbone B --memory       # peak RSS of segmenting 4 and 16 sections of 1024 px: flat if memory is bounded
 """
@@ -34,8 +35,10 @@ DATA = ROOT.parent / 'shared' / 'data'
 VNC, ISBI = DATA / 'vnc-gerhard2013' / 'stack1', DATA / 'isbi2012' / 'train'
 SETS = {'vnc-mitochondria': (VNC / 'raw', VNC / 'masks' / 'mitochondria', ['other', 'mitochondria']),
         'vnc-membrane': (VNC / 'raw', VNC / 'masks' / 'membrane', ['other', 'membrane']),
-        'isbi-membrane': (ISBI / 'images', ISBI / 'labels', ['membrane', 'interior'])}
-TARGET = {'vnc-mitochondria': 'mitochondria', 'vnc-membrane': 'membrane', 'isbi-membrane': 'membrane'}   # the class a summary reports
+        'isbi-membrane': (ISBI / 'images', ISBI / 'labels', ['membrane', 'interior']),
+        'vnc-synapse': (VNC / 'raw', VNC / 'masks' / 'synapse', ['other', 'synapse'])}   # not by default: a check
+TARGET = {'vnc-mitochondria': 'mitochondria', 'vnc-membrane': 'membrane', 'isbi-membrane': 'membrane',
+          'vnc-synapse': 'synapse'}   # the class a summary reports
 
 
 def log(*a): print(*a, flush=True)
@@ -169,7 +172,8 @@ def memory_check(backbone_spec:str, args) -> list:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--backbone', required=True, help="adapted_backbone.pth, a checkpoint, or a DINOv2 name (dinov2_tiny14: random weights)")
-    p.add_argument('--sets', type=lambda s: s.split(','), default=list(SETS), help=f"comma-separated among {', '.join(SETS)}")
+    p.add_argument('--sets', type=lambda s: s.split(','), default=list(SETS)[:3],
+                   help=f"comma-separated among {', '.join(SETS)}")
     p.add_argument('--n-fit', type=int, default=5, help="the first N sections fit the classifier; the rest are scored")
     p.add_argument('--pixels', type=int, default=2**14, help="labelled pixels sampled per fitting section")
     p.add_argument('--seeds', type=int, default=3, help="classifier fits per feature set from different initial weights")

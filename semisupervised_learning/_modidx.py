@@ -753,8 +753,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                       'semisupervised_learning/segment.py'),
                                                  'semisupervised_learning.segment.choose_features': ( 'segment.html#choose_features',
                                                                                                       'semisupervised_learning/segment.py'),
-                                                 'semisupervised_learning.segment.column_weights': ( 'segment.html#column_weights',
-                                                                                                     'semisupervised_learning/segment.py'),
                                                  'semisupervised_learning.segment.compare_report': ( 'segment.html#compare_report',
                                                                                                      'semisupervised_learning/segment.py'),
                                                  'semisupervised_learning.segment.cross_fit_weight': ( 'segment.html#cross_fit_weight',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_segment.ipynb #8bfb2bb9
 from __future__ import annotations
-import argparse, json, math, os, time
+import argparse, json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,11 +12,10 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, ngff_multiscales, parse_voxel_size
-from .crops import plane_pixel_size, scale_factor
 from .model import weights_fingerprint
 from .features import _pixel_rows, _working_rows, choose_scale, dense_feature_rows, dense_features, patch_grid, pixel_extent
-from .probe import (LabelledImages, DenseLinearProbe, load_labelled, confusion_matrix, confusion_scores,
-                                           score_row, difference_spread)
+from .probe import (LabelledImages, DenseLinearProbe, load_labelled, confusion_matrix,
+                                           confusion_scores, score_row, difference_spread)
 from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
                        format_table, _overlay)
 from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, factor_option
@@ -24,10 +23,10 @@ from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_er
 # %% auto #0
 __all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'BACKBONE_WEIGHTS',
            'SETTINGS_FILE', 'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns',
-           'fit_linear', 'column_weights', 'fit_classifier', 'cross_fit_weight', 'Segmenter', 'score_feature_sets',
-           'choose_features', 'fit_segmenter', 'segmenter_state', 'restore_segmenter', 'sections_to_segment',
-           'run_settings', 'open_segmentation', 'write_segmentation', 'sections_written', 'plot_segmentations',
-           'compare_report', 'segment_cli']
+           'fit_linear', 'fit_classifier', 'cross_fit_weight', 'Segmenter', 'score_feature_sets', 'choose_features',
+           'fit_segmenter', 'segmenter_state', 'restore_segmenter', 'sections_to_segment', 'run_settings',
+           'open_segmentation', 'write_segmentation', 'sections_written', 'plot_segmentations', 'compare_report',
+           'segment_cli']
 
 # %% ../nbs/17_segment.ipynb #3c5bd315
 FILTER_MARGIN = math.ceil(4 * max(FILTER_SIGMAS)) + 1   # scipy's Gaussians reach 4 sigma: this many rows beyond a band make it exact
@@ -108,11 +107,6 @@ def fit_linear(x:torch.Tensor, y:torch.Tensor, # (N, C) columns and (N,) class n
     optimizer.step(closure)
     return probe.eval()
 
-def column_weights(samples:dict, features:str, backbone_weight:float) -> torch.Tensor:
-    "Each column's weight: `backbone_weight` for the backbone's, 1 for the filter bank's."
-    return torch.cat([torch.full((samples[p][0].shape[1],), backbone_weight if p == 'dino' else 1.0)
-                      for p in FEATURE_PARTS[features]])
-
 def fit_classifier(samples:dict, sections, features:str, n_classes:int, seed:int=0, balanced:bool=False,
                    backbone_weight:float|None=None, # 'both': the backbone columns' weight; None: `cross_fit_weight`'s
                    max_iter:int=100) -> DenseLinearProbe:
@@ -121,8 +115,9 @@ def fit_classifier(samples:dict, sections, features:str, n_classes:int, seed:int
     if backbone_weight is None:
         backbone_weight = cross_fit_weight(samples, sections, n_classes, balanced) if features == 'both' else 1.0
     x, y = pixel_columns(samples, sections, features), torch.cat([samples['labels'][i] for i in sections])
-    probe = fit_linear(x, y, n_classes, column_weights(samples, features, backbone_weight), balanced=balanced,
-                       max_iter=max_iter, seed=seed)
+    weights = torch.cat([torch.full((samples[p][0].shape[1],), backbone_weight if p == 'dino' else 1.0)
+                         for p in FEATURE_PARTS[features]])      # the backbone's columns, then the filter bank's at 1
+    probe = fit_linear(x, y, n_classes, weights, balanced=balanced, max_iter=max_iter, seed=seed)
     probe.backbone_weight = backbone_weight
     return probe
 
@@ -130,18 +125,15 @@ def cross_fit_weight(samples:dict, sections:list, n_classes:int, balanced:bool=F
     "The backbone columns' weight in 'both' (of `BACKBONE_WEIGHTS`) that scores best on sections left out of the fit."
     if len(sections) < 2: return 1.0       # nothing to measure on: the plain standardised fit
     blocks = np.array_split(np.array(sections), min(folds, len(sections)))
-    best, best_iou = 1.0, -1.0
-    for weight in BACKBONE_WEIGHTS:        # the largest first: a tie keeps more of the backbone
+    def mean_iou(weight):
         counts = 0
         for block in blocks:
-            rest = [i for i in sections if i not in block]
+            rest, truth = [i for i in sections if i not in block], torch.cat([samples['labels'][i] for i in block])
             probe = fit_classifier(samples, rest, 'both', n_classes, 0, balanced, weight, max_iter=30)
             with torch.no_grad(): logits = probe.linear(probe.standardize(pixel_columns(samples, block, 'both')))
-            classes = logits.argmax(1)
-            counts = counts + confusion_matrix([classes], [torch.cat([samples['labels'][i] for i in block])], n_classes)
-        iou = float(confusion_scores(counts.numpy())['mean_iou'])
-        if iou > best_iou: best, best_iou = weight, iou
-    return best
+            counts = counts + confusion_matrix([logits.argmax(1)], [truth], n_classes)
+        return float(confusion_scores(counts.numpy())['mean_iou'])
+    return max(BACKBONE_WEIGHTS, key=mean_iou)      # the largest first: a tie keeps more of the backbone
 
 
 # %% ../nbs/17_segment.ipynb #b81c2474
@@ -439,7 +431,7 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
     "A few labelled sections with their true masks, then the classes each feature set gave them when fitted on the other sections."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    data, scores, names = segmenter.report['labelled'], segmenter.report['scores'], segmenter.report['class_names']
+    data, names = segmenter.report['labelled'], segmenter.report['class_names']
     shown = list(range(min(n_show, len(data))))
     def rows_of(s, prefix, kinds):
         sc = s.report['scores']

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_segment.ipynb #8bfb2bb9
 from __future__ import annotations
-import argparse, json, math, os, time
+import argparse, json, math, os
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -12,20 +12,21 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
 from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, ngff_multiscales, parse_voxel_size
-from .crops import plane_pixel_size, scale_factor
 from .model import weights_fingerprint
 from .features import _pixel_rows, _working_rows, choose_scale, dense_feature_rows, dense_features, patch_grid, pixel_extent
-from .probe import LabelledImages, DenseLinearProbe, load_labelled, fit_dense_probe, confusion_matrix, score_row, difference_spread
+from .probe import (LabelledImages, DenseLinearProbe, load_labelled, confusion_matrix,
+                                           confusion_scores, score_row, difference_spread)
 from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
                        format_table, _overlay)
 from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, factor_option
 
 # %% auto #0
-__all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'SETTINGS_FILE',
-           'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns', 'fit_classifier',
-           'Segmenter', 'score_feature_sets', 'choose_features', 'fit_segmenter', 'segmenter_state',
-           'restore_segmenter', 'sections_to_segment', 'run_settings', 'open_segmentation', 'write_segmentation',
-           'sections_written', 'plot_segmentations', 'segment_cli']
+__all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'BACKBONE_WEIGHTS',
+           'SETTINGS_FILE', 'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns',
+           'fit_linear', 'fit_classifier', 'cross_fit_weight', 'Segmenter', 'score_feature_sets', 'choose_features',
+           'fit_segmenter', 'segmenter_state', 'restore_segmenter', 'sections_to_segment', 'run_settings',
+           'open_segmentation', 'write_segmentation', 'sections_written', 'plot_segmentations', 'compare_report',
+           'segment_cli']
 
 # %% ../nbs/17_segment.ipynb #3c5bd315
 FILTER_MARGIN = math.ceil(4 * max(FILTER_SIGMAS)) + 1   # scipy's Gaussians reach 4 sigma: this many rows beyond a band make it exact
@@ -83,10 +84,57 @@ def pixel_columns(samples:dict, sections, features:str) -> torch.Tensor:
     "The sampled pixels of some sections as rows: the columns of the feature set's parts side by side."
     return torch.cat([torch.cat([samples[p][i] for p in FEATURE_PARTS[features]], 1) for i in sections])
 
-def fit_classifier(samples:dict, sections, features:str, n_classes:int, seed:int=0, **fit_kwargs) -> DenseLinearProbe:
-    "The probe's linear classifier (`fit_dense_probe`: standardised columns, L-BFGS, weight decay) on the sampled pixels of `sections`."
+BACKBONE_WEIGHTS = (1.0, 0.3, 0.1, 0.03)   # the backbone's columns against the filter bank's in 'both'
+
+def fit_linear(x:torch.Tensor, y:torch.Tensor, # (N, C) columns and (N,) class numbers
+               n_classes:int,
+               column_weights:torch.Tensor|None=None, # (C,) standardised columns times these (L2 penalty / weight²)
+               weight_decay:float=1e-4, balanced:bool=False, max_iter:int=100, seed:int=0) -> DenseLinearProbe:
+    "Multinomial logistic regression on standardised, weighted columns (the probe's loss, L-BFGS); `std` keeps weights."
+    std = (x.std(0) + 1e-6) / (1 if column_weights is None else column_weights)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        probe = DenseLinearProbe(x.mean(0), std, n_classes)
+    x, y = probe.standardize(x.float()), y.long()
+    frequency = torch.bincount(y, minlength=n_classes).float().clamp_min(1) / len(y)
+    class_weight = (1 / frequency) / (1 / frequency).sum() * n_classes if balanced else torch.ones(n_classes)
+    optimizer = torch.optim.LBFGS(probe.linear.parameters(), max_iter=max_iter, line_search_fn='strong_wolfe')
+    def closure():
+        optimizer.zero_grad()
+        loss = (F.cross_entropy(probe.linear(x), y, reduction='none') * class_weight[y]).mean()
+        loss = loss + weight_decay * probe.linear.weight.square().sum()
+        loss.backward(); return loss
+    optimizer.step(closure)
+    return probe.eval()
+
+def fit_classifier(samples:dict, sections, features:str, n_classes:int, seed:int=0, balanced:bool=False,
+                   backbone_weight:float|None=None, # 'both': the backbone columns' weight; None: `cross_fit_weight`'s
+                   max_iter:int=100) -> DenseLinearProbe:
+    "`fit_linear` on the sampled pixels of `sections`; `backbone_weight` says what the backbone's columns weighed."
+    sections = list(sections)
+    if backbone_weight is None:
+        backbone_weight = cross_fit_weight(samples, sections, n_classes, balanced) if features == 'both' else 1.0
     x, y = pixel_columns(samples, sections, features), torch.cat([samples['labels'][i] for i in sections])
-    return fit_dense_probe([x[:, None]], [y[:, None]], n_classes, upsample=1, seed=seed, device='cpu', **fit_kwargs)
+    weights = torch.cat([torch.full((samples[p][0].shape[1],), backbone_weight if p == 'dino' else 1.0)
+                         for p in FEATURE_PARTS[features]])      # the backbone's columns, then the filter bank's at 1
+    probe = fit_linear(x, y, n_classes, weights, balanced=balanced, max_iter=max_iter, seed=seed)
+    probe.backbone_weight = backbone_weight
+    return probe
+
+def cross_fit_weight(samples:dict, sections:list, n_classes:int, balanced:bool=False, folds:int=3) -> float:
+    "The backbone columns' weight in 'both' (of `BACKBONE_WEIGHTS`) that scores best on sections left out of the fit."
+    if len(sections) < 2: return 1.0       # nothing to measure on: the plain standardised fit
+    blocks = np.array_split(np.array(sections), min(folds, len(sections)))
+    def mean_iou(weight):
+        counts = 0
+        for block in blocks:
+            rest, truth = [i for i in sections if i not in block], torch.cat([samples['labels'][i] for i in block])
+            probe = fit_classifier(samples, rest, 'both', n_classes, 0, balanced, weight, max_iter=30)
+            with torch.no_grad(): logits = probe.linear(probe.standardize(pixel_columns(samples, block, 'both')))
+            counts = counts + confusion_matrix([logits.argmax(1)], [truth], n_classes)
+        return float(confusion_scores(counts.numpy())['mean_iou'])
+    return max(BACKBONE_WEIGHTS, key=mean_iou)      # the largest first: a tie keeps more of the backbone
+
 
 # %% ../nbs/17_segment.ipynb #b81c2474
 @dataclass
@@ -150,18 +198,20 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
                        feature_sets=FEATURE_SETS,
                        folds:int|list=3, # this many contiguous blocks of sections, or a list of blocks (section numbers): each is scored by a fit on the others
                        seeds:int=1, n_bootstrap:int=1000, # classifier fits from different initial weights; resamples of the scored sections
-                       balanced:bool=False, # weight classes by inverse frequency in the fit (`fit_dense_probe`)
+                       balanced:bool=False, # weight classes by inverse frequency in the fit (`fit_linear`)
                        **segmenter_kwargs) -> dict: # passed to `Segmenter` (backbone settings are not needed: patch features are cached)
     "Each feature set fitted on some labelled sections and scored on the others: rows with the probe's spread, confusions `(seeds, scored, K, K)`, the first seed's predictions."
     n, k = len(data), data.n_classes
     blocks = np.array_split(np.arange(n), min(folds, n)) if isinstance(folds, int) else [list(b) for b in folds]
-    confusions, predictions = {}, {}
+    confusions, predictions, backbone_weights = {}, {}, {}
     for name in feature_sets:
-        per_seed, predictions[name] = [], [None] * n
+        per_seed, predictions[name], weights = [], [None] * n, {}     # each block's backbone weight, cross-fitted once
         for seed in range(seeds):
             counts = []
-            for block in blocks:
-                classifier = fit_classifier(samples, [i for i in range(n) if i not in block], name, k, seed, balanced=balanced)
+            for b, block in enumerate(blocks):
+                rest = [i for i in range(n) if i not in block]
+                classifier = fit_classifier(samples, rest, name, k, seed, balanced, weights.get(b))
+                weights[b] = classifier.backbone_weight
                 segmenter = Segmenter(classifier, name, data.class_values, scale=data.scale, **segmenter_kwargs)
                 for i in block:
                     classes = segmenter.predict(data.images[i], samples['grids'][i])
@@ -169,8 +219,10 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
                     if seed == 0: predictions[name][i] = classes
             per_seed.append(torch.stack(counts))
         confusions[name] = torch.stack(per_seed).numpy()
+        if name == 'both': backbone_weights[name] = [weights[b] for b in range(len(blocks))]
     rows = {name: score_row(name, c, n_bootstrap) for name, c in confusions.items()}
-    return dict(rows=rows, confusions=confusions, predictions=predictions, folds=len(blocks), seeds=seeds, n_bootstrap=n_bootstrap)
+    return dict(rows=rows, confusions=confusions, predictions=predictions, folds=len(blocks), seeds=seeds,
+                n_bootstrap=n_bootstrap, backbone_weights=backbone_weights)     # 'both': each block's fit's weight
 
 def choose_features(scores:dict, # `score_feature_sets`
                     class_names:list) -> tuple[str, str]:
@@ -224,6 +276,7 @@ def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections 
         report.update(scores=scores, best=best, why=why)
     chosen = report['best'] if features == 'auto' else features
     classifier = fit_classifier(samples, range(len(data)), chosen, data.n_classes, balanced=balanced)
+    if chosen == 'both': report['backbone_weight'] = classifier.backbone_weight
     return Segmenter(classifier, chosen, data.class_values, backbone, report=report, **settings)
 
 # %% ../nbs/17_segment.ipynb #ce56289d
@@ -372,14 +425,20 @@ def sections_written(out) -> int:
 
 # %% ../nbs/17_segment.ipynb #977c69ff
 def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_segmenter` on 2+ sections)
-                       n_show:int=3, save_path=None):
+                       n_show:int=3, save_path=None,
+                       compare:Segmenter|None=None, # fitted alike with a start backbone: its 'dino' and 'both' rows too
+                       compare_name:str='start'):
     "A few labelled sections with their true masks, then the classes each feature set gave them when fitted on the other sections."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    data, scores, names = segmenter.report['labelled'], segmenter.report['scores'], segmenter.report['class_names']
+    data, names = segmenter.report['labelled'], segmenter.report['class_names']
     shown = list(range(min(n_show, len(data))))
-    rows = [('true mask', data.masks)] + [(f"{k}: mIoU {scores['rows'][k]['mean_iou']:.3f}" + (' (chosen)' if k == segmenter.features else ''), p)
-                                          for k, p in scores['predictions'].items()]
+    def rows_of(s, prefix, kinds):
+        sc = s.report['scores']
+        return [(f"{prefix}{k}: mIoU {sc['rows'][k]['mean_iou']:.3f}" + (' (chosen)' if k == s.features else ''),
+                 sc['predictions'][k]) for k in sc['predictions'] if k in kinds]
+    rows = [('true mask', data.masks)] + rows_of(segmenter, '', FEATURE_SETS)
+    if compare is not None: rows += rows_of(compare, f'{compare_name} ', ('dino', 'both'))   # its filters row: the same
     fig, axes = plt.subplots(len(rows), len(shown), figsize=(2.4 * len(shown), 2.4 * len(rows) + 0.3), squeeze=False)
     for i, (label, classes) in enumerate(rows):
         for j, k in enumerate(shown):
@@ -390,6 +449,16 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     if save_path: fig.savefig(save_path, dpi=110)
     return fig
+
+def compare_report(segmenter:Segmenter, start:Segmenter, # fitted on the same sections, `start` with a start backbone
+                   start_name:str='start') -> str:
+    "The start backbone's self-score line, then the backbone's gain over it per feature set, with the paired spread."
+    a, b = segmenter.report['scores'], start.report['scores']
+    gaps = [f"{k} {a['rows'][k]['mean_iou'] - b['rows'][k]['mean_iou']:+.3f} ± "
+            f"{difference_spread(a['confusions'][k], b['confusions'][k], a['n_bootstrap']):.3f}"
+            for k in ('dino', 'both') if k in a['rows'] and k in b['rows']]
+    return f"With {start_name}: {start.report['why']}\nBackbone - {start_name}, mean IoU: {', '.join(gaps)}"
+
 
 # %% ../nbs/17_segment.ipynb #41d3b0a5
 def _segment_parser() -> argparse.ArgumentParser:
@@ -412,6 +481,9 @@ def _segment_parser() -> argparse.ArgumentParser:
     p.add_argument('--balanced', action='store_true',
                    help="weight classes by inverse frequency in the fit: a rare class gains IoU, the common ones lose a little")
     p.add_argument('--seeds', type=int, default=1, help="classifier fits per fold from different initial weights (part of the spread)")
+    p.add_argument('--compare', default=None, metavar='START',
+                   help="also fit and score a start backbone (name or file, as BACKBONE) on the labelled sections: "
+                        "its self-score, the gain over it, and its masks in --figure")
     p.add_argument('--figure', default=None, help="save labelled sections with each feature set's classes drawn over them here (PNG)")
     p.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to classify")
     p.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where DATA's metadata lacks it: stored with the labels")
@@ -430,6 +502,7 @@ def segment_cli(argv=None):
     args = _segment_parser().parse_args(argv)
     try:
         check_backbone_spec(args.backbone)
+        if args.compare: check_backbone_spec(args.compare)
         if args.figure: check_writable(args.figure, '--figure')
         sections = sections_to_segment(args.predict, args.plane, args.voxel_size, args.force_planes)      # DATA is checked before any work
         scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
@@ -442,7 +515,8 @@ def segment_cli(argv=None):
         if record:
             segmenter = restore_segmenter(record['classifier'], backbone, **kwargs)
             print(f"Resuming {args.out}: {sections_written(args.out)} of {len(sections)} sections were written; the rest get the "
-                  f"{segmenter.features} classifier fitted then")
+                  f"{segmenter.features} classifier fitted then"
+                  + (" (--compare is scored when the classifier is fitted, not now)" if args.compare else ''))
         else:
             if not isinstance(scale, str): print(f"Backbone features at working scale {scale:g} ({why})")
             segmenter = fit_segmenter(args.images, args.masks, backbone, args.features, scale, args.pixels, args.folds, args.seeds, balanced=args.balanced,
@@ -453,8 +527,19 @@ def segment_cli(argv=None):
                       f"(± over {args.seeds} seed{'s' * (args.seeds > 1)} x {report['scores']['n_bootstrap']} resamples of the sections):")
                 print(format_table(list(report['scores']['rows'].values()), report['class_names']).replace('backbone', 'features', 1))
                 print(("Uses " if args.features == 'auto' else f"Uses {args.features} as asked; the best was ") + report['why'])
-                if args.figure: plot_segmentations(segmenter, save_path=args.figure); print(f"Picture: {args.figure}")
-            else: print(f"Uses {segmenter.features} as asked, not scored: one labelled section (a second one lets it score itself)")
+                if 'backbone_weight' in report:
+                    print(f"The backbone's columns weigh {report['backbone_weight']:g} against the filter bank's")
+                start = None
+                if args.compare:
+                    start = fit_segmenter(report['labelled'], None, resolve_backbone(args.compare), args.features, None,
+                                          args.pixels, args.folds, args.seeds, balanced=args.balanced,
+                                          class_names=report['class_names'], progress=not args.no_progress, **kwargs)
+                    print(compare_report(segmenter, start, args.compare))
+                if args.figure:
+                    plot_segmentations(segmenter, save_path=args.figure, compare=start)
+                    print(f"Picture: {args.figure}")
+            else: print(f"Uses {segmenter.features} as asked, not scored: one labelled section (a second one lets it "
+                        "score itself" + (", and --compare)" if args.compare else ')'))
         names = record['class_names'] if record else segmenter.report['class_names']
         written = write_segmentation(segmenter, args.predict, args.out, args.plane, args.voxel_size, args.force_planes, given, names,
                                      not args.no_progress)

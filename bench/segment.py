@@ -20,28 +20,22 @@ from __future__ import annotations
 import argparse, json, platform, subprocess, sys, tempfile, time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
+from harness import LABELLED_SETS, VNC_IMAGES, VNC_UNLABELED, beyond_noise, log     # first: puts this checkout on sys.path
 
 import numpy as np
 import torch
 from semisupervised_learning.runtime import amp_enabled
 from semisupervised_learning.probe import load_labelled, confusion_matrix, score_row, difference_spread
 from semisupervised_learning.evaluate import format_table, resolve_backbone, filter_responses
-from semisupervised_learning.segment import (FEATURE_PARTS, FEATURE_SETS, Segmenter, choose_features, fit_classifier, labelled_pixels, pixel_columns,
-                                             plot_segmentations, restore_segmenter, sample_grid, score_feature_sets, segmenter_state, write_segmentation)
+from semisupervised_learning.segment import (FEATURE_PARTS, FEATURE_SETS, Segmenter, choose_features, fit_classifier,
+                                             labelled_pixels, pixel_columns, plot_segmentations, restore_segmenter,
+                                             sample_grid, score_feature_sets, segmenter_state)
+from semisupervised_learning.segment_volume import write_segmentation
 
-DATA = ROOT.parent / 'shared' / 'data'
-VNC, ISBI = DATA / 'vnc-gerhard2013' / 'stack1', DATA / 'isbi2012' / 'train'
-SETS = {'vnc-mitochondria': (VNC / 'raw', VNC / 'masks' / 'mitochondria', ['other', 'mitochondria']),
-        'vnc-membrane': (VNC / 'raw', VNC / 'masks' / 'membrane', ['other', 'membrane']),
-        'isbi-membrane': (ISBI / 'images', ISBI / 'labels', ['membrane', 'interior']),
-        'vnc-synapse': (VNC / 'raw', VNC / 'masks' / 'synapse', ['other', 'synapse'])}   # not by default: a check
-TARGET = {'vnc-mitochondria': 'mitochondria', 'vnc-membrane': 'membrane', 'isbi-membrane': 'membrane',
-          'vnc-synapse': 'synapse'}   # the class a summary reports
-
-
-def log(*a): print(*a, flush=True)
+# the labelled sets (bench/harness.py) and a class never looked at while the method was developed, as a check
+SETS = {name: (images, masks, classes) for name, (images, masks, classes, _) in LABELLED_SETS.items()}
+SETS['vnc-synapse'] = (VNC_IMAGES, VNC_IMAGES.parent / 'masks' / 'synapse', ['other', 'synapse'])   # not by default
+TARGET = {**{name: target for name, (*_, target) in LABELLED_SETS.items()}, 'vnc-synapse': 'synapse'}  # reported class
 
 
 def cpu_name() -> str:
@@ -89,7 +83,7 @@ def bench_set(set_name:str, backbone, args) -> dict:
     rows, conf = scored['rows'], scored['confusions']
     better = max(('filters', 'dino'), key=lambda k: rows[k]['mean_iou'])
     gap, spread = rows['both']['mean_iou'] - rows[better]['mean_iou'], difference_spread(conf['both'], conf[better], args.bootstrap)
-    verdict = 'better' if gap > 2 * spread else 'worse' if gap < -2 * spread else 'within noise'
+    verdict = 'within noise' if not beyond_noise(gap, spread) else 'better' if gap > 0 else 'worse'
     log(f"\n#### {set_name}: {args.n_fit} sections fit ({', '.join(data.names[:args.n_fit])}), {len(held)} scored at every pixel; "
         f"{args.pixels} pixels sampled per section; {args.seeds} seeds x {args.bootstrap} resamples")
     log(format_table(list(rows.values()), names).replace('backbone', 'features', 1))
@@ -119,7 +113,7 @@ def bench_set(set_name:str, backbone, args) -> dict:
 
 
 def summary(results:list, backbone:str) -> str:
-    lines = [f"| set | fit / scored | filters mIoU | dino mIoU | both mIoU | both - better | backbone weight | "
+    lines = ["| set | fit / scored | filters mIoU | dino mIoU | both mIoU | both - better | backbone weight | "
              "target IoU filters / dino / both | self-score picks |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cell = lambda k: f"{r['rows'][k]['mean_iou']:.3f} ±{r['rows'][k]['mean_iou_std']:.3f}"
@@ -154,7 +148,7 @@ def memory_check(backbone_spec:str, args) -> list:
     segmenter = Segmenter(fit_classifier(samples, range(2), 'both', data.n_classes), 'both', data.class_values, backbone, data.scale)
     folder = Path(tempfile.mkdtemp())
     (folder / 'state.json').write_text(json.dumps(segmenter_state(segmenter)))
-    raw = sorted((DATA / 'vnc-gerhard2013' / 'stack2' / 'raw').glob('*.tif'))
+    raw = sorted(VNC_UNLABELED.glob('*.tif'))
     out = []
     for n in (4, 16):
         class Sections:                     # write_volume reads it a section at a time

@@ -39,6 +39,24 @@ __all__ = list(dict.fromkeys([*globals().get('__all__', []), *(
     name for module in (runtime, volumes, data, crops, loader, lora, objective, model, optimisation, checkpoints,
                         health, features, probe, training, run_config) for name in module.__all__)]))
 
+def _public_names(module:str) -> list[str]:
+    "A module's `__all__`, read from its source without importing it (nbdev writes it as a literal list)."
+    import ast, importlib.util
+    source = Path(importlib.util.find_spec(f'semisupervised_learning.{module}').origin)     # found, not imported
+    tree = ast.parse(source.read_text(encoding='utf-8'))
+    return next(ast.literal_eval(n.value) for n in tree.body
+                if isinstance(n, ast.Assign) and getattr(n.targets[0], 'id', None) == '__all__')
+
+# The modules built on core (the probe command, segmentation) import it, so core cannot import them first: their
+# names are in the front door all the same, each module loaded when one of its names is first asked for.
+_BUILT_ON_CORE = {name: module for module in ('evaluate', 'segment', 'segment_volume') for name in _public_names(module)}
+__all__ += [name for name in _BUILT_ON_CORE if name not in __all__]
+
+def __getattr__(name:str):
+    if name not in _BUILT_ON_CORE: raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module(f'semisupervised_learning.{_BUILT_ON_CORE[name]}'), name)
+
 # %% ../nbs/12_core.ipynb #ddcd562c
 def describe_images(data) -> str:
     "A short description of a folder or a list of image files (a count and the folders, never every path)."

@@ -4,43 +4,42 @@
 
 # %% ../nbs/17_segment.ipynb #8bfb2bb9
 from __future__ import annotations
-import argparse, json, math, os
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
-from PIL import Image
 from tqdm.auto import tqdm
-from .data import PATCH_SIZE, PLANES, EMImageError, EMVolume, em_sections, load_em_image, ngff_multiscales, parse_voxel_size
-from .model import weights_fingerprint
-from .features import _pixel_rows, _working_rows, choose_scale, dense_feature_rows, dense_features, patch_grid, pixel_extent
+from .data import PATCH_SIZE
+from .features import (_pixel_rows, _working_rows, choose_scale, dense_feature_rows, dense_features,
+                                              patch_grid, pixel_extent)
 from .probe import (LabelledImages, DenseLinearProbe, load_labelled, confusion_matrix,
                                            confusion_scores, score_row, difference_spread)
-from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec, check_writable, resolve_backbone,
-                       format_table, _overlay)
-from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, factor_option
+from .evaluate import (FILTER_SIGMAS, filter_bank_features, filter_responses, check_backbone_spec,
+                                              resolve_backbone, _overlay)
 
 # %% auto #0
 __all__ = ['FILTER_MARGIN', 'N_FILTERS', 'FEATURE_SETS', 'FEATURE_PARTS', 'PART_SIZES', 'GRID_PARTS', 'BACKBONE_WEIGHTS',
-           'SETTINGS_FILE', 'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns',
-           'fit_linear', 'fit_classifier', 'cross_fit_weight', 'Segmenter', 'score_feature_sets', 'choose_features',
-           'fit_segmenter', 'segmenter_state', 'restore_segmenter', 'sections_to_segment', 'run_settings',
-           'open_segmentation', 'write_segmentation', 'sections_written', 'plot_segmentations', 'compare_report',
-           'segment_cli']
+           'filter_rows', 'patch_filter_rows', 'sample_grid', 'labelled_pixels', 'pixel_columns', 'fit_linear',
+           'fit_classifier', 'cross_fit_weight', 'Segmenter', 'score_feature_sets', 'choose_features', 'fit_segmenter',
+           'segmenter_state', 'restore_segmenter', 'plot_segmentations', 'compare_report']
 
 # %% ../nbs/17_segment.ipynb #3c5bd315
-FILTER_MARGIN = math.ceil(4 * max(FILTER_SIGMAS)) + 1   # scipy's Gaussians reach 4 sigma: this many rows beyond a band make it exact
+# scipy's Gaussians reach 4 sigma: this many rows beyond a band make it exact
+FILTER_MARGIN = math.ceil(4 * max(FILTER_SIGMAS)) + 1
 N_FILTERS = 5 * len(FILTER_SIGMAS)
 
 def filter_rows(read_rows, # read_rows(y0, y1): the section's rows y0 to y1, all columns, float32 in [0, 1]
                 shape, first:int, last:int) -> np.ndarray:
-    "The filter bank per pixel (`filter_responses`) for rows `first` to `last`, `(n, W, 25)`: reads FILTER_MARGIN rows more each side, so as of the whole section."
+    """The filter bank per pixel (`filter_responses`) for rows `first` to `last`, `(n, W, 25)`: reads FILTER_MARGIN rows
+    more each side, so as of the whole section."""
     top, bottom = max(0, first - FILTER_MARGIN), min(shape[0], last + FILTER_MARGIN)
     return filter_responses(np.asarray(read_rows(top, bottom), np.float32))[first - top:last - top]
 
 def patch_filter_rows(read_rows, shape, # as `filter_rows`
                       scale:float, first:int, last:int) -> torch.Tensor:
-    "The probe's filter bank (`filter_bank_features`: each response's mean and std per patch, at the working scale) for patch rows `first` to `last`, `(n, w, 50)`."
+    """The probe's filter bank (`filter_bank_features`: each response's mean and std per patch, at the working scale)
+    for patch rows `first` to `last`, `(n, w, 50)`."""
     p, height = PATCH_SIZE, patch_grid(shape, scale)[0] * PATCH_SIZE       # the padded working-scale section's rows
     top, bottom = max(0, first * p - FILTER_MARGIN), min(height, last * p + FILTER_MARGIN)
     rows = filter_responses(_working_rows(read_rows, shape, scale, top, bottom).numpy())[first * p - top:last * p - top]
@@ -50,31 +49,38 @@ def patch_filter_rows(read_rows, shape, # as `filter_rows`
 def sample_grid(grid:torch.Tensor, # (h, w, C) values on a section's patch grid (features, logits)
                 ys, xs, # pixel rows and columns of the section (1-D, same length)
                 shape, scale:float=1.0) -> torch.Tensor:
-    "The grid's values at pixels (ys, xs), `(n, C)`, bilinear exactly as `upsample_features` puts them there, without upsampling the rest."
+    """The grid's values at pixels (ys, xs), `(n, C)`, bilinear exactly as `upsample_features` puts them there, without
+    upsampling the rest."""
     extent = pixel_extent(shape, grid.shape[:2], scale)
-    where = torch.stack([(torch.as_tensor(xs) + 0.5) / extent[1], (torch.as_tensor(ys) + 0.5) / extent[0]], -1).float() * 2 - 1
-    values = F.grid_sample(grid.permute(2, 0, 1)[None].float(), where[None, None], mode='bilinear', padding_mode='border', align_corners=False)
+    where = (torch.stack([(torch.as_tensor(xs) + 0.5) / extent[1], (torch.as_tensor(ys) + 0.5) / extent[0]],
+                         -1).float() * 2 - 1)
+    values = F.grid_sample(grid.permute(2, 0, 1)[None].float(), where[None, None], mode='bilinear',
+                           padding_mode='border', align_corners=False)
     return values[0, :, 0].T
 
 # %% ../nbs/17_segment.ipynb #d3230fe2
 FEATURE_SETS = ('filters', 'dino', 'both')
-FEATURE_PARTS = {'filters': ('bank', 'pixel'), 'dino': ('dino',), 'both': ('dino', 'bank', 'pixel')}   # their columns, in this order
+# their columns, in this order
+FEATURE_PARTS = {'filters': ('bank', 'pixel'), 'dino': ('dino',), 'both': ('dino', 'bank', 'pixel')}
 PART_SIZES = dict(bank=2 * N_FILTERS, pixel=N_FILTERS)     # 'dino': the backbone's width
-GRID_PARTS = ('dino', 'bank')                                # on the patch grid, upsampled to pixels; 'pixel': per pixel
+# on the patch grid, upsampled to pixels; 'pixel': per pixel
+GRID_PARTS = ('dino', 'bank')
 
 def labelled_pixels(data:LabelledImages, # labelled sections at a working scale (`load_labelled(..., scale=)`)
                     backbone:nn.Module|None=None, # for the backbone's columns; None: the filter banks only
                     pixels:int=2**14, # labelled pixels sampled per section
                     seed:int=0, tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None,
                     progress:bool=False) -> dict:
-    "Per section, a random sample of its pixels: their labels and the columns of each part (`FEATURE_PARTS`); and the section's patch-grid features (to classify it later)."
+    """Per section, a random sample of its pixels: their labels and the columns of each part (`FEATURE_PARTS`); and the
+    section's patch-grid features (to classify it later)."""
     rng, out = np.random.default_rng(seed), dict(labels=[], dino=[], bank=[], pixel=[], grids=[])
     for section, mask in tqdm(list(zip(data.images, data.masks)), desc='labelled sections', disable=not progress):
         (H, W), section = mask.shape, np.asarray(section, np.float32)
         pick = torch.from_numpy(rng.choice(H * W, min(pixels, H * W), replace=False))
         ys, xs = pick // W, pick % W
         grids = dict(bank=filter_bank_features([section], scale=data.scale)[0])
-        if backbone is not None: grids['dino'] = dense_features(backbone, section, data.scale, tile, overlap, batch_size, device, amp).cpu()
+        if backbone is not None: grids['dino'] = dense_features(backbone, section, data.scale, tile, overlap,
+                batch_size, device, amp).cpu()
         for part, grid in grids.items(): out[part].append(sample_grid(grid, ys, xs, (H, W), data.scale))
         out['pixel'].append(torch.from_numpy(filter_responses(section)[ys, xs]))
         out['labels'].append(mask[ys, xs]); out['grids'].append(grids)
@@ -135,12 +141,12 @@ def cross_fit_weight(samples:dict, sections:list, n_classes:int, balanced:bool=F
         return float(confusion_scores(counts.numpy())['mean_iou'])
     return max(BACKBONE_WEIGHTS, key=mean_iou)      # the largest first: a tie keeps more of the backbone
 
-
 # %% ../nbs/17_segment.ipynb #b81c2474
 @dataclass
 class Segmenter:
     "A pixel classifier fitted on a few labelled sections: `predict(section)` gives every pixel's class number."
-    classifier:DenseLinearProbe   # standardised linear classifier on one pixel's columns, `FEATURE_PARTS[features]` side by side
+    # standardised linear classifier on one pixel's columns, `FEATURE_PARTS[features]` side by side
+    classifier:DenseLinearProbe
     features:str                  # 'dino', 'filters' or 'both'
     class_values:list             # the mask value of each class number
     backbone:nn.Module|None = None
@@ -158,11 +164,14 @@ class Segmenter:
         return ((x.float() - c.mean[cols]) / c.std[cols]) @ c.linear.weight[:, cols].T
 
     def _grid_logits(self, read_rows, shape, grids:dict) -> torch.Tensor|None:
-        "The patch-grid parts' logits `(h, w, K)`: features a row of tiles (backbone) or 16 patch rows (filter bank) at a time, or from `grids`."
+        """The patch-grid parts' logits `(h, w, K)`: features a row of tiles (backbone) or 16 patch rows (filter bank)
+        at a time, or from `grids`."""
         total, parts = None, [q for q in FEATURE_PARTS[self.features] if q in GRID_PARTS]
         for part in parts:
             if part in grids: rows = [grids[part]]
-            elif part == 'dino': rows = (r for _, r in dense_feature_rows(self.backbone, read_rows, shape, self.scale, self.tile, self.overlap,
+            elif part == 'dino': rows = (r for _,
+                                         r in dense_feature_rows(self.backbone, read_rows, shape, self.scale, self.tile,
+                                                 self.overlap,
                                                                          self.batch_size, self.device, self.amp))
             else:
                 h = patch_grid(shape, self.scale)[0]
@@ -174,15 +183,19 @@ class Segmenter:
     @torch.no_grad()
     def class_rows(self, read_rows, # read_rows(y0, y1): the section's rows, all columns, float32 in [0, 1]
                    shape, # (H, W) of the section
-                   grids:dict|None=None, # its patch-grid features where already computed: {'dino': (h, w, D), 'bank': (h, w, 50)}
+                   # its patch-grid features where already computed: {'dino': (h, w, D), 'bank': (h, w, 50)}
+                   grids:dict|None=None,
                    band:int=256): # pixel rows classified at a time
-        "Class numbers of a section, top to bottom: yields (first row, `(n, W)` uint8); holds one row of tiles, the patch grid's logits and one band."
+        """Class numbers of a section, top to bottom: yields (first row, `(n, W)` uint8); holds one row of tiles, the
+        patch grid's logits and one band."""
         H, W = shape
-        grid = self._grid_logits(read_rows, shape, grids or {})   # linear, bilinear weights summing to 1: the upsampled features' logits
+        # linear, bilinear weights summing to 1: the upsampled features' logits
+        grid = self._grid_logits(read_rows, shape, grids or {})
         for y in range(0, H, band):
             last = min(H, y + band)
             logits = self.classifier.linear.bias.expand(last - y, W, -1)
-            if grid is not None: logits = logits + _pixel_rows(lambda a, b: grid[a:b], grid.shape[:2], shape, self.scale, y, last)
+            if grid is not None: logits = logits + _pixel_rows(lambda a, b: grid[a:b], grid.shape[:2], shape,
+                    self.scale, y, last)
             if 'pixel' in FEATURE_PARTS[self.features]:
                 logits = logits + self._logits(torch.from_numpy(filter_rows(read_rows, shape, y, last)), 'pixel')
             yield y, logits.argmax(-1).to(torch.uint8).numpy()
@@ -196,11 +209,16 @@ class Segmenter:
 # %% ../nbs/17_segment.ipynb #edc5a697
 def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of the labelled sections, and the sections
                        feature_sets=FEATURE_SETS,
-                       folds:int|list=3, # this many contiguous blocks of sections, or a list of blocks (section numbers): each is scored by a fit on the others
-                       seeds:int=1, n_bootstrap:int=1000, # classifier fits from different initial weights; resamples of the scored sections
+                       # this many contiguous blocks of sections, or a list of blocks (section numbers): each is scored
+                       # by a fit on the others
+                       folds:int|list=3,
+                       # classifier fits from different initial weights; resamples of the scored sections
+                       seeds:int=1, n_bootstrap:int=1000,
                        balanced:bool=False, # weight classes by inverse frequency in the fit (`fit_linear`)
-                       **segmenter_kwargs) -> dict: # passed to `Segmenter` (backbone settings are not needed: patch features are cached)
-    "Each feature set fitted on some labelled sections and scored on the others: rows with the probe's spread, confusions `(seeds, scored, K, K)`, the first seed's predictions."
+                       # passed to `Segmenter` (backbone settings are not needed: patch features are cached)
+                       **segmenter_kwargs) -> dict:
+    """Each feature set fitted on some labelled sections and scored on the others: rows with the probe's spread,
+    confusions `(seeds, scored, K, K)`, the first seed's predictions."""
     n, k = len(data), data.n_classes
     blocks = np.array_split(np.arange(n), min(folds, n)) if isinstance(folds, int) else [list(b) for b in folds]
     confusions, predictions, backbone_weights = {}, {}, {}
@@ -226,52 +244,70 @@ def score_feature_sets(samples:dict, data:LabelledImages, # `labelled_pixels` of
 
 def choose_features(scores:dict, # `score_feature_sets`
                     class_names:list) -> tuple[str, str]:
-    "The feature set with the highest mean IoU, and why in one line: its scores with their spread, the others' gaps with theirs."
+    """The feature set with the highest mean IoU, and why in one line: its scores with their spread, the others' gaps
+    with theirs."""
     rows = scores['rows']
     best = max(rows, key=lambda name: rows[name]['mean_iou'])
     r = rows[best]
     per_class = ', '.join(f"{c} {v:.3f} ± {s:.3f}" for c, v, s in zip(class_names, r['iou'], r['iou_std']))
     others = [f"{name} {rows[name]['mean_iou']:.3f} ({rows[name]['mean_iou'] - r['mean_iou']:+.3f} ± "
               f"{difference_spread(scores['confusions'][name], scores['confusions'][best], scores['n_bootstrap']):.3f})" for name in rows if name != best]
-    return best, f"{best}: mean IoU {r['mean_iou']:.3f} ± {r['mean_iou_std']:.3f} (IoU {per_class})" + (f"; {', '.join(others)}" if others else '')
+    return (best,
+            f"{best}: mean IoU {r['mean_iou']:.3f} ± {r['mean_iou_std']:.3f} (IoU {per_class})"
+            + (f"; {', '.join(others)}" if others else ''))
 
 # %% ../nbs/17_segment.ipynb #f0228e6c
-def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections and their masks, paired by file name; or `LabelledImages` (masks None)
-                  backbone=None, # a DINOv2 name, weights file or module (`resolve_backbone`); None: the filter bank only
+def fit_segmenter(images,
+                  # folders (or lists) of labelled sections and their masks, paired by file name; or `LabelledImages`
+                  # (masks None)
+                  masks=None,
+                  # a DINOv2 name, weights file or module (`resolve_backbone`); None: the filter bank only
+                  backbone=None,
                   features:str='auto', # 'dino', 'filters', 'both', or 'auto': the best of them on the self-score
-                  scale:float|None=None, # the backbone's working scale; None: the scale it was trained at, else 1 (native)
+                  # the backbone's working scale; None: the scale it was trained at, else 1 (native)
+                  scale:float|None=None,
                   pixels:int=2**14, # labelled pixels sampled per section for the fit
                   folds:int=3, seeds:int=1, n_bootstrap:int=1000, # the self-score (`score_feature_sets`)
-                  balanced:bool=False, # weight classes by inverse frequency: a rare class (mitochondria) gains IoU, the common ones lose a little
+                  # weight classes by inverse frequency: a rare class (mitochondria) gains IoU, the common ones lose a
+                  # little
+                  balanced:bool=False,
                   class_names=None, # one per class, for the report; default: the mask values
                   tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None, progress:bool=False,
                  ) -> Segmenter:
-    "Fit a pixel classifier on a few labelled sections: every feature set scored on sections it was not fitted on, the chosen one fitted on all."
+    """Fit a pixel classifier on a few labelled sections: every feature set scored on sections it was not fitted on, the
+    chosen one fitted on all."""
     if features not in ('auto', *FEATURE_SETS):
         raise ValueError(f"features={features!r}: choose 'auto', {', '.join(map(repr, FEATURE_SETS))}.")
     if backbone is None and features in ('dino', 'both'):
         raise ValueError(f"features={features!r} needs a backbone: give one, or features='filters'.")
     if backbone is not None: check_backbone_spec(backbone)
     if not isinstance(images, LabelledImages):
-        scale, _ = choose_scale(scale, [backbone] if isinstance(backbone, (str, Path)) and Path(backbone).is_file() else [])
-        if isinstance(scale, str): raise ValueError(f"The backbone was trained at {scale} pixels; labelled images do not say their pixel size: give a scale "
+        scale, _ = choose_scale(scale,
+                                [backbone] if isinstance(backbone, (str, Path)) and Path(backbone).is_file() else [])
+        if isinstance(scale, str): raise ValueError(f"The backbone was trained at {scale} pixels; labelled images do "
+                                                    f"not say their pixel size: give a scale "
                                                     f"factor ({scale[:-2]} divided by your images' pixel size in nm).")
     data = images if isinstance(images, LabelledImages) else load_labelled(images, masks, scale=scale)
     if data.scale is None:
-        raise ValueError("The labelled sections were resized (load_labelled without scale): load them with scale=1 (or the working scale).")
+        raise ValueError("The labelled sections were resized (load_labelled without scale): load them with "
+                         "scale=1 (or the working scale).")
     names = [str(v) for v in data.class_values] if class_names is None else list(class_names)
     if len(names) != data.n_classes:
-        raise ValueError(f"{len(names)} class names ({', '.join(names)}) but the masks hold {data.n_classes} values ({', '.join(map(str, data.class_values))}): "
+        raise ValueError(f"{len(names)} class names ({', '.join(names)}) but the masks hold {data.n_classes} values "
+                         f"({', '.join(map(str, data.class_values))}): "
                          "give one name per mask value, in increasing order of the values.")
     if features == 'auto' and len(data) < 2:
-        raise ValueError("Choosing the features needs at least 2 labelled sections (fit on one, score the other): add one, or give features.")
+        raise ValueError("Choosing the features needs at least 2 labelled sections (fit on one, score the "
+                         "other): add one, or give features.")
     backbone = None if backbone is None else resolve_backbone(backbone)
     settings = dict(scale=data.scale, tile=tile, overlap=overlap, batch_size=batch_size, device=device, amp=amp)
-    samples = labelled_pixels(data, backbone if features != 'filters' else None, pixels, 0, tile, overlap, batch_size, device, amp, progress)
+    samples = labelled_pixels(data, backbone if features != 'filters' else None, pixels, 0, tile, overlap, batch_size,
+                              device, amp, progress)
     report = dict(class_names=names, n_sections=len(data), labelled=data)
     if len(data) > 1:
         candidates = FEATURE_SETS if backbone is not None and features != 'filters' else ('filters',)
-        scores = score_feature_sets(samples, data, candidates, folds, seeds, n_bootstrap, balanced, **{k: v for k, v in settings.items() if k != 'scale'})
+        scores = score_feature_sets(samples, data, candidates, folds, seeds, n_bootstrap, balanced,
+                                    **{k: v for k, v in settings.items() if k != 'scale'})
         best, why = choose_features(scores, names)
         report.update(scores=scores, best=best, why=why)
     chosen = report['best'] if features == 'auto' else features
@@ -281,154 +317,30 @@ def fit_segmenter(images, masks=None, # folders (or lists) of labelled sections 
 
 # %% ../nbs/17_segment.ipynb #ce56289d
 def segmenter_state(segmenter:Segmenter) -> dict:
-    "What a segmentation store keeps of its classifier (JSON: a few hundred numbers), so a resumed run classifies as the first did."
+    """What a segmentation store keeps of its classifier (JSON: a few hundred numbers), so a resumed run classifies as
+    the first did."""
     c = segmenter.classifier
-    return dict(features=segmenter.features, class_values=segmenter.class_values, scale=segmenter.scale, mean=c.mean.tolist(), std=c.std.tolist(),
+    return dict(features=segmenter.features, class_values=segmenter.class_values, scale=segmenter.scale,
+                mean=c.mean.tolist(), std=c.std.tolist(),
                 weight=c.linear.weight.tolist(), bias=c.linear.bias.tolist())
 
 def restore_segmenter(state:dict, # `segmenter_state`
-                      backbone:nn.Module|None=None, **settings) -> Segmenter: # `Segmenter`'s tile, overlap, batch_size, device, amp
+                      # `Segmenter`'s tile, overlap, batch_size, device, amp
+                      backbone:nn.Module|None=None, **settings) -> Segmenter:
     "The `Segmenter` a state was taken from (the backbone given again where its features need one)."
     classifier = DenseLinearProbe(torch.tensor(state['mean']), torch.tensor(state['std']), len(state['class_values']))
     with torch.no_grad():
-        classifier.linear.weight.copy_(torch.tensor(state['weight'])); classifier.linear.bias.copy_(torch.tensor(state['bias']))
+        classifier.linear.weight.copy_(torch.tensor(state['weight']))
+        classifier.linear.bias.copy_(torch.tensor(state['bias']))
     return Segmenter(classifier.eval(), state['features'], state['class_values'], backbone, state['scale'], **settings)
-
-# %% ../nbs/17_segment.ipynb #9903d8bf
-def _image_shape(path:Path, page:int) -> tuple[int, int]:
-    "(H, W) of an image file or a TIFF page, from its header."
-    if path.suffix.lower() in ('.tif', '.tiff'):
-        import tifffile
-        with tifffile.TiffFile(path) as tif: return tuple(tif.pages[page].shape[:2])
-    with Image.open(path) as im: return im.height, im.width
-
-def sections_to_segment(data, # a folder of images, a TIFF stack or a volume (see `EMVolume`), as the training command reads them
-                        plane:str='xy', voxel_size=None, force_planes:bool=False, # a volume's sections, as `em_sections`
-                       ) -> list[dict]:
-    "Every section of DATA as a dict: name (for its file), shape, where it goes in a labels volume, and read_rows(y0, y1); images are read once, volumes by rows."
-    items, out = em_sections(data, (plane,), parse_voxel_size(voxel_size) if isinstance(voxel_size, str) else voxel_size, force_planes), []
-    pages, cache = {}, {}          # cache: the image file read last (its rows are asked for band by band)
-    for source, _ in items: pages[source] = pages.get(source, 0) + 1
-    for n, (source, k) in enumerate(items):
-        if isinstance(source, EMVolume):
-            (H, W), index = source.section_shape(k), source.section_key(k)[1]
-            out.append(dict(name=f"{plane}_{index:04d}" if plane != 'xy' else f"{index:04d}", shape=(H, W), index=index, axis=PLANES.index(plane),
-                            volume=source,
-                            read_rows=lambda y0, y1, s=source, k=k, W=W: s.section(k, (y0, 0, y1 - y0, W))))
-        else:
-            def read_rows(y0, y1, path=source, page=k):
-                if cache.get('key') != (path, page): cache.update(key=(path, page), image=load_em_image(path, page))
-                return cache['image'][y0:y1]
-            out.append(dict(name=f"{source.stem}_{k:04d}" if pages[source] > 1 else source.stem, shape=_image_shape(source, k), index=n, axis=0,
-                            volume=None,
-                            read_rows=read_rows))
-    return out
-
-# %% ../nbs/17_segment.ipynb #5820a450
-SETTINGS_FILE = 'segmentation.json'      # in a folder of PNGs: what made them (a Zarr store keeps it in its attributes)
-
-def _is_zarr(out) -> bool: return str(out).rstrip('/\\').lower().endswith('.zarr')
-
-def run_settings(data, plane:str, settings:dict) -> dict:
-    "What identifies a segmentation run, as stored (JSON): the data, the plane and the given settings."
-    return json.loads(json.dumps(dict(source=str(data), plane=plane, **settings)))
-
-def open_segmentation(out, settings:dict) -> dict|None:
-    "The record OUT holds of a segmentation run with these settings (`run_settings`), None where OUT is new or an empty folder; anything else there is refused."
-    out = Path(out)
-    if not out.exists(): return None
-    if out.is_file(): raise FileExistsError(f"{out} is a file: --out names a new folder or NAME.zarr; choose another name (nothing was written).")
-    record = {}
-    if _is_zarr(out):
-        import zarr
-        try: record = dict(zarr.open_group(str(out), mode='r').attrs)
-        except Exception: pass
-    elif (out / SETTINGS_FILE).exists(): record = json.loads((out / SETTINGS_FILE).read_text())
-    elif not any(out.iterdir()): return None
-    stored = record.get('segmentation_of')
-    if stored != settings:
-        what = 'something else' if stored is None else 'a segmentation made with other settings (' + ', '.join(
-            f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(stored) | set(settings))
-            if stored.get(k) != settings.get(k))[:300] + ')'
-        raise FileExistsError(f"{out} exists and holds {what}: choose a new --out, or delete it (nothing was overwritten).")
-    return record
-
-def _new_labels(out:Path, sections:list, record:dict, voxel_size, class_names):
-    "An empty OME-Zarr labels group: uint8 array '0' in the volume's (z, y, x) order, chunks one section deep, NGFF 0.4 multiscales with the voxel size."
-    import zarr
-    volume, axis = sections[0]['volume'], sections[0]['axis']
-    if volume is None and len({s['shape'] for s in sections}) > 1:
-        sizes = ', '.join(sorted({f'{w}x{h}' for h, w in (s['shape'] for s in sections)}))
-        raise ValueError(f"The sections of {record['segmentation_of']['source']} differ in size ({sizes}): "
-                         f"a labels volume needs one size; give --out FOLDER for one PNG per section.")
-    shape = volume.shape if volume is not None else (len(sections), *sections[0]['shape'])
-    size = volume.voxel_size if volume is not None else voxel_size
-    group = zarr.open_group(str(out), mode='w-', zarr_format=2)
-    chunks = tuple(1 if i == axis else min(256, n) for i, n in enumerate(shape))       # one section deep
-    group.create_array('0', shape=shape, chunks=chunks, dtype='uint8', fill_value=0)
-    group.create_array('done', shape=(len(sections),), chunks=(len(sections),), dtype=bool, fill_value=False)
-    group.attrs.update({'multiscales': ngff_multiscales(out.stem, [size or (1, 1, 1)], unit='nanometer' if size else None),
-                        'image-label': dict(version='0.4', properties=[{'label-value': i, 'name': n} for i, n in enumerate(class_names)]),
-                        **record})
-    return group
-
-def _put_rows(array, section:dict, first:int, rows:np.ndarray):
-    "Rows of a section's classes into the labels volume, where the section lies (xy: along z; xz: along y; yz: along x)."
-    where = [slice(None)] * 3
-    where[section['axis']], where[1 if section['axis'] == 0 else 0] = section['index'], slice(first, first + len(rows))
-    array[tuple(where)] = rows
-
-# %% ../nbs/17_segment.ipynb #df51b948
-def write_segmentation(segmenter:Segmenter, data, # a folder of images, a TIFF stack or a volume (`sections_to_segment`)
-                       out, # 'labels.zarr': OME-Zarr labels; any other name: a folder of PNGs, one per section. New, or one this run began (it resumes)
-                       plane:str='xy', voxel_size=None, force_planes:bool=False, # as `sections_to_segment`; voxel_size also labels images' sections
-                       settings:dict|None=None, # what identifies the run (`run_settings`); None: the data and this classifier
-                       class_names=None, # one per class, stored with the labels; default: the mask values
-                       progress:bool=True) -> int:
-    "Classify every section of DATA into OUT a band of rows at a time, section by section; sections already written are skipped. Returns the sections written now."
-    sections = sections_to_segment(data, plane, voxel_size, force_planes)
-    settings = run_settings(data, plane, settings if settings is not None else dict(classifier=segmenter_state(segmenter)))
-    names = [str(v) for v in segmenter.class_values] if class_names is None else list(class_names)
-    record, out = open_segmentation(out, settings), Path(out)
-    new = dict(segmentation_of=settings, classifier=segmenter_state(segmenter), class_values=segmenter.class_values, class_names=names)
-    if _is_zarr(out):
-        import zarr
-        size = parse_voxel_size(voxel_size) if isinstance(voxel_size, str) else voxel_size
-        group = zarr.open_group(str(out), mode='r+') if record else _new_labels(out, sections, new, size, names)
-        labels, done = group['0'], group['done']
-        finished = done[:]
-        todo = [n for n in range(len(sections)) if not finished[n]]
-    else:
-        if len({s['name'] for s in sections}) < len(sections): raise ValueError(f"Two sections of {data} have the same file name: give --out NAME.zarr.")
-        out.mkdir(parents=True, exist_ok=True)
-        if not record: (out / SETTINGS_FILE).write_text(json.dumps(new))
-        todo = [n for n, s in enumerate(sections) if not (out / f"{s['name']}.png").exists()]
-    for n in tqdm(todo, desc=f'segmenting {data}', unit='section', initial=len(sections) - len(todo), total=len(sections),
-                  disable=not progress):
-        s = sections[n]
-        if _is_zarr(out):
-            for first, rows in segmenter.class_rows(s['read_rows'], s['shape']): _put_rows(labels, s, first, rows)
-            done[n] = True                     # after its rows: an interrupted section is classified again
-        else:
-            part = out / f".{s['name']}.png.part"     # renamed when whole: a PNG there is a finished section
-            Image.fromarray(np.concatenate([rows for _, rows in segmenter.class_rows(s['read_rows'], s['shape'])])).save(part, format='PNG')
-            os.replace(part, out / f"{s['name']}.png")
-    return len(todo)
-
-def sections_written(out) -> int:
-    "How many sections a segmentation store or folder holds finished."
-    out = Path(out)
-    if _is_zarr(out):
-        import zarr
-        return int(np.sum(zarr.open_group(str(out), mode='r')['done'][:]))
-    return len(list(out.glob('*.png')))
 
 # %% ../nbs/17_segment.ipynb #977c69ff
 def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_segmenter` on 2+ sections)
                        n_show:int=3, save_path=None,
                        compare:Segmenter|None=None, # fitted alike with a start backbone: its 'dino' and 'both' rows too
                        compare_name:str='start'):
-    "A few labelled sections with their true masks, then the classes each feature set gave them when fitted on the other sections."
+    """A few labelled sections with their true masks, then the classes each feature set gave them when fitted on the
+    other sections."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
     data, names = segmenter.report['labelled'], segmenter.report['class_names']
@@ -442,10 +354,11 @@ def plot_segmentations(segmenter:Segmenter, # fitted with a self-score (`fit_seg
     fig, axes = plt.subplots(len(rows), len(shown), figsize=(2.4 * len(shown), 2.4 * len(rows) + 0.3), squeeze=False)
     for i, (label, classes) in enumerate(rows):
         for j, k in enumerate(shown):
-            _overlay(axes[i, j], data.images[k], torch.as_tensor(np.asarray(classes[k])), f"{label}\n{data.names[k]}" if j == 0 else data.names[k])
+            _overlay(axes[i, j], data.images[k], torch.as_tensor(np.asarray(classes[k])),
+                     f"{label}\n{data.names[k]}" if j == 0 else data.names[k])
     colours = plt.get_cmap('tab10', 10)
-    fig.legend(handles=[Patch(color=colours(k), alpha=0.6, label=n) for k, n in enumerate(names)], loc='upper center', ncol=len(names),
-               fontsize=7, frameon=False)
+    fig.legend(handles=[Patch(color=colours(k), alpha=0.6, label=n) for k, n in enumerate(names)], loc='upper center',
+               ncol=len(names), fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     if save_path: fig.savefig(save_path, dpi=110)
     return fig
@@ -458,95 +371,3 @@ def compare_report(segmenter:Segmenter, start:Segmenter, # fitted on the same se
             f"{difference_spread(a['confusions'][k], b['confusions'][k], a['n_bootstrap']):.3f}"
             for k in ('dino', 'both') if k in a['rows'] and k in b['rows']]
     return f"With {start_name}: {start.report['why']}\nBackbone - {start_name}, mean IoU: {', '.join(gaps)}"
-
-
-# %% ../nbs/17_segment.ipynb #41d3b0a5
-def _segment_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog='ssl-dino-segment', formatter_class=_Defaults,
-                                description="Segment EM sections from a few labelled ones: a pixel classifier on the backbone's features, a filter bank, or both "
-                                            "(each scored on labelled sections it was not fitted on), then every section of DATA classified.",
-                                epilog=f"DATA formats: image folders, TIFF stacks and volumes: {VOLUME_HELP}.")
-    p.add_argument('images', help="folder of labelled EM images")
-    p.add_argument('masks', help="folder of their masks, same file names (PNG/TIFF, 0/255 or class numbers)")
-    p.add_argument('backbone', help="an adapted_backbone.pth, a run's checkpoint, a weights file or a DINOv2 name")
-    p.add_argument('--predict', required=True, metavar='DATA', help="the sections to segment: a folder of images, a TIFF stack or a volume")
-    p.add_argument('--out', required=True, help="NAME.zarr: OME-Zarr labels (uint8 class numbers, napari opens them over the volume); "
-                   "another name: a folder of PNGs, one per section. Resumes a run the same command began")
-    p.add_argument('--features', choices=('auto', *FEATURE_SETS), default='auto', help="per-pixel features: the backbone's (dino), the filter bank, "
-                   "or both side by side; auto: the best on the labelled sections")
-    p.add_argument('--scale', type=factor_option, default=None, help="the backbone's working scale (2: half resolution); default: the scale it was trained at, else 1")
-    p.add_argument('--class-names', default=None, help="comma-separated, one per mask value in increasing order (e.g. other,mitochondria)")
-    p.add_argument('--pixels', type=int, default=2**14, help="labelled pixels sampled per section to fit the classifier")
-    p.add_argument('--folds', type=int, default=3, help="the self-score: labelled sections in this many blocks, each scored by a fit on the others")
-    p.add_argument('--balanced', action='store_true',
-                   help="weight classes by inverse frequency in the fit: a rare class gains IoU, the common ones lose a little")
-    p.add_argument('--seeds', type=int, default=1, help="classifier fits per fold from different initial weights (part of the spread)")
-    p.add_argument('--compare', default=None, metavar='START',
-                   help="also fit and score a start backbone (name or file, as BACKBONE) on the labelled sections: "
-                        "its self-score, the gain over it, and its masks in --figure")
-    p.add_argument('--figure', default=None, help="save labelled sections with each feature set's classes drawn over them here (PNG)")
-    p.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to classify")
-    p.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where DATA's metadata lacks it: stored with the labels")
-    p.add_argument('--force-planes', action='store_true', help="xz / yz sections even where the voxel size says the data are anisotropic")
-    p.add_argument('--tile', type=int, default=518, help="tile side in px at the working scale, a multiple of 14 (as ssl-dino-features)")
-    p.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share, a multiple of 14")
-    p.add_argument('--batch-size', type=int, default=4, help="tiles per forward pass: the memory bound")
-    p.add_argument('--device', default=None, help="default: CUDA when available")
-    p.add_argument('--no-progress', action='store_true')
-    return p
-
-# %% ../nbs/17_segment.ipynb #820dca17
-def segment_cli(argv=None):
-    "Entry point of `ssl-dino-segment`."
-    import matplotlib; matplotlib.use('Agg')
-    args = _segment_parser().parse_args(argv)
-    try:
-        check_backbone_spec(args.backbone)
-        if args.compare: check_backbone_spec(args.compare)
-        if args.figure: check_writable(args.figure, '--figure')
-        sections = sections_to_segment(args.predict, args.plane, args.voxel_size, args.force_planes)      # DATA is checked before any work
-        scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
-        backbone = resolve_backbone(args.backbone)
-        given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()), backbone=str(args.backbone),
-                     backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale, pixels=args.pixels,
-                     balanced=args.balanced, class_names=args.class_names)
-        record = open_segmentation(args.out, run_settings(args.predict, args.plane, given))     # OUT is checked before any work
-        kwargs = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
-        if record:
-            segmenter = restore_segmenter(record['classifier'], backbone, **kwargs)
-            print(f"Resuming {args.out}: {sections_written(args.out)} of {len(sections)} sections were written; the rest get the "
-                  f"{segmenter.features} classifier fitted then"
-                  + (" (--compare is scored when the classifier is fitted, not now)" if args.compare else ''))
-        else:
-            if not isinstance(scale, str): print(f"Backbone features at working scale {scale:g} ({why})")
-            segmenter = fit_segmenter(args.images, args.masks, backbone, args.features, scale, args.pixels, args.folds, args.seeds, balanced=args.balanced,
-                                      class_names=args.class_names.split(',') if args.class_names else None, progress=not args.no_progress, **kwargs)
-            report = segmenter.report
-            if 'scores' in report:
-                print(f"Self-score: {report['n_sections']} labelled sections in {report['scores']['folds']} blocks, each scored by a fit on the others "
-                      f"(± over {args.seeds} seed{'s' * (args.seeds > 1)} x {report['scores']['n_bootstrap']} resamples of the sections):")
-                print(format_table(list(report['scores']['rows'].values()), report['class_names']).replace('backbone', 'features', 1))
-                print(("Uses " if args.features == 'auto' else f"Uses {args.features} as asked; the best was ") + report['why'])
-                if 'backbone_weight' in report:
-                    print(f"The backbone's columns weigh {report['backbone_weight']:g} against the filter bank's")
-                start = None
-                if args.compare:
-                    start = fit_segmenter(report['labelled'], None, resolve_backbone(args.compare), args.features, None,
-                                          args.pixels, args.folds, args.seeds, balanced=args.balanced,
-                                          class_names=report['class_names'], progress=not args.no_progress, **kwargs)
-                    print(compare_report(segmenter, start, args.compare))
-                if args.figure:
-                    plot_segmentations(segmenter, save_path=args.figure, compare=start)
-                    print(f"Picture: {args.figure}")
-            else: print(f"Uses {segmenter.features} as asked, not scored: one labelled section (a second one lets it "
-                        "score itself" + (", and --compare)" if args.compare else ')'))
-        names = record['class_names'] if record else segmenter.report['class_names']
-        written = write_segmentation(segmenter, args.predict, args.out, args.plane, args.voxel_size, args.force_planes, given, names,
-                                     not args.no_progress)
-    except KeyboardInterrupt:
-        exit_with_error(f"Interrupted: {sections_written(args.out) if Path(args.out).exists() else 0} of {len(sections)} sections are in {args.out}; "
-                        "the same command resumes from there.", 130)
-    except (EMImageError, FileNotFoundError, FileExistsError, OSError, ValueError, RuntimeError) as e: exit_with_error(error_line(e))
-    print(f"Wrote {written} section{'s' * (written != 1)} ({len(sections) - written} there before) to {args.out}: class numbers "
-          + ', '.join(f"{i} = {n}" for i, n in enumerate(names))
-          + (" (OME-Zarr labels: napari opens them over the volume)" if _is_zarr(args.out) else ''))

@@ -17,9 +17,9 @@ from .features import (check_features_out, choose_scale, dense_inputs, patch_gri
                                               write_dense_features)
 
 # %% auto #0
-__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'factor_option', 'OneLineParser',
-           'config_from_args', 'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option',
-           'section_numbers', 'features_cli']
+__all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'OneLineParser', 'config_from_args',
+           'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option', 'section_numbers',
+           'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -51,13 +51,6 @@ def scale_option(text:str) -> float|str:
     try: return parse_scale(text)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e).replace('scale=', '')) from None
 
-def factor_option(text:str) -> float:
-    "--scale as a factor only ('2'), for data that do not say their pixel size (ssl-dino-probe's image folders)."
-    value = scale_option(text)
-    if isinstance(value, str):
-        raise argparse.ArgumentTypeError(f"{text!r}: these images do not say their pixel size: give a factor (2: "
-                                         "half resolution, 1: native)")
-    return value
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose mistakes end in one line naming the option and what it takes, not a page of usage;

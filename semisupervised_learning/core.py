@@ -247,7 +247,7 @@ def train(config:TrainConfig,
     elif rank == 0:
         how = f"resized to {config.val_size} px" if dataset.scale is None else (
             f"whole, at the run's scale {dataset.scale:g}") + (
-            f", so they are taken to have the training data's {float(config.scale[:-2]) / dataset.scale:g} nm pixels "
+            f", so they are taken to have the training data's {target_nm(config.scale) / dataset.scale:g} nm pixels "
             f"(choose them from the same acquisition)"
             if isinstance(config.scale, str) else '')
         print(f"Validation on {len(validation.train) + len(validation.test)} labelled sections from "

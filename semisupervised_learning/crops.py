@@ -13,8 +13,8 @@ from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, EMImageE
                                           check_on_error, em_sections, item_names, load_em_image, skip_unreadable)
 
 # %% auto #0
-__all__ = ['BLANK_REDRAWS', 'PLANE_AXES', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'scale_factor',
-           'MultiCropDataset', 'show_crops']
+__all__ = ['BLANK_REDRAWS', 'PLANE_AXES', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'target_nm',
+           'scale_factor', 'MultiCropDataset', 'show_crops']
 
 # %% ../nbs/02_crops.ipynb #3913fda0
 def crop_box(H:int, W:int, # image height and width in pixels
@@ -68,6 +68,11 @@ def plane_pixel_size(voxel_size, # (z, y, x) in nm, or None
     if voxel_size is None: return None
     return float(np.mean([voxel_size[i] for i in PLANE_AXES[plane]]))
 
+def target_nm(scale) -> float|None:
+    "The target pixel size in nm of a working scale given as one ('8nm' -> 8.0); None for a factor or None."
+    scale = parse_scale(scale)
+    return float(scale[:-2]) if isinstance(scale, str) else None
+
 def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
                  pixel_size:float|None, # the data's pixel size in nm (`plane_pixel_size`)
                  what:str='the data') -> float|None:
@@ -79,7 +84,7 @@ def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
         raise ValueError(f"scale={scale!r} needs the pixel size of {what}, which is not known (no voxel size in "
                          f"its metadata): give a factor "
                          "(2: half resolution), or for a volume voxel_size='z,y,x' in nm.")
-    return float(scale[:-2]) / pixel_size
+    return target_nm(scale) / pixel_size
 
 def _items_scale(scale, items:list, planes,
                  # the voxel size given for the data (one number or z, y, x in nm): images and TIFF pages have no other

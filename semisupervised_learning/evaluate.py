@@ -18,7 +18,7 @@ from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, choose_scal
 from .health import beyond_noise
 from .probe import *
 from . import probe
-from .cli import OneLineParser, exit_with_error, factor_option
+from .cli import OneLineParser, exit_with_error, scale_option
 
 # %% auto #0
 __all__ = ['FILTER_SIGMAS', 'filter_responses', 'filter_bank_features', 'cls_probe', 'check_backbone_spec', 'resolve_backbone',
@@ -269,10 +269,12 @@ def probe_cli(argv=None):
     p.add_argument('--out', default='probe_results.json', help="JSON file of the scores")
     p.add_argument('--n-train', type=int, default=settings.n_train,
                    help="the first N images (in file-name order) train the probe, the rest score it")
-    p.add_argument('--scale', type=factor_option, default=None,
-                   help="working scale: whole sections downsampled by this factor (1: native, 2: half), "
-                   "features by blended tiles as ssl-dino-features makes them; default: the scale the first "
-                   "backbone file was trained at, else 1")
+    p.add_argument('--scale', type=scale_option, default=None,
+                   help="working scale: whole sections downsampled by this factor (1: native, 2: half) or to this "
+                   "pixel size ('8nm', with --pixel-size), features by blended tiles as ssl-dino-features makes them; "
+                   "default: the scale the first backbone file was trained at, else 1")
+    p.add_argument('--pixel-size', type=float, default=None,
+                   help="the images' pixel size in nm (image files do not say it): lets --scale be a pixel size")
     p.add_argument('--size', type=int, default=None, help="instead of --scale: every image resized to "
                                                           "size x size (a multiple of 14), "
                    "as the probe did before it took whole sections (distorts sections that are not square)")
@@ -298,13 +300,10 @@ def probe_cli(argv=None):
             raise ValueError(f"--seeds {args.seeds} and --bootstrap {args.bootstrap}: give at least 1 "
                              f"seed and 0 or more resamples.")
         if args.size is not None and args.scale is not None:
-            raise ValueError(f"--size {args.size} and --scale {args.scale:g}: give one of them.")
+            raise ValueError(f"--size {args.size} and --scale {args.scale}: give one of them.")
         if args.size is None:
             args.scale, why = choose_scale(args.scale, [s for s in args.backbones if Path(str(s)).is_file()])
-            if isinstance(args.scale, str):          # a pixel size in nm: images in a folder do not say theirs
-                raise ValueError(f"The backbone was trained at {args.scale} pixels; these images do not say their "
-                                 f"pixel size: give --scale FACTOR "
-                                 f"({args.scale[:-2]} divided by your images' pixel size in nm).")
+            args.scale = images_scale(args.scale, args.pixel_size)       # a factor: '8nm' needs --pixel-size
         data = load_labelled(args.images, args.masks, size=args.size or settings.size, scale=args.scale)
         if not 0 < args.n_train < len(data):
             raise ValueError(f"--n-train {args.n_train} leaves no training or no held-out image among the {len(data)} "

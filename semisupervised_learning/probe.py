@@ -14,12 +14,12 @@ import tifffile
 from .runtime import default_device, unwrap
 from .data import (IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, EMImageError, find_em_images,
                                           load_em_image, make_synthetic_em)
-from .health import NOISE_FACTOR, beyond_noise
+from .crops import parse_scale, scale_factor, target_nm
 from .features import dense_features, extract_features, pixel_extent
 
 # %% auto #0
 __all__ = ['MASK_EXTENSIONS', 'PROBE_PRESETS', 'write_synthetic_labelled', 'read_mask', 'find_masks', 'pair_images_masks',
-           'LabelledImages', 'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe',
+           'LabelledImages', 'images_scale', 'load_labelled', 'patch_features', 'section_features', 'DenseLinearProbe',
            'fit_dense_probe', 'confusion_matrix', 'confusion_scores', 'segmentation_scores', 'majority_predictions',
            'predict_masks', 'probe_patches', 'dense_probe', 'bootstrap_scores', 'score_row', 'difference_spread',
            'ProbeSettings', 'text_table', 'rankme', 'patch_neighbours', 'neighbour_agreement', 'intensity_changed',
@@ -111,17 +111,27 @@ class LabelledImages:
     @property
     def n_classes(self) -> int: return len(self.class_values)
 
+def images_scale(scale, # a working scale as `parse_scale` reads it: a factor, '8nm', or None
+                 pixel_size:float|None=None, # the images' pixel size in nm, which image files do not say
+                ) -> float|None:
+    "The downsampling factor of a working scale for image files: a factor as it is; '8nm' needs the images' pixel size."
+    if target_nm(scale) is not None and pixel_size is None:
+        raise ValueError(f"scale={parse_scale(scale)!r}: these images do not say their pixel size: give it (pixel_size=, "
+                         f"--pixel-size NM), or the scale as a factor ({target_nm(scale):g} divided by their pixel size "
+                         "in nm).")
+    if pixel_size is not None and not pixel_size > 0: raise ValueError(f"pixel_size={pixel_size!r} must be positive (nm).")
+    return scale_factor(scale, pixel_size)
+
 def load_labelled(images, masks, # folders (or lists) of EM images and of their masks, paired by file name
                   size:int=448, # images are resized to size x size for the backbone (a multiple of 14)
                   max_classes:int=32, # more distinct mask values than this means the masks are not label images
-                  # keep the sections as they are; features at this working scale by tiles (1: native), not resized
-                  scale:float|None=None,
+                  # keep the sections as they are; features at this working scale by tiles, not resized: a factor
+                  # (1: native) or a pixel size ('8nm', with `pixel_size`)
+                  scale:float|str|None=None,
+                  pixel_size:float|None=None, # the images' pixel size in nm, for a scale given in nm
                  ) -> LabelledImages:
     "EM images and their masks, checked: same sizes, few distinct labels."
-    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale={scale!r}: give a positive factor (1: native resolution, 2: half; images in folders "
-                         f"do not say their pixel size, "
-                         "so not a size in nm), or None (resized to size).")
+    scale = images_scale(scale, pixel_size)
     pairs = pair_images_masks(images, masks)
     dataset = EMImageDataset([image for image, _ in pairs], size=size)
     if len(dataset) != len(pairs): raise ValueError("Multi-page TIFF stacks cannot be paired with "

@@ -264,8 +264,9 @@ def fit_segmenter(images,
                   # a DINOv2 name, weights file or module (`resolve_backbone`); None: the filter bank only
                   backbone=None,
                   features:str='auto', # 'dino', 'filters', 'both', or 'auto': the best of them on the self-score
-                  # the backbone's working scale; None: the scale it was trained at, else 1 (native)
-                  scale:float|None=None,
+                  # the backbone's working scale, a factor or '8nm' (with `pixel_size`); None: the scale it was
+                  # trained at, else 1 (native)
+                  scale:float|str|None=None,
                   pixels:int=2**14, # labelled pixels sampled per section for the fit
                   folds:int=3, seeds:int=1, n_bootstrap:int=1000, # the self-score (`score_feature_sets`)
                   # weight classes by inverse frequency: a rare class (mitochondria) gains IoU, the common ones lose a
@@ -273,6 +274,7 @@ def fit_segmenter(images,
                   balanced:bool=False,
                   class_names=None, # one per class, for the report; default: the mask values
                   tile:int=518, overlap:int=126, batch_size:int=4, device=None, amp:bool|None=None, progress:bool=False,
+                  pixel_size:float|None=None, # the labelled images' pixel size in nm, for a scale in nm
                  ) -> Segmenter:
     """Fit a pixel classifier on a few labelled sections: every feature set scored on sections it was not fitted on, the
     chosen one fitted on all."""
@@ -284,10 +286,8 @@ def fit_segmenter(images,
     if not isinstance(images, LabelledImages):
         scale, _ = choose_scale(scale,
                                 [backbone] if isinstance(backbone, (str, Path)) and Path(backbone).is_file() else [])
-        if isinstance(scale, str): raise ValueError(f"The backbone was trained at {scale} pixels; labelled images do "
-                                                    f"not say their pixel size: give a scale "
-                                                    f"factor ({scale[:-2]} divided by your images' pixel size in nm).")
-    data = images if isinstance(images, LabelledImages) else load_labelled(images, masks, scale=scale)
+    data = (images if isinstance(images, LabelledImages) else
+            load_labelled(images, masks, scale=scale, pixel_size=pixel_size))     # '8nm' needs the pixel size
     if data.scale is None:
         raise ValueError("The labelled sections were resized (load_labelled without scale): load them with "
                          "scale=1 (or the working scale).")

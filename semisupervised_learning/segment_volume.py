@@ -14,7 +14,8 @@ from .volumes import parse_voxel_size
 from .model import weights_fingerprint
 from .features import choose_scale
 from .evaluate import check_backbone_spec, check_writable, format_table, resolve_backbone
-from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, factor_option
+from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, scale_option
+from .probe import images_scale
 from .segment import (FEATURE_SETS, Segmenter, compare_report, fit_segmenter, plot_segmentations,
                                              restore_segmenter, segmenter_state)
 
@@ -195,9 +196,12 @@ def _segment_parser() -> argparse.ArgumentParser:
     p.add_argument('--features', choices=('auto', *FEATURE_SETS), default='auto',
                    help="per-pixel features: the backbone's (dino), the filter bank, "
                    "or both side by side; auto: the best on the labelled sections")
-    p.add_argument('--scale', type=factor_option, default=None,
-                   help="the backbone's working scale (2: half resolution); default: the "
-                        "scale it was trained at, else 1")
+    p.add_argument('--scale', type=scale_option, default=None,
+                   help="the backbone's working scale: a factor (2: half resolution) or a pixel size ('8nm', with "
+                        "--pixel-size); default: the scale it was trained at, else 1")
+    p.add_argument('--pixel-size', type=float, default=None,
+                   help="the labelled images' pixel size in nm (image files do not say it; DATA is taken to share it): "
+                        "lets --scale be a pixel size")
     p.add_argument('--class-names', default=None, help="comma-separated, one per mask value in increasing "
                                                        "order (e.g. other,mitochondria)")
     p.add_argument('--pixels', type=int, default=2**14,
@@ -239,6 +243,7 @@ def segment_cli(argv=None):
         # DATA is checked before any work
         sections = sections_to_segment(args.predict, args.plane, args.voxel_size, args.force_planes)
         scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
+        scale = images_scale(scale, args.pixel_size)          # the labelled images' factor: '8nm' needs --pixel-size
         backbone = resolve_backbone(args.backbone)
         given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()),
                      backbone=str(args.backbone),
@@ -254,7 +259,7 @@ def segment_cli(argv=None):
                   f"{segmenter.features} classifier fitted then"
                   + (" (--compare is scored when the classifier is fitted, not now)" if args.compare else ''))
         else:
-            if not isinstance(scale, str): print(f"Backbone features at working scale {scale:g} ({why})")
+            print(f"Backbone features at working scale {scale:g} ({why})")
             segmenter = fit_segmenter(args.images, args.masks, backbone, args.features, scale, args.pixels, args.folds,
                                       args.seeds, balanced=args.balanced,
                                       class_names=args.class_names.split(',') if args.class_names else None,

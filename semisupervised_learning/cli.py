@@ -8,10 +8,10 @@ import argparse, re, signal, sys, threading
 from dataclasses import fields
 from pathlib import Path
 import torch
-from .core import (ADAPT_MODES, CENTERING, DINOV2_ARCHS, ON_ERROR, PATCH_SIZE, RANDOM_INIT_RECIPE,
-                                          EMImageDataset, EMImageError, NonFiniteLossError, TrainConfig, TrainingInterrupted,
-                                          create_dataloader, default_device, demo_config, extract_features, is_distributed,
-                                          load_dinov2, parse_scale, plane_pixel_size, save_features, scale_factor, train)
+from .core import (
+    ADAPT_MODES, CENTERING, DINOV2_ARCHS, ON_ERROR, PATCH_SIZE, RANDOM_INIT_RECIPE, EMImageDataset, EMImageError,
+    NonFiniteLossError, TrainConfig, TrainingInterrupted, create_dataloader, default_device, demo_config,
+    extract_features, is_distributed, load_dinov2, parse_scale, plane_pixel_size, save_features, scale_factor, train)
 from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
 from .features import (check_features_out, choose_scale, dense_inputs, patch_grid, pixel_extent,
                                               write_dense_features)

@@ -49,7 +49,8 @@ def _public_names(module:str) -> list[str]:
 
 # The modules built on core (the probe command, segmentation) import it, so core cannot import them first: their
 # names are in the front door all the same, each module loaded when one of its names is first asked for.
-_BUILT_ON_CORE = {name: module for module in ('evaluate', 'segment', 'segment_volume') for name in _public_names(module)}
+_BUILT_ON_CORE = {name: module for module in ('evaluate', 'segment', 'segment_volume')
+                  for name in _public_names(module)}
 __all__ += [name for name in _BUILT_ON_CORE if name not in __all__]
 
 def __getattr__(name:str):

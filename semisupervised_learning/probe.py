@@ -116,10 +116,13 @@ def images_scale(scale, # a working scale as `parse_scale` reads it: a factor, '
                 ) -> float|None:
     "The downsampling factor of a working scale for image files: a factor as it is; '8nm' needs the images' pixel size."
     if target_nm(scale) is not None and pixel_size is None:
-        raise ValueError(f"scale={parse_scale(scale)!r}: these images do not say their pixel size: give it (pixel_size=, "
-                         f"--pixel-size NM), or the scale as a factor ({target_nm(scale):g} divided by their pixel size "
+        raise ValueError(f"scale={parse_scale(scale)!r}: these images do not say their pixel "
+                         f"size: give it (pixel_size=, "
+                         f"--pixel-size NM), or the scale as a factor ({target_nm(scale):g} "
+                         f"divided by their pixel size "
                          "in nm).")
-    if pixel_size is not None and not pixel_size > 0: raise ValueError(f"pixel_size={pixel_size!r} must be positive (nm).")
+    if pixel_size is not None and not pixel_size > 0:
+        raise ValueError(f"pixel_size={pixel_size!r} must be positive (nm).")
     return scale_factor(scale, pixel_size)
 
 def load_labelled(images, masks, # folders (or lists) of EM images and of their masks, paired by file name

@@ -35,7 +35,8 @@ from harness import (BUDGET_MINUTES, FROM_SCRATCH, LABELLED_SETS, PROBE_PRESETS,
 import torch
 from PIL import Image
 from semisupervised_learning import core
-from semisupervised_learning.evaluate import format_table, write_synthetic_labelled
+from semisupervised_learning.evaluate import format_table
+from semisupervised_learning.probe import write_synthetic_labelled
 
 IMAGES, MASKS, CLASS_NAMES, _ = LABELLED_SETS['vnc-mitochondria']      # the main labelled set
 OTHER_SETS = {name: labelled for name, labelled in LABELLED_SETS.items() if name != 'vnc-mitochondria'}   # --also

@@ -17,7 +17,8 @@ from pathlib import Path
 from harness import ROOT
 
 import numpy as np
-from semisupervised_learning.data import make_synthetic_em, write_volume
+from semisupervised_learning.data import make_synthetic_em
+from semisupervised_learning.volumes import write_volume
 from semisupervised_learning.core import export_backbone, load_dinov2
 
 def main():

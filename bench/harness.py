@@ -121,7 +121,7 @@ def setting(text:str) -> tuple:
     field, sep, value = text.partition('=')
     if not sep or field not in {f.name for f in fields(core.TrainConfig)}:
         raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE with a TrainConfig field "
-                                         "(see semisupervised_learning/core.py)")
+                                         "(see semisupervised_learning/config.py)")
     try: return field, json.loads(value)
     except json.JSONDecodeError: return field, value
 

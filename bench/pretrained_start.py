@@ -30,7 +30,7 @@ from harness import (ADAPT_MODES, ISBI, PRETRAIN, PRETRAINED_ADAPT, PRETRAINED_Q
 import numpy as np
 import torch
 from semisupervised_learning import core
-from semisupervised_learning.evaluate import write_synthetic_labelled
+from semisupervised_learning.probe import write_synthetic_labelled
 
 SOURCE_UNLABELED = [ISBI / 'train' / 'images', ISBI / 'test' / 'images']    # the 60 ISBI sections, labels unused
 TARGET_UNLABELED = VNC_UNLABELED

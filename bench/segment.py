@@ -140,7 +140,8 @@ def memory_child(argv):
 
 def memory_check(backbone_spec:str, args) -> list:
     "Peak RSS of segmenting 4 and 16 sections of 1024 x 1024 px (VNC stack2 sections, 'both' features) in a fresh process each: flat if memory is bounded."
-    from semisupervised_learning.data import write_volume, load_em_image
+    from semisupervised_learning.data import load_em_image
+    from semisupervised_learning.volumes import write_volume
     images, masks, names = SETS['vnc-mitochondria']
     data = load_labelled(images, masks, scale=args.scale)[:2]
     backbone = resolve_backbone(backbone_spec)

@@ -77,7 +77,7 @@ def main():
     p.add_argument('--train-steps', type=int, default=0, help='then ssl-dino-train for about this many steps (tiny backbone, from scratch)')
     p.add_argument('--delete', action='store_true', help='delete the volume at the end')
     args = p.parse_args()
-    from semisupervised_learning.data import EMVolume, write_volume
+    from semisupervised_learning.volumes import EMVolume, write_volume
     from semisupervised_learning.crops import MultiCropDataset
     from semisupervised_learning.loader import create_dataloader
     source = SyntheticEMVolume(args.sections, args.side)

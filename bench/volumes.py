@@ -18,7 +18,8 @@ import harness  # noqa: F401 (this checkout's package on sys.path)
 import numpy as np, torch
 from PIL import Image
 from semisupervised_learning.crops import MultiCropDataset
-from semisupervised_learning.data import make_synthetic_em, write_volume
+from semisupervised_learning.data import make_synthetic_em
+from semisupervised_learning.volumes import write_volume
 from semisupervised_learning.features import dense_features
 from semisupervised_learning.model import load_dinov2
 

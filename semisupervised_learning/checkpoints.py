@@ -84,17 +84,15 @@ def keep_copy(source, path):
 
 class CheckpointWriter:
     """Writes checkpoints one at a time, each atomic (`atomic_save`). In the background (training on a GPU) it takes a
-    host
-    copy at `save` (CUDA tensors into reused pinned buffers, asynchronously) and writes it in a thread while training
-    goes on;
-    otherwise (training on the CPU, whose cores a writing thread would take from the step) it writes before
-    returning."""
+    host copy at `save` (CUDA tensors into reused pinned buffers, asynchronously) and writes it in a thread while
+    training goes on; otherwise (training on the CPU, whose cores a writing thread would take from the step) it
+    writes before returning."""
     def __init__(self, background:bool=True):
         self.background, self._thread, self._error, self._pinned = background, None, None, {}
     @property
-    def busy(
-            # a background write is still going
-            self) -> bool: return self._thread is not None and self._thread.is_alive()
+    def busy(self) -> bool:
+        "A background write is still going."
+        return self._thread is not None and self._thread.is_alive()
     def save(self, path, state:dict, # a `checkpoint_state(...)`
              keep_as=None): # also keep the written file under this name (`keep_copy`), e.g. checkpoint_epoch_10.pth
         # never two writes at once, and the buffers are free
@@ -190,8 +188,7 @@ def rebuild_as_trained(ckpt:dict, student, teacher, optimizer=None, source='the 
     if stored and comparable(stored) != comparable(current) and optimizer is None and not any(map(has_lora, backbones)):
         for backbone in backbones: adapt_backbone(backbone, **stored)
         changed.append(adaptation_words(stored))
-    lacking = [b for b,
-               key in zip(backbones, ('student', 'teacher')) if 'backbone.mask_token' in ckpt[key]
+    lacking = [b for b, key in zip(backbones, ('student', 'teacher')) if 'backbone.mask_token' in ckpt[key]
                and getattr(b, 'mask_token', None) is None]
     for backbone in lacking: add_mask_token(backbone)
     if lacking: changed.append("iBOT's mask token")
@@ -212,11 +209,11 @@ def load_checkpoint(path, student, teacher, optimizer=None, scheduler=None, devi
     if optimizer is not None and ckpt['optimizer'] is not None: optimizer.load_state_dict(ckpt['optimizer'])
     if scheduler is not None and ckpt['scheduler'] is not None: scheduler.load_state_dict(ckpt['scheduler'])
     if loss_fn is not None and ckpt['loss_fn'] is not None:
-        check_state_dict(loss_fn, ckpt['loss_fn'],
-                         f"checkpoint {path} (loss centre)"); loss_fn.load_state_dict(ckpt['loss_fn'])
+        check_state_dict(loss_fn, ckpt['loss_fn'], f"checkpoint {path} (loss centre)")
+        loss_fn.load_state_dict(ckpt['loss_fn'])
     if restore_rng: set_rng_states(ckpt['rng'])
-    return {k: v for k,
-            v in ckpt.items() if k not in ('student', 'teacher', 'optimizer', 'scheduler', 'loss_fn', 'rng')}
+    return {k: v for k, v in ckpt.items()
+            if k not in ('student', 'teacher', 'optimizer', 'scheduler', 'loss_fn', 'rng')}
 
 # %% ../nbs/07_checkpoints.ipynb #9d8ccb55
 def checkpoint_bytes(*objects) -> int:

@@ -12,7 +12,7 @@ from .core import (
     ADAPT_MODES, CENTERING, DINOV2_ARCHS, ON_ERROR, PATCH_SIZE, RANDOM_INIT_RECIPE, EMImageDataset, EMImageError,
     NonFiniteLossError, TrainConfig, TrainingInterrupted, create_dataloader, default_device, demo_config,
     extract_features, is_distributed, load_dinov2, parse_scale, plane_pixel_size, save_features, scale_factor, train)
-from .data import EMVolume, PLANES, parse_voxel_size, split_volume_path
+from .volumes import EMVolume, PLANES, parse_voxel_size, split_volume_path
 from .features import (check_features_out, choose_scale, dense_inputs, patch_grid, pixel_extent,
                                               write_dense_features)
 
@@ -271,8 +271,8 @@ def _dense_source(data:list[str], args) -> EMVolume|Path|str|list:
     return ((data[0] if any(c in data[0] for c in '*?[') else Path(data[0])) if len(data) == 1
             else [Path(p) for p in data])
 
-def _size(n_bytes:float) -> str: return next(f"{n_bytes / 1024 ** i:.3g} {u}" for i,
-                                             u in [(4, 'TB'), (3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')]
+def _size(n_bytes:float) -> str: return next(f"{n_bytes / 1024 ** i:.3g} {u}"
+                                             for i, u in [(4, 'TB'), (3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')]
                                              if n_bytes >= 1024 ** i or i == 0)
 
 def _finished(out, sections:list[int]) -> int:
@@ -345,10 +345,10 @@ def _write_dense(args, backbone, device):
 class _Terminated(KeyboardInterrupt):
     "SIGTERM (timeout, kill, a batch system's time limit): ends as Ctrl-C does, with the shell's code for it."
 def _stop(signum, frame): raise _Terminated
-def _stopped_by(e:KeyboardInterrupt) -> str: return 'Stopped by SIGTERM' if isinstance(e,
-        _Terminated) else 'Interrupted'
-def _exit_code(
-        e:KeyboardInterrupt) -> int: return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130   # 143 or 130
+def _stopped_by(e:KeyboardInterrupt) -> str:
+    return 'Stopped by SIGTERM' if isinstance(e, _Terminated) else 'Interrupted'
+def _exit_code(e:KeyboardInterrupt) -> int:
+    return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130   # 143 or 130
 
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."

@@ -4,8 +4,8 @@
 
 # %% ../nbs/12_core.ipynb #9d313c90
 from __future__ import annotations
-import copy, functools, hashlib, json, random, time, warnings
-from dataclasses import dataclass, asdict, fields
+import copy, functools, random, time, warnings
+from dataclasses import asdict
 from pathlib import Path
 import numpy as np
 import torch, torch.nn as nn
@@ -172,8 +172,8 @@ def train(config:TrainConfig,
     torch.manual_seed(config.seed); np.random.seed(config.seed); random.seed(config.seed)
     data = Path(config.out) / 'synthetic_em' if config.data is None else config.data
     if config.data is None:
-        if rank == 0 and not any(data.glob('*.png')): write_synthetic_em(data, config.synthetic_images,
-                config.synthetic_size, config.seed)
+        if rank == 0 and not any(data.glob('*.png')):
+            write_synthetic_em(data, config.synthetic_images, config.synthetic_size, config.seed)
         if world_size > 1: torch.distributed.barrier()
     dataset = MultiCropDataset(data, n_global_crops=config.n_global_crops, n_local_crops=config.n_local_crops,
                                global_size=config.global_size,
@@ -272,8 +272,8 @@ def train(config:TrainConfig,
                                      'world_size': world_size,
                                      'data_fingerprint': data_fingerprint(config, dataset.items)
                                      if isinstance(config.data, str) else None,
-                                     'resolved': {k: str(Path(v).resolve()) for k,
-                                                  v in dict(out=config.out, data=config.data).items()
+                                     'resolved': {k: str(Path(v).resolve())
+                                                  for k, v in dict(out=config.out, data=config.data).items()
                                                   if isinstance(v, str)}},
                              progress=config.progress, amp=config.amp, head_warmup_epochs=config.backbone_start_epoch,
                              save_latest_seconds=config.save_latest_seconds, anchor=anchor, validation=validation,
@@ -300,8 +300,7 @@ COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'image-indepe
 def loss_terms_change(config:TrainConfig) -> str:
     """What changes in the loss when the backbone starts training: the head warm-up trains DINO alone, then the
     objective's own terms."""
-    joins = [name for name,
-             weight in (('iBOT', config.ibot_weight), ('KoLeo', config.koleo_weight),
+    joins = [name for name, weight in (('iBOT', config.ibot_weight), ('KoLeo', config.koleo_weight),
                         ('Gram anchor', config.gram_weight)) if weight]
     dino = {0: 'DINO leaves', 1: None}.get(config.dino_weight, f'DINO weighted {config.dino_weight:g}')
     said = [part for part in (dino, f"{', '.join(joins)} join{'s' if len(joins) == 1 else ''}" if joins else None)

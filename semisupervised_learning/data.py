@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #9d313c90
 from __future__ import annotations
-import functools, math, os, re, warnings
+import os, warnings
 from pathlib import Path
 import numpy as np
 import torch, torch.nn.functional as F

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .core import (DINOV2_ARCHS, PATCH_SIZE, EMImageError, at_scale, choose_scale,
                                           default_device, extract_features, load_dinov2,
                                           pca_rgb, unwrap)
-from .health import beyond_noise
+from .health import NOISE_FACTOR, beyond_noise
 from .probe import *
 from . import probe
 from .cli import OneLineParser, exit_with_error, scale_option
@@ -159,8 +159,8 @@ def compare_backbones(backbones, # list of backbone specs (see `resolve_backbone
     if filter_bank: probe('filter bank', filter_bank_features(train.images, scale=train.scale),
                           filter_bank_features(test.images, scale=test.scale))
     trivial = majority_predictions(train.masks, test.masks, test.n_classes)
-    confusions['majority class'] = torch.stack([confusion_matrix([p], [m], test.n_classes) for p,
-                                                m in zip(trivial, test.masks)])[None].numpy()
+    confusions['majority class'] = torch.stack([confusion_matrix([p], [m], test.n_classes)
+                                                for p, m in zip(trivial, test.masks)])[None].numpy()
     order = ['majority class'] + ['filter bank'] * filter_bank + list(specs)           # baselines first
     rows = {label: score_row(label, confusions[label], n_bootstrap) for label in order}
     reference = next(iter(specs), None)                  # gaps are measured from the first backbone given
@@ -301,6 +301,9 @@ def probe_cli(argv=None):
                              f"seed and 0 or more resamples.")
         if args.size is not None and args.scale is not None:
             raise ValueError(f"--size {args.size} and --scale {args.scale}: give one of them.")
+        if args.size is not None and args.pixel_size is not None:
+            raise ValueError(f"--pixel-size {args.pixel_size:g} goes with --scale; --size {args.size} resizes the "
+                             "images whatever their pixel size: leave one out.")
         if args.size is None:
             args.scale, why = choose_scale(args.scale, [s for s in args.backbones if Path(str(s)).is_file()])
             args.scale = images_scale(args.scale, args.pixel_size)       # a factor: '8nm' needs --pixel-size
@@ -327,9 +330,9 @@ def probe_cli(argv=None):
     print(format_table(comparison['rows'], names))
     print(f"± is the standard deviation over {args.seeds} probe seeds x {args.bootstrap} resamples of "
           f"the {n_test} held-out images; "
-          "a gap is within noise when it is under twice its own (paired) standard deviation.")
-    rows = [{k: dict(zip(names, map(_json_number, v))) if isinstance(v, list) else _json_number(v) for k,
-             v in r.items()} for r in comparison['rows']]
+          f"a gap is within noise when it is under {NOISE_FACTOR:g} times its own (paired) standard deviation.")
+    rows = [{k: dict(zip(names, map(_json_number, v))) if isinstance(v, list) else _json_number(v)
+             for k, v in r.items()} for r in comparison['rows']]
     report = dict(images=str(args.images), masks=str(args.masks), n_train=args.n_train, n_test=n_test, size=args.size,
                   scale=args.scale,
                   class_values=data.class_values, class_names=names, train_images=data.names[:args.n_train],

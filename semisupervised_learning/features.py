@@ -9,9 +9,9 @@ import math, warnings
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from .runtime import amp_enabled, default_device, unwrap
-from .data import (IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, EMImageError, EMVolume,
-                                          check_on_error, em_sections,
-                                          is_volume, item_names, load_em_image, natural_key, skip_unreadable)
+from .data import (
+    IMAGENET_MEAN, IMAGENET_STD, PATCH_SIZE, check_on_error, em_sections, item_names, load_em_image, skip_unreadable)
+from .volumes import EMImageError, EMVolume, is_volume, natural_key
 from .crops import PLANE_AXES, parse_scale, plane_pixel_size, scale_factor
 from .model import DINOModel, backbone_state_dict, backbone_tokens, weights_fingerprint
 from .checkpoints import atomic_save
@@ -273,8 +273,9 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
     """Patch features `(h, w, D)` of a whole section at the working scale, one per 14-px patch: overlapping tiles
     (aspect ratio kept), blended so no seams show."""
     section = np.asarray(section, np.float32)
-    return torch.cat([rows for _,
-                      rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape, scale, tile,
+    return torch.cat([rows
+                      for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape, scale,
+                                                        tile,
                                                  overlap,
                                                              batch_size, device, amp, mean, std)])
 
@@ -315,8 +316,8 @@ def _check_resume(stored:dict, attributes:dict, weights:dict, out:Path):
     "Refuse to resume a store begun with other settings or other weights, naming what differs and what to do."
     before = stored.get('features_of') or {}
     if before != attributes:
-        differ = [f"{k} {_short(before.get(k))} there, {_short(v)} now" for k,
-                  v in attributes.items() if before.get(k) != v]
+        differ = [f"{k} {_short(before.get(k))} there, {_short(v)} now" for k, v in attributes.items()
+                  if before.get(k) != v]
         raise FileExistsError(f"{out} holds other features ({'; '.join(differ)}): choose a new --out, or delete it.")
     old = stored.get('weights') or {}
     if (old.get('fingerprint') is None
@@ -421,8 +422,8 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
                       **({} if volume is not None else dict(images=names, section_shapes=shapes, patch_grids=grids)))
     attributes = json.loads(json.dumps(attributes))           # as stored: lists, not tuples
     about_weights = dict(path=None if weights is None else str(weights),    # on the CPU: the same sum on any device
-                         fingerprint=weights_fingerprint({k: v.detach().cpu() for k,
-                                                          v in backbone_state_dict(bare).items()}))
+                         fingerprint=weights_fingerprint({k: v.detach().cpu()
+                                                          for k, v in backbone_state_dict(bare).items()}))
     if out.exists() and any(out.iterdir()):
         group = zarr.open_group(str(out), mode='r+')
         _check_resume(dict(group.attrs), attributes, about_weights, out)

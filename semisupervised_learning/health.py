@@ -64,10 +64,10 @@ class TrainingMonitor:
         probs = loss_fn.last_stats['teacher_probs']                      # (n_global, B, K)
         teacher_entropy = _entropy(probs).mean()
         batch_entropy = _entropy(probs.mean((0, 1)))
-        trainable = [(s, t) for s,
-                     t in zip(unwrap(student).parameters(), unwrap(teacher).parameters()) if s.requires_grad]
-        distance = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub([s for s,
-                _ in trainable], [t for _, t in trainable]))))
+        trainable = [(s, t) for s, t in zip(unwrap(student).parameters(), unwrap(teacher).parameters())
+                     if s.requires_grad]
+        distance = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub([s
+                for s, _ in trainable], [t for _, t in trainable]))))
         # a float64 fingerprint: any EMA update moves it
         teacher_sum = sum(t.double().sum() for _, t in trainable)
         K = probs.shape[-1]
@@ -252,8 +252,7 @@ class TrainingMonitor:
 # %% ../nbs/08_health.ipynb #01d40101
 def read_health(path) -> list[dict]:
     """The records of a `health.jsonl` file (intervals, epochs and diagnoses, in order). The file is only ever appended
-    to;
-    where a run was resumed, the records of the steps it trained again replace those written before the crash."""
+    to; where a run was resumed, the records of the steps it trained again replace those written before the crash."""
     records = []
     for record in (json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()):
         if record['kind'] != 'resume': records.append(record); continue
@@ -294,8 +293,9 @@ def plot_training_health(health, # a health.jsonl path or its records
                and (k != 'dino_loss' or any('ibot_loss' in r or 'koleo_loss' in r for r in steps))]
     validations = [r for r in records if r['kind'] == 'validation']
     judged = 'target_iou' if any('target_iou' in r for r in validations) else 'mean_iou'
-    scored = [(k, title) for k,
-              title in ((judged, 'validation: probe IoU of the target class (± spread)' if judged == 'target_iou' else
+    scored = [(k, title)
+              for k, title in ((judged,
+                                'validation: probe IoU of the target class (± spread)' if judged == 'target_iou' else
                                            'validation: probe mean IoU (± spread)'),
                                            ('rankme', 'patch features: effective rank (RankMe)'))
               if any(k in r for r in validations)]

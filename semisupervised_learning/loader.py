@@ -9,7 +9,7 @@ import numpy as np
 import torch, torch.nn.functional as F
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from .runtime import cpu_cores, rank_and_world_size, to_device_async
-from .data import EMImageError, EMVolume
+from .volumes import EMImageError, EMVolume
 from .crops import MultiCropDataset
 
 # %% auto #0
@@ -32,8 +32,8 @@ class ResumableBatchSampler(BatchSampler):
 
 class MultiCropLoader(DataLoader):
     """DataLoader whose every pass is the next epoch (shuffling, and a `MultiCropDataset`'s crops). With
-    `prefetch_next_epoch`
-    its workers run on into the next epoch while this one trains, so short epochs do not wait for a restarted loader."""
+    `prefetch_next_epoch` its workers run on into the next epoch while this one trains, so short epochs do not wait
+    for a restarted loader."""
     epoch, _next_start, _stream, _position = 0, 0, None, None
     def set_epoch(self, epoch:int, start_batch:int=0):
         "Make the next pass epoch `epoch`, starting at batch `start_batch` (for resuming mid-epoch)."
@@ -166,10 +166,10 @@ class ViewChoices(Dataset):
 
 class GPUMultiCrop:
     """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8 (256 grey levels, also for 16-bit
-    EM),
-    cropped, resized (antialiased), flipped, rotated and augmented for a whole batch at once. The choices are the CPU
-    path's (`draw_view`, same seeds); the values of the noise (`noise_std`) come from the GPU's generator, and resizing
-    averages over each output pixel's footprint (`roi_align`) where the CPU path filters with a triangle."""
+    EM), cropped, resized (antialiased), flipped, rotated and augmented for a whole batch at once. The choices are
+    the CPU path's (`draw_view`, same seeds); the values of the noise (`noise_std`) come from the GPU's generator,
+    and resizing averages over each output pixel's footprint (`roi_align`) where the CPU path filters with a
+    triangle."""
     def __init__(self, dataset:MultiCropDataset, device='cuda',
                  # device memory the images may take (None: a quarter of what is free on a GPU, no limit on a CPU)
                  max_gb:float|None=None,

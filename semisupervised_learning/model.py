@@ -82,8 +82,7 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
         model = timm.create_model(f'{arch}.lvd142m' if pretrained else arch, pretrained=pretrained, num_classes=0,
                                   dynamic_img_size=True, **timm_kwargs)
     model.dinov2_name = name      # the architecture, for export; training-only settings (drop path) are not part of it
-    model.timm_kwargs = {k: v for k,
-                         v in timm_kwargs.items() if k != 'drop_path_rate'
+    model.timm_kwargs = {k: v for k, v in timm_kwargs.items() if k != 'drop_path_rate'
                          and (k not in arch_kwargs or v != arch_kwargs[k])}
     return model
 

@@ -42,10 +42,9 @@ def create_optimizer(model:nn.Module, lr:float=5e-4, # base lr (DINO: 5e-4 * bat
         decay = p.ndim > 1 and not n.endswith('.bias')
         scale = lr_scale(n, n_blocks, layer_decay, patch_embed_lr_scale)
         key = (n.startswith('backbone.'), scale, decay)
-        groups.setdefault(key,
-                          dict(params=[], weight_decay=weight_decay if decay else 0.0, lr=lr * scale, lr_scale=scale,
-                                    backbone=key[0], name=f"{'backbone' if key[0] else 'head'} x{scale:.3g} "
-                                                          f"{'decay' if decay else 'no_decay'}"))
+        name = f"{'backbone' if key[0] else 'head'} x{scale:.3g} {'decay' if decay else 'no_decay'}"
+        groups.setdefault(key, dict(params=[], weight_decay=weight_decay if decay else 0.0, lr=lr * scale,
+                                    lr_scale=scale, backbone=key[0], name=name))
         groups[key]['params'].append(p)
     if fused is None: fused = named[0][1].device.type in ('cuda', 'cpu')
     return torch.optim.AdamW(sorted(groups.values(),

@@ -12,8 +12,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from PIL import Image
 import tifffile
 from .runtime import default_device, unwrap
-from .data import (IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, EMImageError, find_em_images,
-                                          load_em_image, make_synthetic_em)
+from .data import (
+    IMAGENET_MEAN, IMAGENET_STD, EMImageDataset, find_em_images, load_em_image, make_synthetic_em)
+from .volumes import EMImageError
 from .crops import parse_scale, scale_factor, target_nm
 from .features import dense_features, extract_features, pixel_extent
 
@@ -322,8 +323,8 @@ def probe_patches(train_patches:torch.Tensor|list,
         probe = fit_dense_probe(train_patches, train.masks, train.n_classes, seed=seed, device=device,
                                 scale=train.scale, **fit_kwargs)
         predictions = predict_masks(probe, test_patches, [m.shape for m in test.masks], test.scale)
-        confusions.append(torch.stack([confusion_matrix([p], [m], test.n_classes) for p,
-                                       m in zip(predictions, test.masks)]))
+        confusions.append(torch.stack([confusion_matrix([p], [m], test.n_classes)
+                                       for p, m in zip(predictions, test.masks)]))
         if seed == 0: first = dict(predictions=predictions, probe=probe)
     confusions = torch.stack(confusions).numpy()
     scores = confusion_scores(confusions.sum(1))                      # one pooled score per seed

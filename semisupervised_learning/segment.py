@@ -169,9 +169,9 @@ class Segmenter:
         total, parts = None, [q for q in FEATURE_PARTS[self.features] if q in GRID_PARTS]
         for part in parts:
             if part in grids: rows = [grids[part]]
-            elif part == 'dino': rows = (r for _,
-                                         r in dense_feature_rows(self.backbone, read_rows, shape, self.scale, self.tile,
-                                                 self.overlap,
+            elif part == 'dino': rows = (r
+                                         for _, r in dense_feature_rows(self.backbone, read_rows, shape, self.scale,
+                                                 self.tile, self.overlap,
                                                                          self.batch_size, self.device, self.amp))
             else:
                 h = patch_grid(shape, self.scale)[0]

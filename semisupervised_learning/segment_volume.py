@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
-from .data import PLANES, EMImageError, EMVolume, em_sections, load_em_image, ngff_multiscales
-from .volumes import parse_voxel_size
+from .data import em_sections, load_em_image
+from .volumes import PLANES, EMImageError, EMVolume, ngff_multiscales, parse_voxel_size
 from .model import weights_fingerprint
 from .features import choose_scale
 from .evaluate import check_backbone_spec, check_writable, format_table, resolve_backbone
@@ -109,8 +109,8 @@ def _new_labels(out:Path, sections:list, record:dict, voxel_size, class_names):
     group.attrs.update({'multiscales': ngff_multiscales(out.stem, [size or (1, 1, 1)],
                                                         unit='nanometer' if size else None),
                         'image-label': dict(version='0.4',
-                                            properties=[{'label-value': i, 'name': n} for i,
-                                                        n in enumerate(class_names)]),
+                                            properties=[{'label-value': i, 'name': n}
+                                                        for i, n in enumerate(class_names)]),
                         **record})
     return group
 
@@ -163,9 +163,9 @@ def write_segmentation(segmenter:Segmenter, data, # a folder of images, a TIFF s
             done[n] = True                     # after its rows: an interrupted section is classified again
         else:
             part = out / f".{s['name']}.png.part"     # renamed when whole: a PNG there is a finished section
-            Image.fromarray(np.concatenate([rows for _,
-                                            rows in segmenter.class_rows(s['read_rows'], s['shape'])])).save(part,
-                                                    format='PNG')
+            Image.fromarray(np.concatenate([rows
+                                            for _, rows in segmenter.class_rows(s['read_rows'],
+                                                    s['shape'])])).save(part, format='PNG')
             os.replace(part, out / f"{s['name']}.png")
     return len(todo)
 

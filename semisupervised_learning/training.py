@@ -297,8 +297,7 @@ def _removed_on_failure(new_folders:list, checkpoint_dir:Path):
 
 class _DeferredStop:
     """While active, Ctrl-C (SIGINT) and SIGTERM (kill, timeout, a cluster's time limit) set a flag: the loop stops
-    after its
-    current step and saves. The same signal again interrupts at once."""
+    after its current step and saves. The same signal again interrupts at once."""
     SIGNALS = {signal.SIGINT: 'Ctrl-C', signal.SIGTERM: 'SIGTERM'}
     def __init__(self): self.requested, self.signal, self._previous = False, None, {}
     def _handler(self, signum, frame):
@@ -404,8 +403,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             if validation_state['best_epoch'] is None or scored[key] > validation_state['best_iou']:
                 validation_state.update(best_epoch=done, best_iou=scored[key], best_gap=record['gap'],
                                         best_gap_std=record['gap_std'],
-                                        best_state={k: v.detach().to('cpu', copy=True) for k,
-                                                    v in backbone_state_dict(teacher.backbone).items()})
+                                        best_state={k: v.detach().to('cpu', copy=True)
+                                                    for k, v in backbone_state_dict(teacher.backbone).items()})
             record['best_epoch'] = validation_state['best_epoch']
             gap = (f" ({record['gap']:+.3f} ± {record['gap_std']:.3f} on the start's {start[key]:.3f})"
                    if record['gap'] is not None else '')

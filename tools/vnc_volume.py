@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The VNC sections as volumes (issue 25): ../shared/data/vnc-gerhard2013/stackN/raw/*.tif (20 sections of 1024 x 1024, 8-bit,
 4.6 x 4.6 nm pixels, 45-50 nm sections) written as one HDF5 and one OME-Zarr volume, with their voxel size, by
-`data.write_volume`. The data stay out of the repository (non-commercial licence): the volumes go to --out.
+`volumes.write_volume`. The data stay out of the repository (non-commercial licence): the volumes go to --out.
 
     python tools/vnc_volume.py --out /tmp/vnc            # writes /tmp/vnc/stack2.h5 and /tmp/vnc/stack2.zarr
     python tools/vnc_volume.py --stack stack1 --out /tmp/vnc --chunks 1,256,256
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # runs from a checkout without `pip install`
 
 import numpy as np, tifffile
-from semisupervised_learning.data import EMVolume, natural_key, write_volume
+from semisupervised_learning.volumes import EMVolume, natural_key, write_volume
 
 VNC = ROOT.parent / 'shared' / 'data' / 'vnc-gerhard2013'
 VOXEL_SIZE = (50.0, 4.6, 4.6)           # (z, y, x) nm: the README's pixel size and upper section thickness

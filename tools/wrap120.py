@@ -56,7 +56,9 @@ def mend_line(src, lines, i, toks, docs):
     comments = [t for t in on_line if t.type == tokenize.COMMENT and t.start[0] - 1 == i]
     code_before = [t for t in on_line if t.type != tokenize.COMMENT and t.end[0] - 1 == i and t.end[1] <= (comments[0].start[1] if comments else 0)]
     first = next((t for t in on_line if t.start[0] - 1 == i), None)
-    if comments and code_before and first is not None and first.string == 'def' and first.start[1] == indent:
+    one_liner = any(t.type == tokenize.OP and t.string == ':' and not depth_at_token(toks, t) for t in code_before[2:])
+    if comments and code_before and first is not None and first.string == 'def' and first.start[1] == indent \
+            and not one_liner:
         # a signature's first line with a parameter's comment: the parameters start on the next line, so the comment
         # can go above its parameter (fastcore's docments reads it there) instead of above the `def`
         paren = next((t for t in code_before if t.type == tokenize.OP and t.string == '('), None)
@@ -126,6 +128,9 @@ def mend_line(src, lines, i, toks, docs):
         st = depth_at[id(t)]
         if not st: continue
         if t.type == tokenize.OP and t.string == ',' and k + 1 < len(code):
+            # not between a comprehension's `for` and its `in` (`for k, v in ...`)
+            before = [u for u in code[:k] if depth_at[id(u)] == st and u.type == tokenize.NAME and u.string in ('for', 'in')]
+            if before and before[-1].string == 'for': continue
             cands.append((t.end[1], st[-1], 'comma', len(st)))
         elif (t.type == tokenize.NAME and t.string in ('if', 'else', 'and', 'or', 'for') or
               t.type == tokenize.OP and t.string in ('+',)) and k > 0:
@@ -212,6 +217,17 @@ def mend_line(src, lines, i, toks, docs):
         new = [' ' * indent + p for p in parts if p]
         return '\n'.join(lines[:i] + new + lines[i + 1:]) + '\n'
     return None
+
+
+def depth_at_token(toks, token):
+    "Are we inside brackets at `token` (counted from the start of its logical line)?"
+    depth = 0
+    for t in toks:
+        if t is token: return depth > 0
+        if t.type == tokenize.NEWLINE: depth = 0
+        elif t.type == tokenize.OP and t.string in OPEN: depth += 1
+        elif t.type == tokenize.OP and t.string in CLOSE: depth -= 1
+    return False
 
 
 def depth_at_line_start(toks, i):

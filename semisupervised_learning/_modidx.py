@@ -80,6 +80,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'semisupervised_learning/cli.py'),
                                              'semisupervised_learning.cli._write_dense': ( 'cli.html#_write_dense',
                                                                                            'semisupervised_learning/cli.py'),
+                                             'semisupervised_learning.cli.add_volume_options': ( 'cli.html#add_volume_options',
+                                                                                                 'semisupervised_learning/cli.py'),
                                              'semisupervised_learning.cli.cli_words': ( 'cli.html#cli_words',
                                                                                         'semisupervised_learning/cli.py'),
                                              'semisupervised_learning.cli.config_from_args': ( 'cli.html#config_from_args',

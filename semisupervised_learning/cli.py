@@ -19,7 +19,7 @@ from .features import (check_features_out, choose_scale, dense_inputs, patch_gri
 # %% auto #0
 __all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'OneLineParser', 'config_from_args',
            'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option', 'section_numbers',
-           'features_cli']
+           'add_volume_options', 'features_cli']
 
 # %% ../nbs/13_cli.ipynb #6f2b8e51
 def _field_comments(cls) -> dict:
@@ -208,6 +208,14 @@ def section_numbers(text:str|None, # '0:10,20,30:'; None: all
         chosen.update(range(n)[s])
     return sorted(chosen)
 
+def add_volume_options(p:argparse.ArgumentParser, what:str, # what the command does with the sections ('write')
+                       missing:str): # when --voxel-size is needed ("the volume's metadata lacks it")
+    "--plane, --voxel-size and --force-planes, as every command that reads one plane of a volume takes them."
+    p.add_argument('--plane', choices=PLANES, default='xy', help=f"a volume's sections to {what}")
+    p.add_argument('--voxel-size', default=None, help=f"z,y,x in nm (or one number) where {missing}")
+    p.add_argument('--force-planes', action='store_true',
+                   help="xz / yz sections even where the voxel size says the data are anisotropic")
+
 def _features_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog='ssl-dino-features', formatter_class=_Defaults,
                       epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
@@ -250,11 +258,7 @@ def _features_parser() -> argparse.ArgumentParser:
     dense.add_argument('--sections', type=sections_option, default=None,
                        help="which sections: 0:10 (0 to 9), 5, 0:10,20: (Python's start:stop); "
                        "default: all. The store holds every section; a later run with others adds them")
-    dense.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to write")
-    dense.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where "
-                                                          "the volume's metadata lacks it")
-    dense.add_argument('--force-planes', action='store_true',
-                       help="xz / yz sections even where the voxel size says the data are anisotropic")
+    add_volume_options(dense, 'write', "the volume's metadata lacks it")
     dense.add_argument('--no-progress', action='store_true', help="no progress bar")
     return p
 
@@ -345,6 +349,7 @@ def _write_dense(args, backbone, device):
 class _Terminated(KeyboardInterrupt):
     "SIGTERM (timeout, kill, a batch system's time limit): ends as Ctrl-C does, with the shell's code for it."
 def _stop(signum, frame): raise _Terminated
+
 def _stopped_by(e:KeyboardInterrupt) -> str:
     return 'Stopped by SIGTERM' if isinstance(e, _Terminated) else 'Interrupted'
 def _exit_code(e:KeyboardInterrupt) -> int:

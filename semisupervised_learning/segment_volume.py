@@ -14,7 +14,8 @@ from .volumes import PLANES, EMImageError, EMVolume, ngff_multiscales, parse_vox
 from .model import weights_fingerprint
 from .features import choose_scale
 from .evaluate import check_backbone_spec, check_writable, format_table, resolve_backbone
-from .cli import VOLUME_HELP, OneLineParser, _Defaults, error_line, exit_with_error, scale_option
+from .cli import (VOLUME_HELP, OneLineParser, _Defaults, add_volume_options, error_line,
+                                         exit_with_error, scale_option)
 from .probe import images_scale
 from .segment import (FEATURE_SETS, Segmenter, compare_report, fit_segmenter, plot_segmentations,
                                              restore_segmenter, segmenter_state)
@@ -218,11 +219,7 @@ def _segment_parser() -> argparse.ArgumentParser:
                         "its self-score, the gain over it, and its masks in --figure")
     p.add_argument('--figure', default=None, help="save labelled sections with each feature set's "
                                                   "classes drawn over them here (PNG)")
-    p.add_argument('--plane', choices=PLANES, default='xy', help="a volume's sections to classify")
-    p.add_argument('--voxel-size', default=None, help="z,y,x in nm (or one number) where DATA's metadata "
-                                                      "lacks it: stored with the labels")
-    p.add_argument('--force-planes', action='store_true',
-                   help="xz / yz sections even where the voxel size says the data are anisotropic")
+    add_volume_options(p, 'classify', "DATA's metadata lacks it: stored with the labels")
     p.add_argument('--tile', type=int, default=518, help="tile side in px at the working scale, a multiple "
                                                          "of 14 (as ssl-dino-features)")
     p.add_argument('--overlap', type=int, default=126, help="px neighbouring tiles share, a multiple of 14")

@@ -144,16 +144,17 @@ def build(cfg, device, compile=False, compile_mode=None):
     optimizer = core.create_optimizer(student, lr=5e-4 * cfg['batch'] / 256)
     return student, teacher, loss_fn, optimizer
 
-def make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps, epoch=0,
-              momentum_teacher=0.996, clip_grad=3.0, freeze_last_layer_epochs=1, amp='core'):
-    """`core.train_step` with the momentum schedule of `core.train_one_epoch`, minus its progress bar and logging.
-    amp='core' autocasts to bf16 as core does by default (`core.amp_enabled`); 'bf16' on any device; 'off' never."""
+def make_step(student, teacher, loss_fn, optimizer, schedule, device, epoch=0, clip_grad=3.0, amp='core'):
+    """`core.train_step` driven by a `core.TrainingSchedule` as `core.train_one_epoch` drives it, minus its progress bar
+    and logging. amp='core' autocasts to bf16 as core does by default (`core.amp_enabled`); 'bf16' on any device; 'off'
+    never."""
     amp = {'core': None, 'bf16': True, 'off': False}[amp]
     state = dict(loss_sum=torch.zeros((), device=device), first_bad_step=torch.full((), -1, device=device))
     def step(crops, i):
-        momentum = core.warmup_cosine(i, total_steps, momentum_teacher, 1.0)
-        loss, _ = core.train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch=epoch, momentum=momentum, clip_grad=clip_grad,
-                                  freeze_last_layer=epoch < freeze_last_layer_epochs, device=device, amp=amp)
+        loss, _ = core.train_step(student, teacher, crops, loss_fn, optimizer, schedule, epoch=epoch,
+                                  momentum=schedule.momentum_at(epoch, i), clip_grad=clip_grad,
+                                  freeze_last_layer=schedule.last_layer_frozen(epoch), device=device, amp=amp,
+                                  teacher_temp=schedule.teacher_temp_at(epoch))
         state['loss_sum'] += loss
         state['first_bad_step'] = torch.where((state['first_bad_step'] < 0) & ~torch.isfinite(loss), i, state['first_bad_step'])
         return crops[0].shape[0]
@@ -185,8 +186,11 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     student, teacher, loss_fn, optimizer = build(cfg, device, compile, compile_mode)
     n_batches = cfg['warmup'] + cfg['steps']
     loader = make_loader(paths, cfg, n_batches)
-    scheduler = core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches, total_steps=10 * n_batches * max(1, repeats))
-    step, state = make_step(student, teacher, loss_fn, optimizer, scheduler, device, total_steps=10 * n_batches, amp=amp)
+    # the momentum's cosine over 10 passes; the lr's over all the passes measured
+    schedule = core.TrainingSchedule.of(core.WarmupCosineSchedule(optimizer, warmup_steps=n_batches,
+                                                                  total_steps=10 * n_batches * max(1, repeats)),
+                                        loss_fn, steps_per_epoch=n_batches, epochs=10)
+    step, state = make_step(student, teacher, loss_fn, optimizer, schedule, device, amp=amp)
     t_build = time.perf_counter() - t_build
     n_trainable = sum(p.numel() for p in student.parameters() if p.requires_grad)
     analytic = analytic_flops_per_image(student.backbone, cfg)
@@ -194,7 +198,7 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     for r in range(repeats):
         if via_train_one_epoch:   # cross-check: core's own loop, timed as a whole (no split)
             t = time.perf_counter()
-            core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, scheduler, epoch=0, epochs=10,
+            core.train_one_epoch(student, teacher, loader, loss_fn, optimizer, device, schedule, epoch=0,
                                  log_every=10**9, progress=False)
             sync(device); wall = time.perf_counter() - t
             passes.append(dict(waits=[0.0] * n_batches, computes=[wall / n_batches] * n_batches, images=cfg['batch'] * n_batches, wall=wall,

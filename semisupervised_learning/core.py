@@ -206,10 +206,13 @@ def train(config:TrainConfig,
     lr, loss_fn = config.scaled_lr(world_size), build_loss(config).to(device)
     optimizer = create_optimizer(student, lr, config.weight_decay, layer_decay=config.layer_decay,
                                  patch_embed_lr_scale=config.patch_embed_lr_scale)
-    scheduler = WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader), config.epochs * len(loader),
-                                     config.min_lr,
-                                     weight_decay_end=config.weight_decay_end,
-                                     backbone_start_step=config.backbone_start_epoch * len(loader))
+    scheduler = TrainingSchedule(len(loader), config.epochs,
+                                 WarmupCosineSchedule(optimizer, config.warmup_epochs * len(loader),
+                                                      config.epochs * len(loader), config.min_lr,
+                                                      weight_decay_end=config.weight_decay_end,
+                                                      backbone_start_step=config.backbone_start_epoch * len(loader)),
+                                 config.momentum_teacher, config.teacher_temp, config.warmup_teacher_temp,
+                                 config.warmup_teacher_temp_epochs, config.freeze_last_layer_epochs)
     if world_size > 1:
         student = nn.parallel.DistributedDataParallel(student,
                                                       device_ids=[device.index] if device.type == 'cuda' else None)
@@ -266,8 +269,7 @@ def train(config:TrainConfig,
         history = train_dino(student, teacher, loader, loss_fn, optimizer, scheduler, device, epochs=config.epochs,
                              save_every=config.save_every, checkpoint_dir=config.checkpoint_dir,
                              resume_from='latest' if config.resume else None,
-                             momentum_teacher=config.momentum_teacher, clip_grad=config.clip_grad, callbacks=callbacks,
-                             freeze_last_layer_epochs=config.freeze_last_layer_epochs, log_every=config.log_every,
+                             clip_grad=config.clip_grad, callbacks=callbacks, log_every=config.log_every,
                              config={**asdict(config), 'backbone': config.backbone_name, 'lr': lr,
                                      'world_size': world_size,
                                      'data_fingerprint': data_fingerprint(config, dataset.items)
@@ -426,7 +428,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
         terms[0] += (" (trained in the head warm-up only, dino_weight=0)"
                      if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)")
     # the highest lr the backbone saw: the warm-ups may keep it below lr
-    schedule = result.get('scheduler')
+    schedule = getattr(result.get('scheduler'), 'lr_schedule', None)
     peak = (max(schedule.lr_at(int(s), lr, backbone=True) for s in np.linspace(0, schedule.total_steps - 1, 256))
             if schedule else lr)
     further = (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}."

@@ -14,12 +14,21 @@ import torch.nn.functional as F
 from .runtime import is_distributed, to_device_async
 
 # %% auto #0
-__all__ = ['CENTERING', 'DINOLoss', 'block_masks', 'masked_index', 'add_mask_token', 'masking', 'IBOTPatchLoss', 'koleo_loss',
-           'sinkhorn_knopp', 'gram_loss', 'DINOv2Loss']
+__all__ = ['CENTERING', 'teacher_temperature', 'DINOLoss', 'block_masks', 'masked_index', 'add_mask_token', 'masking',
+           'IBOTPatchLoss', 'koleo_loss', 'sinkhorn_knopp', 'gram_loss', 'DINOv2Loss']
 
 # %% ../nbs/04_objective.ipynb #df65ec0e
 # the teacher's centring: DINO's running centre, or DINOv2's Sinkhorn-Knopp option
 CENTERING = ('centering', 'sinkhorn_knopp')
+
+def teacher_temperature(epoch:int|None, # the epoch (0-based); None: after the warm-up
+                        teacher_temp:float=0.04, # the temperature after the warm-up
+                        warmup_teacher_temp:float|None=None, # its start (None: no warm-up)
+                        warmup_teacher_temp_epochs:int=0) -> float:
+    "DINO's teacher temperature at `epoch`: `linspace(warmup, final, W)` over the first W epochs, then `teacher_temp`."
+    W = warmup_teacher_temp_epochs
+    if epoch is None or warmup_teacher_temp is None or epoch >= W: return teacher_temp
+    return warmup_teacher_temp + (teacher_temp - warmup_teacher_temp) * epoch / max(1, W - 1)   # DINO's linspace
 
 class DINOLoss(nn.Module):
     "DINO cross-entropy between the centred, sharpened teacher and the student, over all pairs of different views."
@@ -41,16 +50,14 @@ class DINOLoss(nn.Module):
         self.last_stats = {}
 
     def teacher_temp_at(self, epoch:int|None=None) -> float:
-        """The teacher temperature for `epoch`: DINO's schedule, `linspace(warmup, final, W)` over the first W epochs,
-        then `teacher_temp`."""
-        W = self.warmup_teacher_temp_epochs
-        if epoch is None or self.warmup_teacher_temp is None or epoch >= W: return self.teacher_temp
-        # DINO's linspace
-        return self.warmup_teacher_temp + (self.teacher_temp - self.warmup_teacher_temp) * epoch / max(1, W - 1)
+        "The teacher temperature for `epoch` when the loss is called alone (`teacher_temperature`)."
+        return teacher_temperature(epoch, self.teacher_temp, self.warmup_teacher_temp, self.warmup_teacher_temp_epochs)
 
     def forward(self, student_out:torch.Tensor, # (n_crops * B, out_dim), crop-major
                 teacher_out:torch.Tensor, # (n_global_crops * B, out_dim), crop-major
-                epoch:int|None=None) -> torch.Tensor:
+                epoch:int|None=None, # for the temperature's warm-up when the loss is called alone
+                teacher_temp:float|None=None, # this step's temperature (training's `TrainingSchedule`); None: by epoch
+               ) -> torch.Tensor:
         if student_out.shape[-1] != self.out_dim or teacher_out.shape[-1] != self.out_dim:
             raise ValueError(f"DINOLoss(out_dim={self.out_dim}) got outputs of width "
                              f"{student_out.shape[-1]}/{teacher_out.shape[-1]}: "
@@ -58,7 +65,7 @@ class DINOLoss(nn.Module):
         # no gradient through the teacher, whoever calls
         student_out, teacher_out = student_out.float(), teacher_out.detach().float()
         B = teacher_out.shape[0] // self.n_global_crops
-        temp = self.teacher_temp_at(epoch)
+        temp = self.teacher_temp_at(epoch) if teacher_temp is None else teacher_temp
         teacher_probs = (sinkhorn_knopp(teacher_out, temp) if self.centering == 'sinkhorn_knopp' else
                          F.softmax((teacher_out - self.center) / temp, dim=-1)).view(self.n_global_crops, B, -1)
         student_logp = F.log_softmax(student_out / self.student_temp, dim=-1).view(-1, B, self.out_dim)
@@ -321,9 +328,11 @@ class DINOv2Loss(DINOLoss):
                     epoch:int|None=None,
                     # global crops' patch tokens, for Gram
                     student_patches:torch.Tensor|None=None, anchor_patches:torch.Tensor|None=None,
+                    teacher_temp:float|None=None, # this step's temperature, as for `forward`; None: by epoch
                    ) -> torch.Tensor:
         "ibot_weight x iBOT + koleo_weight x KoLeo + gram_weight x Gram (their values go to `last_stats`)."
-        total, temp = student_cls.new_zeros(()).float(), self.teacher_temp_at(epoch)
+        total = student_cls.new_zeros(()).float()
+        temp = self.teacher_temp_at(epoch) if teacher_temp is None else teacher_temp
         if self.ibot_weight:
             probs = sinkhorn_knopp(teacher_patch_out, temp) if self.centering == 'sinkhorn_knopp' else None
             ibot = self.ibot(student_patch_out, teacher_patch_out, masks, temp, teacher_probs=probs)

@@ -14,7 +14,7 @@ from .data import PATCH_SIZE
 from .objective import DINOv2Loss, masked_index
 from .lora import adapters_off, has_lora
 from .model import backbone_is_frozen, backbone_state_dict, backbone_tokens
-from .optimisation import set_backbone_training, update_teacher_ema, warmup_cosine
+from .optimisation import TrainingSchedule, set_backbone_training, update_teacher_ema
 from .checkpoints import (CheckpointWriter, check_checkpoint_dir, checkpoint_bytes,
                                                  checkpoint_state, find_checkpoint, load_checkpoint)
 from .health import TrainingMonitor
@@ -45,6 +45,7 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
                device=None, amp:bool|None=None,
                # `gram_anchor(...)`: the start's patch tokens of the global crops, for `DINOv2Loss(gram_weight=...)`
                anchor=None,
+               teacher_temp:float|None=None, # this step's teacher temperature (`TrainingSchedule`); None: the loss's
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """One DINO step on a batch of crops; returns the loss and the pre-clip gradient norm as device tensors (no host
     sync)."""
@@ -80,11 +81,10 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
         else:
             student_out = student(crops)
             with torch.no_grad(): teacher_out = teacher(crops[:n_global])
-    loss = loss_fn(student_out, teacher_out, epoch=epoch)
+    loss = loss_fn(student_out, teacher_out, epoch=epoch, teacher_temp=teacher_temp)
     if isinstance(loss_fn, DINOv2Loss) and not frozen:
         loss = loss_fn.dino_weight * loss + loss_fn.extra_terms(student_patch_out, teacher_patch_out, masks,
-                student_cls[:n_global * batch_size], epoch,
-                                                                **gram)
+                student_cls[:n_global * batch_size], epoch, teacher_temp=teacher_temp, **gram)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if freeze_last_layer:
@@ -96,10 +96,16 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
     update_teacher_ema(student, teacher, momentum)
     return loss.detach(), grad_norm
 
-def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=None, scheduler=None, *,
-                    epoch:int=0, epochs:int=1, # this epoch (0-based) and the run's length, for the schedules
-                    momentum_teacher:float=0.996, # teacher EMA momentum at the start (cosine to 1)
-                    clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1, log_every:int=10,
+def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=None,
+                    scheduler=None, # a `TrainingSchedule`, or the optimiser's `WarmupCosineSchedule` (or None)
+                    *,
+                    epoch:int=0, # this epoch (0-based)
+                    epochs:int|None=None, # the run's length, for the schedules (None: the TrainingSchedule's, or 1)
+                    # without a TrainingSchedule: the teacher's EMA momentum at the start (cosine to 1; None: 0.996)
+                    momentum_teacher:float|None=None,
+                    clip_grad:float|None=3.0,
+                    freeze_last_layer_epochs:int|None=None, # without a TrainingSchedule (None: 1)
+                    log_every:int=10,
                     monitor:TrainingMonitor|None=None, progress:bool=True,
                     start_step:int=0, # steps of this epoch already done (resuming mid-epoch)
                     start_loss_sum:float=0.0, # their summed loss (from the interrupted run's checkpoint)
@@ -112,6 +118,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     "Train one epoch; returns the epoch's mean loss."
     device = default_device() if device is None else torch.device(device)
     n_steps, distributed = len(train_loader), is_distributed()
+    schedule = TrainingSchedule.of(scheduler, loss_fn, n_steps, epochs, momentum_teacher, freeze_last_layer_epochs)
+    epochs, teacher_temp = schedule.epochs, schedule.teacher_temp_at(epoch)
     loss_sum = torch.full((), float(start_loss_sum), device=device); first_bad_step = torch.full((), -1, device=device)
     bar = tqdm(total=n_steps, initial=start_step, desc=f'epoch {epoch + 1}/{epochs}',
                disable=not (progress and is_main_process()),
@@ -120,12 +128,12 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
     fetch_hooks = callbacks.wants('before_fetch', 'after_fetch')
     batches = _fetched(train_loader, callbacks, epoch, start_step) if fetch_hooks else train_loader
     for step, crops in enumerate(batches, start=start_step):
-        momentum = warmup_cosine(epoch * n_steps + step, epochs * n_steps, momentum_teacher, 1.0)
+        momentum = schedule.momentum_at(epoch, step)
         callbacks('before_step', epoch=epoch, step=step, batch_size=crops[0].shape[0])
-        loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, scheduler, epoch=epoch,
-                                     momentum=momentum,
-                                     clip_grad=clip_grad, freeze_last_layer=epoch < freeze_last_layer_epochs,
-                                     device=device, amp=amp, anchor=anchor)
+        loss, grad_norm = train_step(student, teacher, crops, loss_fn, optimizer, schedule, epoch=epoch,
+                                     momentum=momentum, clip_grad=clip_grad,
+                                     freeze_last_layer=schedule.last_layer_frozen(epoch), device=device, amp=amp,
+                                     anchor=anchor, teacher_temp=teacher_temp)
         callbacks('after_step', epoch=epoch, step=step, batch_size=crops[0].shape[0], loss=loss)
         loss_sum += loss
         first_bad_step = torch.where((first_bad_step < 0) & ~torch.isfinite(loss), step, first_bad_step)
@@ -136,8 +144,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
             bad_step = first_bad_step.clone()
             if distributed: dist.all_reduce(bad_step, op=dist.ReduceOp.MAX)  # every rank stops together
             if bad_step.item() >= 0:
-                bad_lr = (scheduler.lr_at(epoch * n_steps + int(bad_step)) if scheduler is not None
-                          else optimizer.param_groups[0]['lr'])
+                bad_lr = (schedule.lr_schedule.lr_at(epoch * n_steps + int(bad_step))
+                          if schedule.lr_schedule is not None else optimizer.param_groups[0]['lr'])
                 advice = [f"a lower lr={bad_lr / 10:.2g}", "a longer warmup_epochs",
                           "clip_grad=3.0" if not clip_grad or clip_grad > 3 else None,
                           None if backbone_is_frozen(student) else "adapt='lora' (fewer parameters train)"]
@@ -154,8 +162,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                 bar.write(f"An epoch takes about {took} ({rate:.1f} images/s over its first "
                           f"{step + 1 - start_step} steps, "
                           "start-up included).", file=sys.stdout)
-            record = (monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum, rate)
-                      if monitor else None)
+            record = (monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum,
+                                  teacher_temp, rate) if monitor else None)
             bar.set_postfix(loss=f'{loss.item():.4f}', lr=f"{optimizer.param_groups[0]['lr']:.2e}", img_s=f'{rate:.1f}',
                             **({'H_t': f"{record['teacher_entropy']:.2f}/{record['ln_K']:.2f}"} if record else {}))
         if stop: break
@@ -323,11 +331,16 @@ class TrainingHistory(list):
         super().__init__(losses); self.validation = validation
 
 # %% ../nbs/11_training.ipynb #8b49a53f
-def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=None, device=None, *,
+def train_dino(student, teacher, train_loader, loss_fn, optimizer,
+               scheduler=None, # a `TrainingSchedule`, or the optimiser's `WarmupCosineSchedule` (or None)
+               device=None, *,
                epochs:int|None=None, # the run's length (default 100); the plan's name for it is n_epochs
                save_every:int=10, checkpoint_dir='checkpoints',
                resume_from=None, # a checkpoint path, or 'latest' for checkpoint_dir/checkpoint_latest.pth
-               momentum_teacher:float=0.996, clip_grad:float|None=3.0, freeze_last_layer_epochs:int=1,
+               # without a TrainingSchedule: the teacher's EMA momentum at the start (cosine to 1; None: 0.996)
+               momentum_teacher:float|None=None,
+               clip_grad:float|None=3.0,
+               freeze_last_layer_epochs:int|None=None, # without a TrainingSchedule (None: 1)
                log_every:int=10, config:dict|None=None, # saved in every checkpoint
                progress:bool=True, amp:bool|None=None, # bf16 autocast; None: `amp_enabled`'s default
                head_warmup_epochs:int=0, # epochs before the optimiser's backbone groups train (`set_backbone_training`)
@@ -345,6 +358,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
         raise ValueError(f"epochs={epochs} and n_epochs={n_epochs} name the same thing, the "
                          f"run's length: give one of them.")
     epochs = next((e for e in (epochs, n_epochs) if e is not None), 100)
+    schedule = TrainingSchedule.of(scheduler, loss_fn, len(train_loader), epochs, momentum_teacher,
+                                   freeze_last_layer_epochs)
     device = default_device() if device is None else torch.device(device)
     checkpoint_dir, main = Path(checkpoint_dir), is_main_process()
     distributed, callbacks = is_distributed(), Callbacks(callbacks)
@@ -358,7 +373,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
                                   "resume_from='latest' (--resume), or choose a new folder; nothing was overwritten.")
     if resume_from is not None:
         path = find_checkpoint(resume_from, checkpoint_dir)
-        meta = load_checkpoint(path, student, teacher, optimizer, scheduler, device, loss_fn=loss_fn, restore_rng=True)
+        meta = load_checkpoint(path, student, teacher, optimizer, schedule, device, loss_fn=loss_fn, restore_rng=True)
         start_epoch, start_step, start_loss_sum, history = (meta['epoch'], meta['step_in_epoch'],
                                                             meta['epoch_loss_sum'], meta['loss_history'])
         validation_state = meta.get('validation')      # the start's score and the best backbone so far
@@ -372,7 +387,7 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
     def save(path, epoch, step_in_epoch=0, epoch_loss_sum=0.0, keep_as=None, skip_if_busy=False) -> bool:
         "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
         if main and not (skip_if_busy and writer.busy):
-            state = checkpoint_state(student, teacher, optimizer, scheduler, epoch, history[-1] if history else None,
+            state = checkpoint_state(student, teacher, optimizer, schedule, epoch, history[-1] if history else None,
                                      loss_fn, history, config, step_in_epoch, epoch_loss_sum, validation_state)
             callbacks('before_save', epoch=epoch, path=path)
             writer.save(path, state, keep_as)
@@ -443,10 +458,8 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer, scheduler=Non
             if hasattr(train_loader, 'set_epoch'): train_loader.set_epoch(epoch, start_batch=start_step)
             callbacks('before_epoch', epoch=epoch)
             try:
-                mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, scheduler,
-                                            epoch=epoch,
-                                            epochs=epochs, momentum_teacher=momentum_teacher, clip_grad=clip_grad,
-                                            freeze_last_layer_epochs=freeze_last_layer_epochs, log_every=log_every,
+                mean_loss = train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device, schedule,
+                                            epoch=epoch, clip_grad=clip_grad, log_every=log_every,
                                             monitor=monitor,
                                             progress=progress, start_step=start_step, start_loss_sum=start_loss_sum,
                                             should_stop=should_stop, amp=amp, anchor=anchor,

@@ -125,9 +125,9 @@ def _open_hdf5(file:Path, inner:str):
         node = node.parent if node.name != '/' else None
     return dataset, f"{file}:/{inner.strip('/')}", voxel_size
 
-def _ome_levels(attributes:dict) -> tuple[list, list]|None:
-    """OME-Zarr multiscales (v0.4 in the attributes, v0.5 under 'ome'): the levels' paths and their (z, y, x) voxel
-    sizes (None if unknown)."""
+def _ome_levels(attributes:dict) -> tuple[list, list, list]|None:
+    """OME-Zarr multiscales (v0.4 in the attributes, v0.5 under 'ome'): the levels' paths, their (z, y, x) voxel sizes
+    and their downsampling factors in x from the finest (None if unknown)."""
     multiscales = attributes.get('ome', attributes).get('multiscales')
     if not multiscales: return None
     axes = multiscales[0].get('axes') or []
@@ -136,23 +136,30 @@ def _ome_levels(attributes:dict) -> tuple[list, list]|None:
     for level in multiscales[0]['datasets']:
         scale = next((t['scale'] for t in level.get('coordinateTransformations', []) if t.get('type') == 'scale'), None)
         paths.append(str(level['path'])); sizes.append(None if scale is None else _nm(scale[-3:], units[-1]))
-    return paths, sizes
+    return paths, sizes, [None if s is None or sizes[0] is None else s[-1] / sizes[0][-1] for s in sizes]
 
-def _choose_level(file:Path, paths:list, sizes:list, scale, inner:str|None=None) -> tuple[str, tuple|None]:
-    """The multiscale level at path `inner`, or downsampled by `scale` from the finest (None: the finest), and its voxel
-    size."""
-    if inner is not None: return inner, sizes[paths.index(inner)] if inner in paths else None
-    if scale is None: return paths[0], sizes[0]
-    factors = [None if s is None or sizes[0] is None else s[-1] / sizes[0][-1] for s in sizes]
-    for path, size, factor in zip(paths, sizes, factors):
-        if factor is not None and abs(factor - scale) <= 0.05 * scale: return path, size
-    raise EMImageError(f"{file} has no level downsampled {scale:g}x (its levels: "
-                       f"{', '.join(f'{p} ({f:g}x)' if f else p for p, f in zip(paths, factors))}): give one of these "
-                       f"scales, or the level's path ({file}/{paths[0]}).")
+def _choose_level(pyramid, paths:list, factors:list, scale=None, level=None, named:str|None=None) -> int:
+    """Which level of a multiscale pyramid to read (0: the finest): the one a path `named`, the `level`-th, the one
+    downsampled by `scale` from the finest, or the finest."""
+    have = ', '.join(f'{p} ({f:g}x)' if f else p for p, f in zip(paths, factors))
+    if named is not None:
+        if level is not None:
+            raise EMImageError(f"{pyramid}/{named} names level {paths.index(named)} of a pyramid and level={level} "
+                               f"picks one too: drop level=, or give it with the pyramid's path ({pyramid}).")
+        return paths.index(named)
+    if level is not None:
+        if 0 <= level < len(paths): return level
+        raise EMImageError(f"{pyramid} has no level {level} (its levels: {have}): give level=0 (the finest)"
+                           + (f" to {len(paths) - 1}." if len(paths) > 1 else ", its only one."))
+    if scale is None: return 0
+    for k, factor in enumerate(factors):
+        if factor is not None and abs(factor - scale) <= 0.05 * scale: return k
+    raise EMImageError(f"{pyramid} has no level downsampled {scale:g}x (its levels: {have}): give one of these "
+                       f"scales, or the level's index (level=0) or path ({pyramid}/{paths[0]}).")
 
-def _open_zarr(file:Path, inner:str, scale):
-    """A Zarr v2/v3 array: the one named, an OME-Zarr multiscale level (by path or `scale`), or a group's only array;
-    its name and voxel size."""
+def _open_zarr(file:Path, inner:str, scale, level):
+    """A Zarr v2/v3 array: the one named, an OME-Zarr multiscale level (by path, `level` or `scale`), or a group's only
+    array; its name, voxel size and pyramid level (None: not in a pyramid)."""
     import zarr
     if inner and not (file / inner).exists():
         members = sorted(p.name for p in file.iterdir() if not p.name.startswith('.') and p.name != 'zarr.json')
@@ -161,8 +168,9 @@ def _open_zarr(file:Path, inner:str, scale):
     root = zarr.open(str(file), mode='r')
     levels = _ome_levels(dict(root.attrs)) if isinstance(root, zarr.Group) else None
     if levels and (not inner or inner in levels[0]):
-        path, voxel_size = _choose_level(file, *levels, scale, inner or None)
-        return root[path], f"{file}/{path}", voxel_size
+        paths, sizes, factors = levels
+        k = _choose_level(file, paths, factors, scale, level, inner or None)
+        return root[paths[k]], f"{file}/{paths[k]}", sizes[k], k
     node = root[inner] if inner else root
     if isinstance(node, zarr.Group):
         found = [name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
@@ -171,39 +179,46 @@ def _open_zarr(file:Path, inner:str, scale):
                                          "(its zarr.json or .zarray names an array).")
         name = _pick(file / inner, found, 'array', f'{file / inner}/{{}}')
         node, inner = node[name], f"{inner}/{name}".strip('/')
-    return node, f"{file}/{inner}".rstrip('/'), _voxel_size_from(dict(node.attrs))
+    return node, f"{file}/{inner}".rstrip('/'), _voxel_size_from(dict(node.attrs)), None
 
-def _open_n5(file:Path, inner:str, scale):
-    """An N5 dataset through tensorstore (the installed zarr 3 reads no N5): the one named, a pyramid's level (s0, s1,
-    ...) or a group's only dataset."""
+def _n5_attributes(path:Path) -> dict:
+    "An N5 group's or dataset's attributes.json ({} if it has none)."
     import json
-    attributes = lambda p: json.loads((p / 'attributes.json').read_text()) if (p / 'attributes.json').is_file() else {}
-    path = file / inner
+    return json.loads((path / 'attributes.json').read_text()) if (path / 'attributes.json').is_file() else {}
+
+def _n5_levels(group:Path) -> tuple[list, list]:
+    """The levels of an N5 pyramid as BigDataViewer and Paintera write it (datasets s0, s1, ...) and their
+    downsampling factors in x (2^k where unstated)."""
+    levels = sorted((p.name for p in group.iterdir()
+                     if re.fullmatch(r's\d+', p.name) and 'dimensions' in _n5_attributes(p)), key=natural_key)
+    return levels, [_n5_attributes(group / s).get('downsamplingFactors', [2 ** int(s[1:])] * 3)[0] for s in levels]
+
+def _open_n5(file:Path, inner:str, scale, level):
+    """An N5 dataset through tensorstore (the installed zarr 3 reads no N5): the one named, a pyramid's level (s0, s1,
+    ... by path, `level` or `scale`) or a group's only dataset; its name, voxel size and pyramid level (None: not in a
+    pyramid)."""
+    path, k = file / inner, None
     if not path.is_dir():
         raise EMImageError(f"{file} has no dataset {inner} (it holds "
                            f"{', '.join(sorted(p.name for p in file.iterdir() if p.is_dir())) or 'nothing'}): "
                            f"check the path after {file.name}/.")
-    if 'dimensions' not in attributes(path):
-        found = sorted((str(p.parent.relative_to(path)) for p in path.rglob('attributes.json')
-                        if 'dimensions' in attributes(p.parent)), key=natural_key)
-        levels = [f for f in found if re.fullmatch(r's\d+', f)]
-        if levels and scale is not None:
-            factors = [attributes(path / f).get('downsamplingFactors', [2 ** int(f[1:])] * 3)[0] for f in levels]
-            if scale not in factors:
-                have = ', '.join(f'{l} ({f:g}x)' for l, f in zip(levels, factors))
-                raise EMImageError(f"{path} has no level downsampled {scale:g}x (levels: {have}): give one of these "
-                                   "scales.")
-            found = [levels[factors.index(scale)]]
-        elif levels: found = levels[:1]
+    if 'dimensions' in _n5_attributes(path):
+        if inner and path.name in (levels := _n5_levels(path.parent))[0]:     # a pyramid's level, named
+            k = _choose_level(path.parent, *levels, scale, level, path.name)
+    else:
+        levels, factors = _n5_levels(path)
+        if levels: found = [levels[k := _choose_level(path, levels, factors, scale, level)]]
+        else: found = sorted((str(p.parent.relative_to(path)) for p in path.rglob('attributes.json')
+                              if 'dimensions' in _n5_attributes(p.parent)), key=natural_key)
         if not found: raise EMImageError(f"{path} is an N5 group without datasets: point to the N5 "
                                          f"folder that holds the volume.")
         name = _pick(path, found, 'dataset', f'{path}/{{}}')
         path, inner = path / name, f"{inner}/{name}".strip('/')
-    voxel_size = _voxel_size_from(attributes(path), reverse=True)       # N5 lists x first
-    if voxel_size is None and (parent := _voxel_size_from(attributes(path.parent), reverse=True)):
-        factors = attributes(path).get('downsamplingFactors', [1, 1, 1])[::-1]
+    voxel_size = _voxel_size_from(_n5_attributes(path), reverse=True)       # N5 lists x first
+    if voxel_size is None and (parent := _voxel_size_from(_n5_attributes(path.parent), reverse=True)):
+        factors = _n5_attributes(path).get('downsamplingFactors', [1, 1, 1])[::-1]
         voxel_size = tuple(v * f for v, f in zip(parent, factors))
-    return _TensorStoreArray(path), f"{file}/{inner}".rstrip('/'), voxel_size
+    return _TensorStoreArray(path), f"{file}/{inner}".rstrip('/'), voxel_size, k
 
 def _open_mrc(file:Path):
     "An MRC volume memory-mapped by mrcfile, and its voxel size from the header (angstrom, converted to nm)."
@@ -240,8 +255,20 @@ class EMVolume:
                  voxel_size=None, # (z, y, x) in nm, or one number for isotropic voxels; None: from the file's metadata
                  # multiscale volumes (OME-Zarr, N5 pyramids): the level downsampled by this factor; None: the finest
                  scale:float|None=None,
-                 force_planes:bool=False): # sample xz / yz even when the voxel size says the data are anisotropic
+                 force_planes:bool=False, # sample xz / yz even when the voxel size says the data are anisotropic
+                 *,
+                 # multiscale volumes: the level by its index, the number its path names (1: 'vol.zarr/1',
+                 # 'vol.n5/raw/s1'); None: the finest (or the level of `scale` or of the path)
+                 level:int|None=None):
+        if level is not None and (isinstance(level, bool) or not isinstance(level, (int, np.integer))):
+            raise ValueError(f"level={level!r}: give a pyramid level's index, 0 (the finest), 1, ... as a path names "
+                             f"it (vol.zarr/1).")
+        if level is not None and scale is not None:
+            raise ValueError(f"scale={scale} and level={level} both pick a pyramid level: give one of them (level: the "
+                             f"index a path names, vol.zarr/{level}; scale: the downsampling factor).")
         self.scale, self.value_range, self.n_unreadable, self._array = scale, None, 0, None
+        # the pyramid level asked for, and the one read (its index, 0: the finest; None: not in a pyramid)
+        self._asked_level, self.level = None if level is None else int(level), None
         if isinstance(path, (str, Path)):
             if (parts := split_volume_path(path)) is None:
                 raise EMImageError(f"{path} is not a volume path: volumes end in .h5/.hdf5/.hdf, .zarr, .n5, "
@@ -254,6 +281,10 @@ class EMVolume:
             self.file, self.inner, self.format, self.name, self._given = (None, '', 'array',
                     f"array{tuple(path.shape)}", path)
         array = self.array
+        if self._asked_level and self.level is None:
+            raise EMImageError(f"{self.name} is {'an array' if self.file is None else f'one {self.format} dataset'}, "
+                               f"not a multiscale OME-Zarr or N5 pyramid: level={level} has nothing to pick; leave "
+                               f"level out.")
         self.voxel_size = (getattr(self, 'metadata_voxel_size', None) if voxel_size is None else
                            (float(voxel_size),) * 3 if np.isscalar(voxel_size) else tuple(float(v) for v in voxel_size))
         self.shape, self.dtype = self._check_shape(tuple(array.shape)), np.dtype(array.dtype)
@@ -279,14 +310,17 @@ class EMVolume:
     def __len__(self): return int(self._first[-1])
 
     def _open(self):
-        """Open the file (once per process: loader workers open their own handles) and read the voxel size from its
-        metadata."""
+        """Open the file (once per process: loader workers open their own handles, at the same pyramid level) and read
+        the voxel size from its metadata."""
         if not self.file.exists():
             raise FileNotFoundError(f"{self.file} does not exist (relative to {Path.cwd()}): check the path.")
+        level = None
         try:
             if self.format == 'HDF5': array, name, voxel_size = _open_hdf5(self.file, self.inner)
-            elif self.format == 'Zarr': array, name, voxel_size = _open_zarr(self.file, self.inner, self.scale)
-            elif self.format == 'N5': array, name, voxel_size = _open_n5(self.file, self.inner, self.scale)
+            elif self.format == 'Zarr':
+                array, name, voxel_size, level = _open_zarr(self.file, self.inner, self.scale, self._asked_level)
+            elif self.format == 'N5':
+                array, name, voxel_size, level = _open_n5(self.file, self.inner, self.scale, self._asked_level)
             elif self.format == 'MRC': array, name, voxel_size = _open_mrc(self.file)
             else: array, name, voxel_size = _open_tiff(self.file)
         except (EMImageError, FileNotFoundError): raise
@@ -298,6 +332,7 @@ class EMVolume:
             raise EMImageError(f"{self.file}: scale={self.scale} picks a level of a multiscale OME-Zarr or N5 pyramid; "
                                f"{self.format} has none: leave scale out.")
         self._array, self._pid, self.name, self.metadata_voxel_size = array, os.getpid(), name, voxel_size
+        self.level = level
     @property
     def array(self):
         "The (z, y, x) array, opened in this process."

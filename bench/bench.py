@@ -461,6 +461,7 @@ def main(argv=None):
                         "(lora: refused, no FLOP formula)")
     p.add_argument('--trainable-blocks', type=int, metavar='N',
                    help="with adapt 'blocks': how many of the last blocks train")
+    p.add_argument('--train', help=argparse.SUPPRESS)   # the old option: its new spelling, not 'ambiguous option'
     p.add_argument('--repeats', type=int, default=1, help='timed passes (same models); reports the median and best')
     p.add_argument('--compare-lightly', action='store_true', help='also run ../shared/bench/lightly_ref.py, alternating with ours')
     p.add_argument('--train-one-epoch', action='store_true', help='time core.train_one_epoch as a whole instead (cross-check)')
@@ -483,6 +484,9 @@ def main(argv=None):
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
+    if a.train is not None:
+        p.error("--train is now --adapt (the library's words): --train frozen|full -> --adapt frozen|full, "
+                "--train N -> --adapt blocks --trainable-blocks N")
     if a.list:
         for k, v in {**CONFIGS, **RUNS}.items(): print(f"{k:22s} {v}")
         return
@@ -490,6 +494,9 @@ def main(argv=None):
     results, peaks = [], {}
     for name in a.config.split(','):
         if name in RUNS:      # a whole train() run
+            if a.adapt is not None or a.trainable_blocks is not None:
+                p.error(f"{name}: --adapt and --trainable-blocks set the step configurations; a run-* configuration "
+                        f"takes its TrainConfig adapt from RUNS ({RUNS[name]['config']['adapt']!r})")
             spec = {**RUNS[name], **({'images': a.run_images} if a.run_images else {})}
             overrides = {k: v for k, v in dict(batch_size=a.batch, num_workers=a.workers, backbone=a.backbone, device=a.device,
                                                 epochs=a.epochs, save_latest_seconds=a.save_latest_seconds).items() if v is not None}

@@ -18,6 +18,7 @@ without them).
     python bench/bench.py --config cpu-small                       # one configuration
     python bench/bench.py --config cpu-small --compare-lightly     # and ../shared/bench/lightly_ref.py, same settings
     python bench/bench.py --config gpu-vitl-full,gpu-vitl-frozen   # several, one process, one matmul peak
+    python bench/bench.py --config cpu-tiny --adapt blocks --trainable-blocks 1   # another adaptation (library's words)
     python bench/bench.py --list                                   # the configurations
 """
 from __future__ import annotations
@@ -32,20 +33,34 @@ from semisupervised_learning import core
 ISBI = SHARED / 'data' / 'isbi2012' / 'train' / 'images'
 LIGHTLY_REF = SHARED / 'bench' / 'lightly_ref.py'
 
-# train: 'frozen' (head only, backbone shared by student and teacher), 'full', or an int (last N blocks)
+# adapt: how the backbone adapts, in TrainConfig's words: 'frozen' (head only, backbone shared by student and teacher),
+# 'full', or 'blocks' with trainable_blocks=N (the last N blocks). 'lora' is not timed here (see BENCH_ADAPT)
 CONFIGS = {
-    'cpu-tiny':         dict(backbone='dinov2_tiny14', train='full',   batch=8,  workers=2,  warmup=2, steps=6,  device='cpu'),
-    'cpu-small':        dict(backbone='dinov2_vits14', depth=4, train='full',   batch=8, workers=2, warmup=1, steps=4, device='cpu'),
-    'cpu-small-frozen': dict(backbone='dinov2_vits14', depth=4, train='frozen', batch=8, workers=2, warmup=1, steps=4, device='cpu'),
-    'gpu-vits-frozen':  dict(backbone='dinov2_vits14', train='frozen', batch=128, workers=14, warmup=4, steps=12, device='cuda'),
-    'gpu-vitb-frozen':  dict(backbone='dinov2_vitb14', train='frozen', batch=64,  workers=14, warmup=4, steps=12, device='cuda'),
-    'gpu-vitb-last4':   dict(backbone='dinov2_vitb14', train=4,        batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
-    'gpu-vitb-full':    dict(backbone='dinov2_vitb14', train='full',   batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
-    'gpu-vitl-frozen':  dict(backbone='dinov2_vitl14', train='frozen', batch=64,  workers=14, warmup=4, steps=12, device='cuda'),
-    'gpu-vitl-last4':   dict(backbone='dinov2_vitl14', train=4,        batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
-    'gpu-vitl-full':    dict(backbone='dinov2_vitl14', train='full',   batch=32,  workers=14, warmup=4, steps=10, device='cuda'),
+    'cpu-tiny':         dict(backbone='dinov2_tiny14', adapt='full', batch=8, workers=2, warmup=2, steps=6,
+                             device='cpu'),
+    'cpu-small':        dict(backbone='dinov2_vits14', depth=4, adapt='full', batch=8, workers=2, warmup=1, steps=4,
+                             device='cpu'),
+    'cpu-small-frozen': dict(backbone='dinov2_vits14', depth=4, adapt='frozen', batch=8, workers=2, warmup=1, steps=4,
+                             device='cpu'),
+    'gpu-vits-frozen':  dict(backbone='dinov2_vits14', adapt='frozen', batch=128, workers=14, warmup=4, steps=12,
+                             device='cuda'),
+    'gpu-vitb-frozen':  dict(backbone='dinov2_vitb14', adapt='frozen', batch=64, workers=14, warmup=4, steps=12,
+                             device='cuda'),
+    'gpu-vitb-last4':   dict(backbone='dinov2_vitb14', adapt='blocks', trainable_blocks=4, batch=32, workers=14,
+                             warmup=4, steps=10, device='cuda'),
+    'gpu-vitb-full':    dict(backbone='dinov2_vitb14', adapt='full', batch=32, workers=14, warmup=4, steps=10,
+                             device='cuda'),
+    'gpu-vitl-frozen':  dict(backbone='dinov2_vitl14', adapt='frozen', batch=64, workers=14, warmup=4, steps=12,
+                             device='cuda'),
+    'gpu-vitl-last4':   dict(backbone='dinov2_vitl14', adapt='blocks', trainable_blocks=4, batch=32, workers=14,
+                             warmup=4, steps=10, device='cuda'),
+    'gpu-vitl-full':    dict(backbone='dinov2_vitl14', adapt='full', batch=32, workers=14, warmup=4, steps=10,
+                             device='cuda'),
 }
-DEFAULTS = dict(depth=None, n_global=2, n_local=8, global_size=224, local_size=98, out_dim=256)
+# the adaptations the step configurations time: the analytic FLOP formula has a term for each; 'lora' (adapters,
+# backward through every block for activations only) has none, so it is refused rather than mis-counted
+BENCH_ADAPT = ('frozen', 'blocks', 'full')
+DEFAULTS = dict(depth=None, trainable_blocks=None, n_global=2, n_local=8, global_size=224, local_size=98, out_dim=256)
 # Whole runs of `core.train(TrainConfig(...))`, data and between-epoch work included: a folder of `images` synthetic
 # EM images of `size` px (or --images), and the TrainConfig settings. head_warmup_epochs=0: the backbone trains from step 1.
 RUNS = {
@@ -102,11 +117,12 @@ def analytic_flops_per_image(backbone, cfg, head_hidden=2048, bottleneck=256) ->
     fwd_all = sum(L * block(S) + embed(S) for S in sizes)
     fwd_glob = sum(L * block(S) + embed(S) for S in globals_)
     heads_all, heads_glob = head * len(sizes), head * len(globals_)
-    if cfg['train'] == 'frozen':   # one backbone pass shared by both heads, no backward through it
+    if cfg['adapt'] == 'frozen':   # one backbone pass shared by both heads, no backward through it
         return fwd_all + 3 * heads_all + heads_glob
-    if cfg['train'] == 'full':     # student fwd + bwd (2x fwd) on all crops, teacher fwd on the globals
+    if cfg['adapt'] == 'full':     # student fwd + bwd (2x fwd) on all crops, teacher fwd on the globals
         return 3 * (fwd_all + heads_all) + fwd_glob + heads_glob
-    k = int(cfg['train'])          # backward (activations + weights) through the last k blocks only
+    if cfg['adapt'] != 'blocks': raise ValueError(f"no FLOP formula for adapt={cfg['adapt']!r}; one of {BENCH_ADAPT}")
+    k = int(cfg['trainable_blocks'])   # backward (activations + weights) through the last k blocks only
     return fwd_all + sum(2 * k * block(S) for S in sizes) + 3 * heads_all + fwd_glob + heads_glob
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -132,11 +148,11 @@ def build(cfg, device, compile=False, compile_mode=None):
     kwargs = {} if cfg['depth'] is None else dict(depth=cfg['depth'])
     backbone = core.load_dinov2(cfg['backbone'], pretrained=False, **kwargs)
     if cfg.get('objective') == 'dinov2': core.add_mask_token(backbone)       # iBOT's, as core.train adds it
-    train = cfg['train']
-    if train not in ('frozen', 'full') and int(train) > len(backbone.blocks):   # e.g. gpu.sh --dry-run's 2-block tiny backbone
-        log(f"  trainable_blocks={train} > depth {len(backbone.blocks)}: using {len(backbone.blocks)}"); train = cfg["train"] = len(backbone.blocks)
-    backbone = core.adapt_backbone(backbone, train if train in ('frozen', 'full') else 'blocks',
-                                   trainable_blocks=None if train in ('frozen', 'full') else int(train))
+    depth = len(backbone.blocks)
+    if cfg['adapt'] == 'blocks' and cfg['trainable_blocks'] > depth:   # e.g. gpu.sh --dry-run's 2-block tiny backbone
+        log(f"  trainable_blocks={cfg['trainable_blocks']} > depth {depth}: using {depth}")
+        cfg['trainable_blocks'] = depth
+    backbone = core.adapt_backbone(backbone, cfg['adapt'], trainable_blocks=cfg['trainable_blocks'])
     student, teacher = core.create_dino_models(backbone, device, out_dim=cfg['out_dim'])
     loss_fn = (core.DINOv2Loss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global']) if cfg.get('objective') == 'dinov2'   # + iBOT, KoLeo
                else core.DINOLoss(out_dim=cfg['out_dim'], n_global_crops=cfg['n_global'])).to(device)
@@ -213,7 +229,9 @@ def run_ours(name, cfg, device, paths, repeats=1, peak=None, via_train_one_epoch
     med = passes[sorted(range(len(rates)), key=rates.__getitem__)[len(rates) // 2]]
     waits, computes = med['waits'], med['computes']
     res = dict(config=name, device=device_name(device), backbone=cfg['backbone'], depth=len(student.backbone.blocks),
-               train=cfg['train'], amp=amp, fused_adamw=optimizer.defaults.get('fused'), batch=cfg['batch'], crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}",
+               adapt=cfg['adapt'], trainable_blocks=cfg['trainable_blocks'], amp=amp,
+               fused_adamw=optimizer.defaults.get('fused'), batch=cfg['batch'],
+               crops=f"{cfg['n_global']}x{cfg['global_size']}+{cfg['n_local']}x{cfg['local_size']}",
                workers=cfg['workers'], warmup=cfg['warmup'], steps=cfg['steps'], repeats=repeats,
                trainable_params_M=n_trainable / 1e6, build_s=t_build,
                images_per_s=statistics.median(rates), images_per_s_best=max(rates), images_per_s_all=rates,
@@ -350,7 +368,8 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                cpu_max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
     if device.type == 'cuda': res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
     if peak:
-        flop_cfg = dict(train='full' if config.adapt == 'full' else 'frozen', global_size=config.global_size, local_size=config.local_size,
+        flop_cfg = dict(adapt='full' if config.adapt == 'full' else 'frozen', global_size=config.global_size,
+                        local_size=config.local_size,
                         n_global=config.n_global_crops, n_local=config.n_local_crops, out_dim=config.out_dim)
         flops = analytic_flops_per_image(result['teacher'].backbone, flop_cfg, config.hidden_dim, config.bottleneck_dim)
         res.update(gflop_per_image_analytic=flops / 1e9, peak_tflops=peak[0], peak_dtype=peak[1],
@@ -383,26 +402,44 @@ def device_name(device):
 # -------------------------------------------------------------------------------------------------------- lightly
 def run_lightly(cfg, images_dir, backbone, timeout=1800):
     "../shared/bench/lightly_ref.py with the same arch, depth, crops, batch, head out_dim, workers and freezing."
-    if cfg['train'] not in ('frozen', 'full'):
-        raise SystemExit("lightly_ref.py has no last-N-blocks mode: compare with a 'frozen' or 'full' configuration.")
+    if cfg['adapt'] not in ('frozen', 'full'):
+        raise SystemExit(f"lightly_ref.py has no last-N-blocks mode (adapt={cfg['adapt']!r}): compare with "
+                         "adapt 'frozen' or 'full'.")
     arch, arch_kwargs = core.DINOV2_ARCHS[cfg['backbone']]
     if arch_kwargs: raise SystemExit(f"{cfg['backbone']} is not a standard timm arch; lightly_ref.py cannot build it (use cpu-small).")
     cmd = [sys.executable, str(LIGHTLY_REF), '--images', str(images_dir), '--steps', str(cfg['steps']),
            '--warmup', str(cfg['warmup']), '--batch', str(cfg['batch']), '--n-local', str(cfg['n_local']),
            '--global-size', str(cfg['global_size']), '--local-size', str(cfg['local_size']), '--arch', arch,
            '--depth', str(len(backbone.blocks)), '--out-dim', str(cfg['out_dim']), '--workers', str(cfg['workers'])]
-    if cfg['train'] == 'frozen': cmd.append('--freeze-backbone')
+    if cfg['adapt'] == 'frozen': cmd.append('--freeze-backbone')
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     m = re.search(r'lightly images/s:\s*([0-9.]+)', out.stdout)
     if not m: raise RuntimeError(f"lightly_ref.py failed:\n{out.stdout}\n{out.stderr[-3000:]}")
     return float(m.group(1)), ' '.join(cmd)
 
 # ----------------------------------------------------------------------------------------------------------- main
+def adapt_text(res) -> str:
+    "adapt as the summary prints it: 'full', 'frozen' or 'blocks trainable_blocks=N'."
+    return res['adapt'] + (f" trainable_blocks={res['trainable_blocks']}" if res['adapt'] == 'blocks' else '')
+
+def set_adapt(p, name, cfg, adapt=None, trainable_blocks=None):
+    "--adapt / --trainable-blocks over configuration `name`'s adapt and trainable_blocks, refusing what is not timed."
+    if adapt is not None: cfg.update(adapt=adapt, trainable_blocks=None)
+    if trainable_blocks is not None: cfg['trainable_blocks'] = trainable_blocks
+    if cfg['adapt'] not in BENCH_ADAPT:
+        p.error(f"adapt {cfg['adapt']!r} is not timed here: bench.py times {', '.join(BENCH_ADAPT)} (its analytic FLOP "
+                "formula has no LoRA term); bench/pretrained_start.py --modes lora trains and probes it")
+    if cfg['adapt'] == 'blocks' and cfg['trainable_blocks'] is None:
+        p.error(f"{name}: adapt 'blocks' needs --trainable-blocks N (how many of the last blocks train)")
+    if cfg['adapt'] != 'blocks' and cfg['trainable_blocks'] is not None:
+        p.error(f"{name}: --trainable-blocks goes with adapt 'blocks', not {cfg['adapt']!r} (add --adapt blocks)")
+
 def fmt(res):
     s = (f"{res['config']}: {res['images_per_s']:.2f} images/s (median of {res['repeats']}; best {res['images_per_s_best']:.2f}), "
          f"step {res['step_ms']:.1f} ms = data wait {res['data_wait_ms']:.1f} + compute {res['compute_ms']:.1f} ms "
          f"(compute-only {res['compute_images_per_s']:.2f} images/s); batch {res['batch']}, {res['crops']}, "
-         f"{res['backbone']} depth {res['depth']} train={res['train']} amp={res['amp']} fused AdamW={res['fused_adamw']}, workers {res['workers']}\n"
+         f"{res['backbone']} depth {res['depth']} adapt={adapt_text(res)} amp={res['amp']} "
+         f"fused AdamW={res['fused_adamw']}, workers {res['workers']}\n"
          f"  FLOPs/image: analytic {res['gflop_per_image_analytic']:.1f} GFLOP"
          + (f", counted {res['gflop_per_image_counted']:.1f} GFLOP (FlopCounterMode, one step)" if res['gflop_per_image_counted'] else '')
          + f"; peak memory: RSS {res['cpu_max_rss_gb']:.2f} GB (largest worker {res['worker_max_rss_gb']:.2f} GB)")
@@ -423,7 +460,12 @@ def main(argv=None):
     for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim'):
         p.add_argument(f"--{k.replace('_', '-')}", type=int, help=f'override the configuration {k}')
     p.add_argument('--backbone', help="override the backbone (e.g. dinov2_tiny14)")
-    p.add_argument('--train', help="override: frozen, full or N (last N blocks)")
+    p.add_argument('--adapt', choices=core.ADAPT_MODES,
+                   help="override how the backbone adapts: frozen, full, or blocks with --trainable-blocks N "
+                        "(lora: refused, no FLOP formula)")
+    p.add_argument('--trainable-blocks', type=int, metavar='N',
+                   help="with adapt 'blocks': how many of the last blocks train")
+    p.add_argument('--train', help=argparse.SUPPRESS)   # the old option: its new spelling, not 'ambiguous option'
     p.add_argument('--repeats', type=int, default=1, help='timed passes (same models); reports the median and best')
     p.add_argument('--compare-lightly', action='store_true', help='also run ../shared/bench/lightly_ref.py, alternating with ours')
     p.add_argument('--train-one-epoch', action='store_true', help='time core.train_one_epoch as a whole instead (cross-check)')
@@ -446,6 +488,9 @@ def main(argv=None):
                    help="dino: the DINO loss alone (the default of step configurations); dinov2: DINOv2Loss (DINO + iBOT 1.0 + KoLeo 0.1, TrainConfig's default and so of run-* configurations)")
     p.add_argument('--json', help='append one JSON line per configuration to this file')
     a = p.parse_args(argv)
+    if a.train is not None:
+        p.error("--train is now --adapt (the library's words): --train frozen|full -> --adapt frozen|full, "
+                "--train N -> --adapt blocks --trainable-blocks N")
     if a.list:
         for k, v in {**CONFIGS, **RUNS}.items(): print(f"{k:22s} {v}")
         return
@@ -453,6 +498,9 @@ def main(argv=None):
     results, peaks = [], {}
     for name in a.config.split(','):
         if name in RUNS:      # a whole train() run
+            if a.adapt is not None or a.trainable_blocks is not None:
+                p.error(f"{name}: --adapt and --trainable-blocks set the step configurations; a run-* configuration "
+                        f"takes its TrainConfig adapt from RUNS ({RUNS[name]['config']['adapt']!r})")
             spec = {**RUNS[name], **({'images': a.run_images} if a.run_images else {})}
             overrides = {k: v for k, v in dict(batch_size=a.batch, num_workers=a.workers, backbone=a.backbone, device=a.device,
                                                 epochs=a.epochs, save_latest_seconds=a.save_latest_seconds).items() if v is not None}
@@ -475,7 +523,7 @@ def main(argv=None):
         cfg = {**DEFAULTS, **CONFIGS[name]}
         for k in ('batch', 'workers', 'warmup', 'steps', 'depth', 'n_local', 'out_dim', 'backbone', 'device'):
             if getattr(a, k) is not None: cfg[k] = getattr(a, k)
-        if a.train is not None: cfg['train'] = a.train if a.train in ('frozen', 'full') else int(a.train)
+        set_adapt(p, name, cfg, a.adapt, a.trainable_blocks)
         cfg['objective'] = a.objective or 'dino'
         if cfg['device'] == 'cuda' and not torch.cuda.is_available(): raise SystemExit(f"{name} needs CUDA; pass --device cpu to try it here")
         device = torch.device(cfg['device'])

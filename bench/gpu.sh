@@ -29,8 +29,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 echo "CPU cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo)"
 python -c "import sys; sys.modules['fastcore'] = sys.modules['nbdev'] = None; import torch, timm, torchvision, semisupervised_learning.core as c; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'timm', timm.__version__, 'torchvision', torchvision.__version__, '| core imports without nbdev/fastcore:', c.__file__)"
 # The images, written once (writing 640 synthetic images took about 40 s per stage in the first GPU run)
-EM=/tmp/ssl_gpu_em; EM20=/tmp/ssl_gpu_em20
-N=320; [ ${#DRY[@]} -gt 0 ] && N=8
+EM=/tmp/ssl_gpu_em; EM20=/tmp/ssl_gpu_em20; N=320
+# the dry run's 8 images in folders of their own (a folder left by a real run would give it 320 images on the CPU)
+[ ${#DRY[@]} -gt 0 ] && EM=/tmp/ssl_gpu_em_dry EM20=/tmp/ssl_gpu_em20_dry N=8
 python -c "from semisupervised_learning.core import write_synthetic_em as w; from pathlib import Path; import os
 w('$EM', n=$N, size=512, seed=0); Path('$EM20').mkdir(exist_ok=True)
 [os.symlink(p, Path('$EM20') / p.name) for p in sorted(Path('$EM').glob('*.png'))[:20] if not (Path('$EM20') / p.name).exists()]"

@@ -35,8 +35,8 @@ def _field_comments(cls) -> dict:
     return comments
 
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
-VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/level], N5 "
-               "vol.n5[/dataset], MRC vol.mrc (.rec, .st), "
+VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/group][/level], N5 "
+               "vol.n5[/dataset][/s1], MRC vol.mrc (.rec, .st), "
                "TIFF stacks stack.tif; read lazily, chunk by chunk")
 
 def fractions(text:str) -> tuple[float, ...]:

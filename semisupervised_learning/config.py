@@ -22,8 +22,8 @@ __all__ = ['RANDOM_INIT_RECIPE', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainCon
 @dataclass
 class TrainConfig:
     "Everything a DINO adaptation run needs; the defaults are the recipe for a few hundred to a few thousand EM images."
-    # folder of EM images, a TIFF stack or a volume (vol.h5[:/dataset], vol.zarr[/level], vol.n5/dataset, vol.mrc);
-    # None: synthetic EM in `out`
+    # folder of EM images, a TIFF stack or a volume (vol.h5[:/dataset], vol.zarr[/group][/level], vol.n5/dataset,
+    # vol.mrc); None: synthetic EM in `out`
     data:str|None = None
     # volumes: section planes, 'xy' or 'xy,xz,yz' (isotropic data; refused for anisotropic voxels unless force_planes)
     planes:str = 'xy'

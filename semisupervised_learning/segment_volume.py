@@ -17,6 +17,7 @@ from .evaluate import check_backbone_spec, check_writable, format_table, resolve
 from .cli import (VOLUME_HELP, OneLineParser, _Defaults, add_volume_options, error_line,
                                          exit_with_error, scale_option)
 from .probe import images_scale
+from .crops import target_nm
 from .segment import (FEATURE_SETS, Segmenter, compare_report, fit_segmenter, plot_segmentations,
                                              restore_segmenter, segmenter_state)
 
@@ -245,7 +246,9 @@ def segment_cli(argv=None):
         given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()),
                      backbone=str(args.backbone),
                      backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale,
-                     pixels=args.pixels, balanced=args.balanced, class_names=args.class_names)
+                     pixels=args.pixels, balanced=args.balanced, class_names=args.class_names,
+                     # where it sets the scale ('8nm'): runs written before it was recorded resume as before
+                     **({'pixel_size': args.pixel_size} if target_nm(args.scale) is not None else {}))
         # OUT is checked before any work
         record = open_segmentation(args.out, run_settings(args.predict, args.plane, given))
         kwargs = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)

@@ -21,7 +21,7 @@ from .health import TrainingMonitor
 
 # %% auto #0
 __all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'TrainingCallback', 'Callbacks',
-           'compiled_backbones', 'gram_anchor', 'TrainingHistory', 'train_dino']
+           'compiled_backbones', 'gram_anchor', 'TrainingHistory', 'ValidationCallback', 'train_dino']
 
 # %% ../nbs/11_training.ipynb #fd3a9352
 class NonFiniteLossError(FloatingPointError):
@@ -330,6 +330,63 @@ class TrainingHistory(list):
                 ):
         super().__init__(losses); self.validation = validation
 
+# %% ../nbs/11_training.ipynb #3792f885
+class ValidationCallback(TrainingCallback):
+    """`train_dino`'s validation, as a callback: scores the teacher's backbone (`start`, then after the health record
+    of every `every`-th epoch and the last), keeps the best backbone and writes each record through the monitor. Its
+    `state` (the start's score, the best epoch, its IoU and backbone) goes into every checkpoint."""
+    def __init__(self, validation, # a `ValidationProbe`
+                 teacher, monitor:TrainingMonitor, epochs:int, every:int=10,
+                 state:dict|None=None): # a resumed run's: the same start and best as before the stop
+        self.validation, self.teacher, self.monitor, self.epochs, self.every, self.state = (validation, teacher,
+                monitor, epochs, every, state)
+
+    def start(self, epoch:int):
+        "Score the start, unless a resumed run already has it."
+        if self.state is None: self.validate(epoch)
+    def after_health(self, epoch:int):
+        done = epoch + 1
+        if done % self.every == 0 or done == self.epochs: self.validate(done)
+
+    def validate(self, done:int):
+        """Score the teacher's backbone after `done` epochs, keep it if it is the best (the start first), write the
+        record (forgetting is diagnosed there)."""
+        start = self.state['start'] if self.state else None
+        scored = self.validation.score(self.teacher.backbone, None if start is None else start['neighbours'])
+        if start is None:
+            start = {k: scored[k] for k in ('mean_iou', 'target_iou', 'confusions', 'neighbours', 'rankme')
+                     if k in scored}
+            self.state = dict(start=start, start_epoch=done, best_epoch=None, best_iou=None, best_state=None,
+                              seconds=0.0)
+        state = self.state
+        state['seconds'] += scored['seconds']
+        record = dict(kind='validation', epoch=done, seconds=scored['seconds'], **{k: scored[k] for k in
+                      ('mean_iou', 'mean_iou_std', 'target_iou', 'target_iou_std', 'iou', 'rankme',
+                       'intensity_sensitivity', 'neighbour_agreement', 'non_finite') if k in scored})
+        if 'mean_iou' in scored:
+            # the number judged: the target class's IoU (older runs: the mean)
+            key = 'target_iou' if 'target_iou' in start else 'mean_iou'
+            record['gap_of'] = key
+            record['gap'], record['gap_std'] = (self.validation.gap(scored, start, target=key == 'target_iou')
+                                                if done > state['start_epoch'] else (None, None))
+            if state['best_epoch'] is None or scored[key] > state['best_iou']:
+                state.update(best_epoch=done, best_iou=scored[key], best_gap=record['gap'],
+                             best_gap_std=record['gap_std'],
+                             best_state={k: v.detach().to('cpu', copy=True)
+                                         for k, v in backbone_state_dict(self.teacher.backbone).items()})
+            record['best_epoch'] = state['best_epoch']
+            gap = (f" ({record['gap']:+.3f} ± {record['gap_std']:.3f} on the start's {start[key]:.3f})"
+                   if record['gap'] is not None else '')
+            what = (f"class {self.validation.target_value}'s IoU" if key == 'target_iou'
+                    else 'probe IoU (mean over classes)')
+            mean = f" (mean over classes {scored['mean_iou']:.3f})" if key == 'target_iou' else ''
+            print(f"Validation "
+                  f"{'at the start' if done == state['start_epoch'] else f'after epoch {done}'}: {what} "
+                  f"{scored[key]:.3f} ± {scored[key + '_std']:.3f}{gap}{mean}, best at epoch "
+                  f"{state['best_epoch']}; "
+                  f"{scored['seconds']:.1f} s")
+        self.monitor.validated(record)
+
 # %% ../nbs/11_training.ipynb #8b49a53f
 def train_dino(student, teacher, train_loader, loss_fn, optimizer,
                scheduler=None, # a `TrainingSchedule`, or the optimiser's `WarmupCosineSchedule` (or None)
@@ -358,6 +415,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
         raise ValueError(f"epochs={epochs} and n_epochs={n_epochs} name the same thing, the "
                          f"run's length: give one of them.")
     epochs = next((e for e in (epochs, n_epochs) if e is not None), 100)
+    for name, value in dict(save_every=save_every, validate_every=validate_every, log_every=log_every).items():
+        if not (isinstance(value, int) and value >= 1):
+            raise ValueError(f"{name}={value!r}: give a whole number of "
+                             f"{'steps' if name == 'log_every' else 'epochs'}, 1 or more.")
     schedule = TrainingSchedule.of(scheduler, loss_fn, len(train_loader), epochs, momentum_teacher,
                                    freeze_last_layer_epochs)
     device = default_device() if device is None else torch.device(device)
@@ -380,6 +441,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
         if main: print(f"Resuming from {path}: {start_epoch} of {epochs} epochs"
                        + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
+    # on rank 0, first among the callbacks: a checkpoint and the user's after_health see its latest score
+    validator = (ValidationCallback(validation, teacher, monitor, epochs, validate_every, validation_state)
+                 if validation is not None and main else None)
+    callbacks = Callbacks([validator, *callbacks.callbacks] if validator else callbacks)
     # the steps since the checkpoint are trained again
     if resume_from is not None: monitor.resumed(start_epoch, start_step)
     # on a GPU the next epoch starts while the file is written
@@ -388,53 +453,16 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
         "Write (or start writing) a checkpoint on rank 0; False where it was skipped."
         if main and not (skip_if_busy and writer.busy):
             state = checkpoint_state(student, teacher, optimizer, schedule, epoch, history[-1] if history else None,
-                                     loss_fn, history, config, step_in_epoch, epoch_loss_sum, validation_state)
+                                     loss_fn, history, config, step_in_epoch, epoch_loss_sum,
+                                     validator.state if validator else validation_state)
             callbacks('before_save', epoch=epoch, path=path)
             writer.save(path, state, keep_as)
             callbacks('after_save', epoch=epoch, path=path)
             return True
         return False
-    def validate(done:int):
-        """Score the teacher's backbone, keep the best (the start first), write the record (forgetting is diagnosed
-        there)."""
-        nonlocal validation_state
-        start = validation_state['start'] if validation_state else None
-        scored = validation.score(teacher.backbone, None if start is None else start['neighbours'])
-        if start is None:
-            start = {k: scored[k] for k in ('mean_iou', 'target_iou', 'confusions', 'neighbours', 'rankme')
-                     if k in scored}
-            validation_state = dict(start=start, start_epoch=done, best_epoch=None, best_iou=None, best_state=None,
-                                    seconds=0.0)
-        validation_state['seconds'] += scored['seconds']
-        record = dict(kind='validation', epoch=done, seconds=scored['seconds'], **{k: scored[k] for k in
-                      ('mean_iou', 'mean_iou_std', 'target_iou', 'target_iou_std', 'iou', 'rankme',
-                       'intensity_sensitivity', 'neighbour_agreement', 'non_finite') if k in scored})
-        if 'mean_iou' in scored:
-            # the number judged: the target class's IoU (older runs: the mean)
-            key = 'target_iou' if 'target_iou' in start else 'mean_iou'
-            record['gap_of'] = key
-            record['gap'], record['gap_std'] = (validation.gap(scored, start, target=key == 'target_iou')
-                                                if done > validation_state['start_epoch'] else (None, None))
-            if validation_state['best_epoch'] is None or scored[key] > validation_state['best_iou']:
-                validation_state.update(best_epoch=done, best_iou=scored[key], best_gap=record['gap'],
-                                        best_gap_std=record['gap_std'],
-                                        best_state={k: v.detach().to('cpu', copy=True)
-                                                    for k, v in backbone_state_dict(teacher.backbone).items()})
-            record['best_epoch'] = validation_state['best_epoch']
-            gap = (f" ({record['gap']:+.3f} ± {record['gap_std']:.3f} on the start's {start[key]:.3f})"
-                   if record['gap'] is not None else '')
-            what = (f"class {validation.target_value}'s IoU" if key == 'target_iou'
-                    else 'probe IoU (mean over classes)')
-            mean = f" (mean over classes {scored['mean_iou']:.3f})" if key == 'target_iou' else ''
-            print(f"Validation "
-                  f"{'at the start' if done == validation_state['start_epoch'] else f'after epoch {done}'}: {what} "
-                  f"{scored[key]:.3f} ± {scored[key + '_std']:.3f}{gap}{mean}, best at epoch "
-                  f"{validation_state['best_epoch']}; "
-                  f"{scored['seconds']:.1f} s")
-        monitor.validated(record)
     # leaving it waits for the last write
     with _removed_on_failure(new_folders, checkpoint_dir), _DeferredStop() as stop_signal, writer:
-        if validation is not None and main and validation_state is None: validate(start_epoch)
+        if validator: validator.start(start_epoch)
         calls = [0]
         def should_stop():
             calls[0] += 1
@@ -483,11 +511,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
             history.append(mean_loss)
             callbacks('before_health', epoch=epoch)
             monitor.end_epoch(epoch, mean_loss)
-            callbacks('after_health', epoch=epoch)
             done = epoch + 1
             if main and not progress: print(f"epoch {done}/{epochs}: loss {mean_loss:.4f}, lr "
                                             f"{optimizer.param_groups[0]['lr']:.3g}")
-            if validation is not None and main and (done % validate_every == 0 or done == epochs): validate(done)
+            callbacks('after_health', epoch=epoch)          # validation's turn
             n_skipped = getattr(getattr(train_loader, 'dataset', None), 'n_skipped', 0)
             if n_skipped and main:
                 print(f"Epoch {done}: {n_skipped} unreadable image(s) skipped so far: "
@@ -500,4 +527,4 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
                     last_latest = time.monotonic()
             callbacks('after_epoch', epoch=epoch, loss=mean_loss)
             if distributed: dist.barrier()
-    return TrainingHistory(history, validation=validation_state)
+    return TrainingHistory(history, validation=validator.state if validator else validation_state)

@@ -165,12 +165,16 @@ def _open_zarr(file:Path, inner:str, scale, level):
         members = sorted(p.name for p in file.iterdir() if not p.name.startswith('.') and p.name != 'zarr.json')
         raise EMImageError(f"{file} has no array {inner} (it holds {', '.join(members) or 'nothing'}): check "
                            f"the path after {file.name}/.")
-    root = zarr.open(str(file), mode='r')
-    levels = _ome_levels(dict(root.attrs)) if isinstance(root, zarr.Group) else None
-    if levels and (not inner or inner in levels[0]):
-        paths, sizes, factors = levels
-        k = _choose_level(file, paths, factors, scale, level, inner or None)
-        return root[paths[k]], f"{file}/{paths[k]}", sizes[k], k
+    root, parts = zarr.open(str(file), mode='r'), [p for p in inner.split('/') if p]
+    # the pyramid: the group named (the root if none), or the group a named level is in, at any depth
+    for group_path, named in [('/'.join(parts), None)] + ([('/'.join(parts[:-1]), parts[-1])] if parts else []):
+        group = root[group_path] if group_path else root
+        levels = _ome_levels(dict(group.attrs)) if isinstance(group, zarr.Group) else None
+        if levels and (named is None or named in levels[0]):
+            paths, sizes, factors = levels
+            pyramid = f"{file}/{group_path}".rstrip('/')
+            k = _choose_level(pyramid, paths, factors, scale, level, named)
+            return group[paths[k]], f"{pyramid}/{paths[k]}", sizes[k], k
     node = root[inner] if inner else root
     if isinstance(node, zarr.Group):
         found = [name for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]

@@ -367,8 +367,10 @@ def run_train(name, spec, images=None, overrides=None, peak=None, compile_mode=N
                images_per_s_inside_epochs_after_epoch0=sum(s[3] for s in later) / sum(inside[1:]) if later else None,
                cpu_max_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6)
     if device.type == 'cuda': res['cuda_max_allocated_gb'] = torch.cuda.max_memory_allocated(device) / 1e9
-    if peak:
-        flop_cfg = dict(adapt='full' if config.adapt == 'full' else 'frozen', global_size=config.global_size,
+    if peak and config.adapt not in BENCH_ADAPT:      # LoRA has no FLOP formula here: no MFU rather than a wrong one
+        log(f"  no MFU: no FLOP formula for adapt={config.adapt!r} (one of {', '.join(BENCH_ADAPT)})")
+    elif peak:
+        flop_cfg = dict(adapt=config.adapt, trainable_blocks=config.trainable_blocks, global_size=config.global_size,
                         local_size=config.local_size,
                         n_global=config.n_global_crops, n_local=config.n_local_crops, out_dim=config.out_dim)
         flops = analytic_flops_per_image(result['teacher'].backbone, flop_cfg, config.hidden_dim, config.bottleneck_dim)

@@ -25,12 +25,13 @@ def beyond_noise(gain:float, # a difference of two scores on the same held-out i
     "Whether a gain (or a loss: the sign is the caller's) is larger than `factor` times its spread."
     return abs(gain) > factor * spread
 
-# %% ../nbs/08_health.ipynb #131ce0fe
+# %% ../nbs/08_health.ipynb #bf249121
 def append_record(path, record:dict):
     """Append one record to a `health.jsonl` file: the only way anything is written there (the monitor, and `train`
     after the run)."""
     with open(path, 'a') as f: f.write(json.dumps(record) + '\n')
 
+# %% ../nbs/08_health.ipynb #c77f6b51
 FORGETTING_FACTOR = 1    # an IoU this many spreads below the start's warns of forgetting (early: 2 is evidence)
 # nats: teacher outputs that tell images (or patches) apart less than this carry nothing about them
 MIN_INFORMATION = 1e-3
@@ -40,6 +41,7 @@ class HealthWarning(UserWarning):
 
 def _entropy(p:torch.Tensor) -> torch.Tensor: return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
 
+# %% ../nbs/08_health.ipynb #131ce0fe
 class TrainingMonitor:
     "Health metrics at each logging interval and per epoch, written to JSON lines, with collapse diagnosis."
     def __init__(self, path=None, # JSON-lines file (appended); None keeps the records in memory only
@@ -266,6 +268,7 @@ def _trained_again(r:dict, epoch:int, step:int) -> bool:
     return (r['kind'] in ('interval', 'epoch', 'diagnosis')
             and (r['epoch'] > epoch or r['epoch'] == epoch and (r['kind'] != 'interval' or r['step'] >= step)))
 
+# %% ../nbs/08_health.ipynb #1b1ea284
 def plot_training_health(health, # a health.jsonl path or its records
                          save_path=None, max_grad_norm:float=100.0):
     "One figure, a panel per health metric, collapse bands shaded; returns the figure."

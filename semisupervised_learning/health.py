@@ -142,7 +142,7 @@ class TrainingMonitor:
     def end_epoch(self, epoch:int, mean_loss:float) -> dict[str, str]:
         """Write the epoch's record and its diagnoses; warn about each symptom when it appears; returns {symptom:
         message}."""
-        if not self._interval: return []
+        if not self._interval: return {}
         mean = lambda k: sum(r[k] for r in self._interval) / len(self._interval)
         last, changes = self._interval[-1], [r['center_change'] for r in self._interval]
         reference = self._last_teacher_sum if self._last_teacher_sum is not None else (

@@ -15,7 +15,7 @@ from .model import ADAPT_MODES, DINOV2_ARCHS, read_backbone_file
 from .checkpoints import find_checkpoint, read_checkpoint
 
 # %% auto #0
-__all__ = ['RANDOM_INIT_RECIPE', 'AUGMENTATIONS', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config', 'data_fingerprint',
+__all__ = ['AUGMENTATIONS', 'RANDOM_INIT_RECIPE', 'RESUME_MAY_CHANGE', 'TrainConfig', 'demo_config', 'data_fingerprint',
            'resume_config']
 
 # %% ../nbs/12_config.ipynb #4dbdc51f
@@ -268,10 +268,14 @@ class TrainConfig:
         if self.backbone: return self.backbone
         return (read_backbone_file(self.weights)[1].get('name') if self.weights else None) or 'dinov2_vitl14'
 
+# %% ../nbs/12_config.ipynb #24ff2a58
+AUGMENTATIONS = ('flips', 'rotate90', 'brightness', 'contrast', 'gamma', 'intensity_prob', 'blur_sigma', 'blur_probs',
+                 'solarize_prob', 'noise_std')
+
+# %% ../nbs/12_config.ipynb #4eacd795
 # From random weights (no pretrained start) the recipe that adapts without collapse on the adaptation benchmark
 # (BENCHMARKS.md): patch-level iBOT + KoLeo without the DINO CLS term (at random init the CLS tokens barely differ
-# between
-# images and that term collapses), a sharp teacher, global crops only, and every layer at the full lr.
+# between images and that term collapses), a sharp teacher, global crops only, and every layer at the full lr.
 RANDOM_INIT_RECIPE = dict(adapt='full', dino_weight=0.0, teacher_temp=0.01, n_local_crops=0, layer_decay=1.0,
                           patch_embed_lr_scale=1.0,
                           # the lr it was measured with at batch 8 (not scaled by the batch: 5e-4 x 8 / 256 barely moves
@@ -287,30 +291,13 @@ def demo_config(out:str='runs/demo', **overrides) -> TrainConfig:
                                  bottleneck_dim=64, global_size=112, local_size=56, num_workers=2, save_every=5,
                                  log_every=4, device='cpu', synthetic_images=48), **overrides})
 
-# %% ../nbs/12_config.ipynb #365c99c9
-AUGMENTATIONS = ('flips', 'rotate90', 'brightness', 'contrast', 'gamma', 'intensity_prob', 'blur_sigma', 'blur_probs',
-                 'solarize_prob', 'noise_std')
-
+# %% ../nbs/12_config.ipynb #c0633c41
 RESUME_MAY_CHANGE = ('epochs', 'lr', 'save_every', 'save_latest_seconds', 'log_every', 'num_workers', 'on_error',
                      'device', 'amp', 'compile', 'progress',
                      # head_warmup_epochs: only while the backbone has not started training
                      'image_cache_mb', 'gpu_crops', 'head_warmup_epochs', 'val_every')
 
-def _config_from_dict(stored:dict) -> dict:
-    "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."
-    stored = dict(stored)
-    if 'adapt' not in stored:          # written before adaptation modes existed
-        frozen, blocks = stored.get('freeze_backbone', True), stored.get('trainable_blocks')
-        stored.update(adapt='blocks' if blocks is not None else 'frozen' if frozen else 'full', head_warmup_epochs=0,
-                      layer_decay=1.0, patch_embed_lr_scale=1.0)
-    if 'ibot_weight' not in stored: stored.update(ibot_weight=0.0, koleo_weight=0.0)   # DINO only, as it was trained
-    names = {f.name for f in fields(TrainConfig)}
-    return {k: v for k, v in stored.items() if k in names}
-
-def _same_place(given, stored, resolved:str|None=None) -> bool:
-    "Whether the path given now is the one stored (`resolved`: as the run resolved it, from its own working directory)."
-    return given is not None and stored is not None and Path(given).resolve() == Path(resolved or stored).resolve()
-
+# %% ../nbs/12_config.ipynb #033f27bf
 def data_fingerprint(config:TrainConfig, items:list|None=None) -> dict:
     """What a run's data hold, wherever they lie: the number of sections and a hash of each file's name (relative to
     `data`) and size, each volume's shape and dtype."""
@@ -325,6 +312,22 @@ def data_fingerprint(config:TrainConfig, items:list|None=None) -> dict:
                                else Path(source).name,
                                            Path(source).stat().st_size])
     return dict(sections=len(items), hash=hashlib.sha256(json.dumps(list(seen.values())).encode()).hexdigest()[:16])
+
+# %% ../nbs/12_config.ipynb #8ea9b54c
+def _config_from_dict(stored:dict) -> dict:
+    "A checkpoint's config as TrainConfig fields; configs of earlier versions (freeze_backbone) are translated."
+    stored = dict(stored)
+    if 'adapt' not in stored:          # written before adaptation modes existed
+        frozen, blocks = stored.get('freeze_backbone', True), stored.get('trainable_blocks')
+        stored.update(adapt='blocks' if blocks is not None else 'frozen' if frozen else 'full', head_warmup_epochs=0,
+                      layer_decay=1.0, patch_embed_lr_scale=1.0)
+    if 'ibot_weight' not in stored: stored.update(ibot_weight=0.0, koleo_weight=0.0)   # DINO only, as it was trained
+    names = {f.name for f in fields(TrainConfig)}
+    return {k: v for k, v in stored.items() if k in names}
+
+def _same_place(given, stored, resolved:str|None=None) -> bool:
+    "Whether the path given now is the one stored (`resolved`: as the run resolved it, from its own working directory)."
+    return given is not None and stored is not None and Path(given).resolve() == Path(resolved or stored).resolve()
 
 def _moved_data(config:TrainConfig, old:str, path:Path, checkpoint:dict) -> str:
     """The data given on resume, at another path than the run's: accepted when they hold what the run trained on
@@ -343,6 +346,7 @@ def _moved_data(config:TrainConfig, old:str, path:Path, checkpoint:dict) -> str:
                          "is fine: the same files, at any path), or start a new run in another folder.")
     return f"data {old} -> {config.data} (the same data, moved: {found['sections']} sections, the same files and sizes)"
 
+# %% ../nbs/12_config.ipynb #365c99c9
 def resume_config(config:TrainConfig, verbose:bool=True,
                   # the settings the user gave (the command line's options); None: those that differ from the defaults
                   given:set|None=None,

@@ -16,30 +16,11 @@ from .model import (BACKBONE_FORMAT, CHECKPOINT_FORMAT, DINOModel, adapt_backbon
                                            adaptation_words, backbone_state_dict, check_state_dict, weights_fingerprint)
 
 # %% auto #0
-__all__ = ['rng_states', 'set_rng_states', 'atomic_save', 'checkpoint_state', 'keep_copy', 'CheckpointWriter', 'save_checkpoint',
+__all__ = ['atomic_save', 'keep_copy', 'rng_states', 'set_rng_states', 'checkpoint_state', 'CheckpointWriter', 'save_checkpoint',
            'read_checkpoint', 'trained_adaptation', 'rebuild_as_trained', 'load_checkpoint', 'checkpoint_bytes',
            'check_checkpoint_dir', 'find_checkpoint', 'export_backbone']
 
 # %% ../nbs/07_checkpoints.ipynb #d7fb9ba3
-def _plain(obj):
-    "Config values as types a `weights_only` load accepts (paths and other objects become strings)."
-    if isinstance(obj, dict): return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [_plain(v) for v in obj]
-    return obj if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)) else str(obj)
-
-def rng_states() -> dict:
-    "Python, NumPy, torch and CUDA random states, as tensors and plain values."
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return dict(python=random.getstate(), numpy=[name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
-
-def set_rng_states(states:dict):
-    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in states['python']))
-    name, keys, pos, has_gauss, cached = states['numpy']
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(states['torch'])
-    if states['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
-
 def atomic_save(obj, path):
     "torch.save to a hidden temporary file in the same folder, fsync, then rename over `path`."
     path = Path(path); tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
@@ -54,6 +35,35 @@ def atomic_save(obj, path):
     finally:
         if tmp_path.exists(): tmp_path.unlink()
     return path
+
+def keep_copy(source, path):
+    "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
+    source, path = Path(source), Path(path)
+    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
+    try: os.link(source, tmp_path)        # safe: checkpoints are only ever replaced by rename, never rewritten in place
+    except OSError: shutil.copyfile(source, tmp_path)
+    os.replace(tmp_path, path)
+
+# %% ../nbs/07_checkpoints.ipynb #c6d08d81
+def rng_states() -> dict:
+    "Python, NumPy, torch and CUDA random states, as tensors and plain values."
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return dict(python=random.getstate(), numpy=[name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+                torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [])
+
+def set_rng_states(states:dict):
+    random.setstate(tuple(v if not isinstance(v, list) else tuple(v) for v in states['python']))
+    name, keys, pos, has_gauss, cached = states['numpy']
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states['torch'])
+    if states['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(states['cuda'])
+
+# %% ../nbs/07_checkpoints.ipynb #8b5ff4dd
+def _plain(obj):
+    "Config values as types a `weights_only` load accepts (paths and other objects become strings)."
+    if isinstance(obj, dict): return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [_plain(v) for v in obj]
+    return obj if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)) else str(obj)
 
 def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int=0, # completed epochs
                      loss:float|None=None, loss_fn=None, loss_history=None, config:dict|None=None,
@@ -74,14 +84,7 @@ def checkpoint_state(student, teacher, optimizer=None, scheduler=None, epoch:int
         # how to rebuild the backbone
         adaptation=getattr(getattr(unwrap(student), 'backbone', None), 'adaptation', None))
 
-def keep_copy(source, path):
-    "Keep `source` also as `path`: a hard link (no second write of gigabytes), else a copy; atomic either way."
-    source, path = Path(source), Path(path)
-    tmp_path = path.parent / f'.{path.name}.{os.getpid()}.tmp'
-    try: os.link(source, tmp_path)        # safe: checkpoints are only ever replaced by rename, never rewritten in place
-    except OSError: shutil.copyfile(source, tmp_path)
-    os.replace(tmp_path, path)
-
+# %% ../nbs/07_checkpoints.ipynb #c784b279
 class CheckpointWriter:
     """Writes checkpoints one at a time, each atomic (`atomic_save`). In the background (training on a GPU) it takes a
     host copy at `save` (CUDA tensors into reused pinned buffers, asynchronously) and writes it in a thread while
@@ -140,6 +143,7 @@ class CheckpointWriter:
         if isinstance(obj, (list, tuple)): return type(obj)(self._host_copy(v, key + (i,)) for i, v in enumerate(obj))
         return obj
 
+# %% ../nbs/07_checkpoints.ipynb #81f6d431
 def save_checkpoint(path,
                     *args, **kwargs) -> Path: # then `checkpoint_state`'s arguments: student, teacher, optimizer, ...
     "Write a resumable training checkpoint now, atomically: what `CheckpointWriter` does, waiting for the write."
@@ -161,6 +165,7 @@ def read_checkpoint(path, mmap:bool=False, # map tensors from disk instead of re
                          "load_dinov2(weights=...)).")
     return ckpt
 
+# %% ../nbs/07_checkpoints.ipynb #48d66d5e
 def trained_adaptation(ckpt:dict) -> dict|None:
     """How the checkpoint's run adapted its backbone (`adaptation_settings`): stored, or from the config of a run that
     predates it."""
@@ -195,6 +200,7 @@ def rebuild_as_trained(ckpt:dict, student, teacher, optimizer=None, source='the 
     unwrap(teacher).requires_grad_(False)
     return changed
 
+# %% ../nbs/07_checkpoints.ipynb #9fc47b93
 def load_checkpoint(path, student, teacher, optimizer=None, scheduler=None, device='cpu',
                     loss_fn=None, # restores the DINO centre
                     restore_rng:bool=False, # also restore the random states (exact resume)
@@ -241,6 +247,7 @@ def check_checkpoint_dir(checkpoint_dir, needed_bytes:int=0):
                       f"{needed_bytes / 1e9:.2f} GB "
                       "(twice that while one is replaced). Free some space or choose another folder.")
 
+# %% ../nbs/07_checkpoints.ipynb #bb83a6d7
 def find_checkpoint(resume_from, checkpoint_dir) -> Path:
     "The checkpoint to resume: a path, or 'latest' / True for the rolling checkpoint in `checkpoint_dir`."
     if resume_from is True or resume_from == 'latest':

@@ -27,6 +27,7 @@ def split_volume_path(path) -> tuple[Path, str, str]|None:
     return (Path(m[1]), (m[3] or '').strip('/\\'),
             {'tif': 'TIFF', 'tiff': 'TIFF'}.get(m[2].lower()) or VOLUME_FORMATS['.' + m[2].lower()])
 
+# %% ../nbs/00_volumes.ipynb #6458a8ff
 class EMImageError(ValueError):
     "An EM image that cannot be used; the message names the file and what to do."
 
@@ -34,6 +35,7 @@ def natural_key(path):
     "Sort key that orders `2.png` before `10.png`."
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r'(\d+)', str(path))]
 
+# %% ../nbs/00_volumes.ipynb #de2f5d15
 def normalize_em(pixels:np.ndarray, # raw pixels, any dtype
                  percentiles=(0.5, 99.5), # robust range for data deeper than 8 bits
                  # (low, high) for deeper data, e.g. a whole volume's (`EMVolume.value_range`); None: this image's
@@ -83,15 +85,6 @@ def _voxel_size_from(attributes:dict, reverse:bool=False) -> tuple|None:
             if (size := _nm(value, unit, reverse)) is not None: return size
     return None
 
-class _TensorStoreArray:
-    """An N5 dataset through tensorstore, in (z, y, x) order like the other formats (N5 lists its dimensions x first);
-    numpy slicing reads."""
-    def __init__(self, path:Path):
-        import tensorstore as ts
-        self.store = ts.open({'driver': 'n5', 'kvstore': {'driver': 'file', 'path': str(path)}}, read=True).result().T
-        self.shape, self.dtype = tuple(self.store.shape), np.dtype(self.store.dtype.numpy_dtype)
-    def __getitem__(self, index): return np.asarray(self.store[index].read().result())
-
 # %% ../nbs/00_volumes.ipynb #241b6a49
 def _pick(file:Path, found:list[str], what:str, example:str) -> str:
     "The one dataset among `found`, or a clear error: none found, or several and no path saying which."
@@ -103,6 +96,7 @@ def _pick(file:Path, found:list[str], what:str, example:str) -> str:
                            f"name one, e.g. {example.format(found[0])}.")
     return found[0]
 
+# %% ../nbs/00_volumes.ipynb #e438e94e
 def _open_hdf5(file:Path, inner:str):
     """An HDF5 dataset (named, or the file's only one of 2 or more dimensions), its name and voxel size from its or its
     groups' attributes."""
@@ -125,19 +119,7 @@ def _open_hdf5(file:Path, inner:str):
         node = node.parent if node.name != '/' else None
     return dataset, f"{file}:/{inner.strip('/')}", voxel_size
 
-def _ome_levels(attributes:dict) -> tuple[list, list, list]|None:
-    """OME-Zarr multiscales (v0.4 in the attributes, v0.5 under 'ome'): the levels' paths, their (z, y, x) voxel sizes
-    and their downsampling factors in x from the finest (None if unknown)."""
-    multiscales = attributes.get('ome', attributes).get('multiscales')
-    if not multiscales: return None
-    axes = multiscales[0].get('axes') or []
-    units = [a.get('unit', 'nm') for a in axes if isinstance(a, dict) and a.get('type', 'space') == 'space'] or ['nm']
-    paths, sizes = [], []
-    for level in multiscales[0]['datasets']:
-        scale = next((t['scale'] for t in level.get('coordinateTransformations', []) if t.get('type') == 'scale'), None)
-        paths.append(str(level['path'])); sizes.append(None if scale is None else _nm(scale[-3:], units[-1]))
-    return paths, sizes, [None if s is None or sizes[0] is None else s[-1] / sizes[0][-1] for s in sizes]
-
+# %% ../nbs/00_volumes.ipynb #6dd99da4
 def _choose_level(pyramid, paths:list, factors:list, scale=None, level=None, named:str|None=None) -> int:
     """Which level of a multiscale pyramid to read (0: the finest): the one a path `named`, the `level`-th, the one
     downsampled by `scale` from the finest, or the finest."""
@@ -156,6 +138,20 @@ def _choose_level(pyramid, paths:list, factors:list, scale=None, level=None, nam
         if factor is not None and abs(factor - scale) <= 0.05 * scale: return k
     raise EMImageError(f"{pyramid} has no level downsampled {scale:g}x (its levels: {have}): give one of these "
                        f"scales, or the level's index (level=0) or path ({pyramid}/{paths[0]}).")
+
+# %% ../nbs/00_volumes.ipynb #519e317e
+def _ome_levels(attributes:dict) -> tuple[list, list, list]|None:
+    """OME-Zarr multiscales (v0.4 in the attributes, v0.5 under 'ome'): the levels' paths, their (z, y, x) voxel sizes
+    and their downsampling factors in x from the finest (None if unknown)."""
+    multiscales = attributes.get('ome', attributes).get('multiscales')
+    if not multiscales: return None
+    axes = multiscales[0].get('axes') or []
+    units = [a.get('unit', 'nm') for a in axes if isinstance(a, dict) and a.get('type', 'space') == 'space'] or ['nm']
+    paths, sizes = [], []
+    for level in multiscales[0]['datasets']:
+        scale = next((t['scale'] for t in level.get('coordinateTransformations', []) if t.get('type') == 'scale'), None)
+        paths.append(str(level['path'])); sizes.append(None if scale is None else _nm(scale[-3:], units[-1]))
+    return paths, sizes, [None if s is None or sizes[0] is None else s[-1] / sizes[0][-1] for s in sizes]
 
 def _open_zarr(file:Path, inner:str, scale, level):
     """A Zarr v2/v3 array: the one named, an OME-Zarr multiscale level (by path, `level` or `scale`), or a group's only
@@ -185,6 +181,16 @@ def _open_zarr(file:Path, inner:str, scale, level):
         node, inner = node[name], f"{inner}/{name}".strip('/')
     return node, f"{file}/{inner}".rstrip('/'), _voxel_size_from(dict(node.attrs)), None
 
+# %% ../nbs/00_volumes.ipynb #5ee987ee
+class _TensorStoreArray:
+    """An N5 dataset through tensorstore, in (z, y, x) order like the other formats (N5 lists its dimensions x first);
+    numpy slicing reads."""
+    def __init__(self, path:Path):
+        import tensorstore as ts
+        self.store = ts.open({'driver': 'n5', 'kvstore': {'driver': 'file', 'path': str(path)}}, read=True).result().T
+        self.shape, self.dtype = tuple(self.store.shape), np.dtype(self.store.dtype.numpy_dtype)
+    def __getitem__(self, index): return np.asarray(self.store[index].read().result())
+
 def _n5_attributes(path:Path) -> dict:
     "An N5 group's or dataset's attributes.json ({} if it has none)."
     import json
@@ -197,6 +203,7 @@ def _n5_levels(group:Path) -> tuple[list, list]:
                      if re.fullmatch(r's\d+', p.name) and 'dimensions' in _n5_attributes(p)), key=natural_key)
     return levels, [_n5_attributes(group / s).get('downsamplingFactors', [2 ** int(s[1:])] * 3)[0] for s in levels]
 
+# %% ../nbs/00_volumes.ipynb #c2acb50f
 def _open_n5(file:Path, inner:str, scale, level):
     """An N5 dataset through tensorstore (the installed zarr 3 reads no N5): the one named, a pyramid's level (s0, s1,
     ... by path, `level` or `scale`) or a group's only dataset; its name, voxel size and pyramid level (None: not in a
@@ -224,6 +231,7 @@ def _open_n5(file:Path, inner:str, scale, level):
         voxel_size = tuple(v * f for v, f in zip(parent, factors))
     return _TensorStoreArray(path), f"{file}/{inner}".rstrip('/'), voxel_size, k
 
+# %% ../nbs/00_volumes.ipynb #df7889d8
 def _open_mrc(file:Path):
     "An MRC volume memory-mapped by mrcfile, and its voxel size from the header (angstrom, converted to nm)."
     import mrcfile
@@ -468,6 +476,7 @@ def ngff_multiscales(name:str, scales:list, # one (z, y, x) scale per level, dat
         {'path': str(level), 'coordinateTransformations': [{'type': 'scale', 'scale': [float(v) for v in scale]}]}
         for level, scale in enumerate(scales)]}]
 
+# %% ../nbs/00_volumes.ipynb #0d285466
 def write_volume(
         # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'vol.n5' (or 'vol.n5/name'), 'vol.mrc' or 'stack.tif';
         # must not exist

@@ -14,7 +14,7 @@ from .data import (IMAGENET_MEAN, IMAGENET_STD, MAX_SHRINK, PATCH_SIZE, check_on
 from .volumes import EMImageError, EMVolume
 
 # %% auto #0
-__all__ = ['BLANK_REDRAWS', 'PLANE_AXES', 'crop_box', 'gaussian_blur', 'parse_scale', 'plane_pixel_size', 'target_nm',
+__all__ = ['PLANE_AXES', 'BLANK_REDRAWS', 'crop_box', 'gaussian_blur', 'parse_scale', 'target_nm', 'plane_pixel_size',
            'scale_factor', 'MultiCropDataset', 'show_crops']
 
 # %% ../nbs/02_crops.ipynb #3913fda0
@@ -34,6 +34,7 @@ def crop_box(H:int, W:int, # image height and width in pixels
     else: h = w = min(H, W)
     return int(rng.integers(0, H - h + 1)), int(rng.integers(0, W - w + 1)), h, w
 
+# %% ../nbs/02_crops.ipynb #cc43f60b
 def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
     "Separable Gaussian blur of a (1, S, S) image with reflect padding."
     radius = min(int(math.ceil(3 * sigma)), image.shape[-1] // 2 - 1)
@@ -43,10 +44,7 @@ def gaussian_blur(image:torch.Tensor, sigma:float) -> torch.Tensor:
     out = F.conv2d(out, k.view(1, 1, 1, -1)); out = F.conv2d(out, k.view(1, 1, -1, 1))
     return out[0]
 
-# %% ../nbs/02_crops.ipynb #179346df
-# a blank crop is drawn again up to this many times; a section blank everywhere keeps the last one
-BLANK_REDRAWS = 10
-
+# %% ../nbs/02_crops.ipynb #b41286de
 def parse_scale(value) -> float|str|None:
     """A working scale as given: a factor (2 or '2': half resolution) or a target pixel size ('8nm', the same field on
     data of any resolution); None stays None."""
@@ -59,6 +57,12 @@ def parse_scale(value) -> float|str|None:
     raise ValueError(f"scale={value!r}: give a positive factor (2: half resolution, 1: native) or a target "
                      f"pixel size in nm, e.g. '8nm'.")
 
+def target_nm(scale) -> float|None:
+    "The target pixel size in nm of a working scale given as one ('8nm' -> 8.0); None for a factor or None."
+    scale = parse_scale(scale)
+    return float(scale[:-2]) if isinstance(scale, str) else None
+
+# %% ../nbs/02_crops.ipynb #72399343
 # the (z, y, x) axes that a plane's sections have as rows and columns
 PLANE_AXES = dict(xy=(1, 2), xz=(0, 2), yz=(0, 1))
 
@@ -68,11 +72,6 @@ def plane_pixel_size(voxel_size, # (z, y, x) in nm, or None
     is unknown."""
     if voxel_size is None: return None
     return float(np.mean([voxel_size[i] for i in PLANE_AXES[plane]]))
-
-def target_nm(scale) -> float|None:
-    "The target pixel size in nm of a working scale given as one ('8nm' -> 8.0); None for a factor or None."
-    scale = parse_scale(scale)
-    return float(scale[:-2]) if isinstance(scale, str) else None
 
 def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
                  pixel_size:float|None, # the data's pixel size in nm (`plane_pixel_size`)
@@ -87,6 +86,7 @@ def scale_factor(scale, # `parse_scale`'s: a factor, 'Xnm', or None
                          "(2: half resolution), or for a volume voxel_size='z,y,x' in nm.")
     return target_nm(scale) / pixel_size
 
+# %% ../nbs/02_crops.ipynb #b08b5b7c
 def _items_scale(scale, items:list, planes,
                  # the voxel size given for the data (one number or z, y, x in nm): images and TIFF pages have no other
                  voxel_size=None,
@@ -111,6 +111,11 @@ def _items_scale(scale, items:list, planes,
                          "one run takes one pixel size (within 1%); train them separately, or give a factor.")
     return scale_factor(scale, float(np.mean(found)))
 
+# %% ../nbs/02_crops.ipynb #c2bf39cc
+# a blank crop is drawn again up to this many times; a section blank everywhere keeps the last one
+BLANK_REDRAWS = 10
+
+# %% ../nbs/02_crops.ipynb #179346df
 class MultiCropDataset(Dataset):
     """EM images and volume sections as lists of DINO views: `n_global_crops` global crops first, then `n_local_crops`
     local ones."""

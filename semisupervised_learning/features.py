@@ -140,8 +140,8 @@ def _row_weights(n_in:int, n_out:int, rows:range) -> tuple[int, torch.Tensor]:
     lo, hi = ((centres + d + 0.5).floor().clamp(0, n_in).long() for d in (-support, support))
     first = int(lo.min())
     j = torch.arange(first, int(hi.max()), dtype=torch.float64)
-    w = ((1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0) * ((j[None] >= lo[:,
-            None]) & (j[None] < hi[:, None])))
+    w = ((1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0)
+         * ((j[None] >= lo[:, None]) & (j[None] < hi[:, None])))
     return first, (w / w.sum(1, keepdim=True)).float()
 
 # %% ../nbs/09_features.ipynb #c0d8b454
@@ -241,8 +241,8 @@ def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) 
     top, features, weights = 0, None, None                 # the rows not finished yet: top, top + 1, ...
     try:
         for i, r in enumerate(row_starts):
-            image = ((_working_rows(read_rows, shape, scale, r * PATCH_SIZE, (r + th) * PATCH_SIZE).expand(3, -1,
-                    -1) - mean) / std)
+            image = ((_working_rows(read_rows, shape, scale, r * PATCH_SIZE, (r + th) * PATCH_SIZE).expand(3, -1, -1)
+                      - mean) / std)
             band_f, band_w = None, torch.zeros(th, gw, 1)
             for first in range(0, len(col_starts), batch_size):
                 batch = col_starts[first:first + batch_size]
@@ -280,11 +280,8 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
     """Patch features `(h, w, D)` of a whole section at the working scale, one per 14-px patch: overlapping tiles
     (aspect ratio kept), blended so no seams show."""
     section = np.asarray(section, np.float32)
-    return torch.cat([rows
-                      for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape, scale,
-                                                        tile,
-                                                 overlap,
-                                                             batch_size, device, amp, mean, std)])
+    return torch.cat([rows for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape,
+                                                             scale, tile, overlap, batch_size, device, amp, mean, std)])
 
 # %% ../nbs/09_features.ipynb #a67e35a5
 # a plane's sections lie along the first axis; their rows and columns follow
@@ -364,8 +361,8 @@ def dense_inputs(
         volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,))
         numbers = volume.plane_sections(plane)
         H, W = volume.section_shape(numbers.start)
-        return (volume, [volume.section_name(k) for k in numbers], [(H, W)] * len(numbers), lambda k: lambda y0,
-                y1: volume.section(numbers.start + k, (y0, 0, y1 - y0, W)))
+        return (volume, [volume.section_name(k) for k in numbers], [(H, W)] * len(numbers),
+                lambda k: lambda y0, y1: volume.section(numbers.start + k, (y0, 0, y1 - y0, W)))
     if plane != 'xy': raise EMImageError(f"{source}: images have only xy sections, not plane {plane}.")
     if isinstance(source, str) and any(c in source for c in '*?['):
         import glob
@@ -454,8 +451,8 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     for k in tqdm(todo, desc=f"sections of {attributes['source']}", unit='section', disable=not progress):
         (Hk, Wk), (hk, wk) = shapes[k], grids[k]
         try:
-            for row, rows in dense_feature_rows(backbone, reader(k), (Hk, Wk), scale, tile, overlap, batch_size, device,
-                                                amp):
+            for row, rows in dense_feature_rows(backbone, reader(k), (Hk, Wk), scale, tile, overlap, batch_size,
+                                                device, amp):
                 features[k, row:row + len(rows), :wk] = rows.numpy().astype(dtype)
         # a damaged chunk or image: raised, or left out (not done: the same call tries it again)
         except EMImageError as e:
@@ -465,8 +462,8 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
         band = max(1, 2 ** 26 // (Wk * bare.embed_dim))
         for y in range(0, Hk, band) if per_pixel else ():
             end = min(Hk, y + band)
-            group['pixel_features'][k, y:end, :Wk] = _pixel_rows(lambda a, b: features[k, a:b, :wk], (hk, wk), (Hk, Wk),
-                    scale, y, end).numpy().astype(dtype)
+            group['pixel_features'][k, y:end, :Wk] = _pixel_rows(lambda a, b: features[k, a:b, :wk], (hk, wk),
+                                                                 (Hk, Wk), scale, y, end).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
     if skipped:
         warnings.warn(f"{len(skipped)} of {len(todo)} sections could not be read and were left out (sections "
@@ -540,8 +537,8 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
         points = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=14,
                             cmap='tab10' if len(np.unique(values)) <= 10 else 'viridis')
         fig.colorbar(points, ax=ax, label=colour_by)
-    ax.set_title(f'Do similar ones land together?\nt-SNE of {len(keep)} {what}', fontsize=9); ax.set(xticks=[],
-            yticks=[]); fig.tight_layout()
+    ax.set_title(f'Do similar ones land together?\nt-SNE of {len(keep)} {what}', fontsize=9)
+    ax.set(xticks=[], yticks=[]); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
@@ -590,8 +587,8 @@ def plot_patch_pca(backbone:nn.Module, images:torch.Tensor|list, save_path=None,
     if scale is None:
         grids, pictures = (list(backbone_tokens(unwrap(backbone), images)[1]),
                            [(i[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu() for i in images])
-    else: grids, pictures = [dense_features(backbone, section, scale).cpu() for section in images], [torch.as_tensor(s)
-            for s in images]
+    else: grids, pictures = ([dense_features(backbone, section, scale).cpu() for section in images],
+                             [torch.as_tensor(s) for s in images])
     rgb, structure = pca_rgb(grids), float(np.mean([spatial_structure(g[None]) for g in grids]))
     fig, axes = plt.subplots(len(pictures), 2, figsize=(5, 2.5 * len(pictures)), squeeze=False)
     for i, picture in enumerate(pictures):

@@ -54,6 +54,7 @@ def extract_features(model:nn.Module, # a DINOModel (student / teacher) or a bar
     model.train(was_training)
     return torch.cat(out)
 
+# %% ../nbs/09_features.ipynb #34e929cc
 # marks the files `save_features` writes: the only files it replaces
 FEATURES_FORMAT = 'semisupervised_learning.features'
 
@@ -91,6 +92,7 @@ def check_features_out(out, # where features go: NAME.pt (`save_features`) or NA
                               + (f" (arrays {', '.join(arrays[:4])}: a volume?)" if arrays else '') + f": {keep}")
     return out
 
+# %% ../nbs/09_features.ipynb #c9a8435e
 def save_features(features:torch.Tensor, path, labels=None, image_paths=None):
     """Save features (with optional labels and the image each row came from) for later analysis; replaces only an
     earlier features file."""
@@ -127,6 +129,7 @@ def _blend_weights(start:int, size:int, length:int, overlap:int) -> torch.Tensor
     if start + size < length: w[size - overlap:] = torch.minimum(w[size - overlap:], ramp.flip(0))
     return w
 
+# %% ../nbs/09_features.ipynb #4a4275af
 def _row_weights(n_in:int, n_out:int, rows:range) -> tuple[int, torch.Tensor]:
     """Antialiased bilinear resampling of `n_in` rows to `n_out`, as `F.interpolate(antialias=True)` weighs them, for
     output `rows` only: the first input row read and the weights `(len(rows), span)`."""
@@ -137,10 +140,11 @@ def _row_weights(n_in:int, n_out:int, rows:range) -> tuple[int, torch.Tensor]:
     lo, hi = ((centres + d + 0.5).floor().clamp(0, n_in).long() for d in (-support, support))
     first = int(lo.min())
     j = torch.arange(first, int(hi.max()), dtype=torch.float64)
-    w = ((1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0) * ((j[None] >= lo[:,
-            None]) & (j[None] < hi[:, None])))
+    w = ((1 - ((j[None] - centres[:, None] + 0.5) / support).abs()).clamp_min(0)
+         * ((j[None] >= lo[:, None]) & (j[None] < hi[:, None])))
     return first, (w / w.sum(1, keepdim=True)).float()
 
+# %% ../nbs/09_features.ipynb #c0d8b454
 def _working_size(shape, scale:float) -> tuple[int, int]:
     "A section's (H, W) in pixels at the working scale: downsampled by `scale`, at least one pixel."
     return tuple(max(1, round(n / scale)) for n in shape)
@@ -174,6 +178,7 @@ def at_scale(section, # (H, W) float image in [0, 1], numpy or torch
     return _working_rows(lambda y0, y1: section[y0:y1], section.shape, scale, 0,
                          patch_grid(section.shape, scale)[0] * PATCH_SIZE)
 
+# %% ../nbs/09_features.ipynb #3592865f
 def pixel_extent(shape, # (H, W) of the section in its own pixels
                  grid, # (h, w) patch grid of its features at `scale`
                  scale:float=1.0) -> tuple[int, int]:
@@ -205,6 +210,7 @@ def _pixel_rows(read_patch_rows, # read_patch_rows(a, b): patch rows a to b, (b 
     return F.interpolate(rows.permute(2, 0, 1)[None], size=(last - first, extent_w), mode='bilinear',
                          align_corners=False)[0, :, :, :W].permute(1, 2, 0)
 
+# %% ../nbs/09_features.ipynb #19c52107
 def check_tiles(tile:int, overlap:int):
     "Refuse tile settings `dense_features` cannot use, before anything is computed or written."
     if tile % PATCH_SIZE or overlap % PATCH_SIZE or not 0 <= overlap < tile:
@@ -235,8 +241,8 @@ def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) 
     top, features, weights = 0, None, None                 # the rows not finished yet: top, top + 1, ...
     try:
         for i, r in enumerate(row_starts):
-            image = ((_working_rows(read_rows, shape, scale, r * PATCH_SIZE, (r + th) * PATCH_SIZE).expand(3, -1,
-                    -1) - mean) / std)
+            image = ((_working_rows(read_rows, shape, scale, r * PATCH_SIZE, (r + th) * PATCH_SIZE).expand(3, -1, -1)
+                      - mean) / std)
             band_f, band_w = None, torch.zeros(th, gw, 1)
             for first in range(0, len(col_starts), batch_size):
                 batch = col_starts[first:first + batch_size]
@@ -257,6 +263,7 @@ def dense_feature_rows(backbone:nn.Module, # a DINOModel (its backbone is used) 
             features, weights, top = features[done:], weights[done:], top + done
     finally: backbone.train(was_training)
 
+# %% ../nbs/09_features.ipynb #4a6049b2
 def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a bare backbone
                    section, # (H, W) float image in [0, 1], numpy or torch: `load_em_image(path)`, `EMVolume.section(k)`
                    # working scale: the section is downsampled by this factor first (2: half the pixels per side)
@@ -273,11 +280,8 @@ def dense_features(backbone:nn.Module, # a DINOModel (its backbone is used) or a
     """Patch features `(h, w, D)` of a whole section at the working scale, one per 14-px patch: overlapping tiles
     (aspect ratio kept), blended so no seams show."""
     section = np.asarray(section, np.float32)
-    return torch.cat([rows
-                      for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape, scale,
-                                                        tile,
-                                                 overlap,
-                                                             batch_size, device, amp, mean, std)])
+    return torch.cat([rows for _, rows in dense_feature_rows(backbone, lambda y0, y1: section[y0:y1], section.shape,
+                                                             scale, tile, overlap, batch_size, device, amp, mean, std)])
 
 # %% ../nbs/09_features.ipynb #a67e35a5
 # a plane's sections lie along the first axis; their rows and columns follow
@@ -306,6 +310,7 @@ def _placement(plane:str, shape, grid, scale:float, voxel_size, per_pixel:bool) 
     return dict(multiscales=multiscales, unit='nanometer' if nm else 'pixel', patch_grid_extent_px=list(extent),
                 overhang_px=[e - n for e, n in zip(extent, shape)])
 
+# %% ../nbs/09_features.ipynb #fa2b4f64
 def _short(value) -> str:
     "A setting for a message: a long list cut short, with its length."
     text = str(value)
@@ -329,6 +334,7 @@ def _check_resume(stored:dict, attributes:dict, weights:dict, out:Path):
                               f"resuming would mix their features. Choose a new --out for these weights, or delete "
                               f"{out} to start again with them.")
 
+# %% ../nbs/09_features.ipynb #c3f63041
 def _image_shape(path:Path, page:int) -> tuple[int, int]:
     "(H, W) of an image file's page from its header, without reading its pixels."
     import tifffile
@@ -355,8 +361,8 @@ def dense_inputs(
         volume = source if isinstance(source, EMVolume) else EMVolume(source, planes=(plane,))
         numbers = volume.plane_sections(plane)
         H, W = volume.section_shape(numbers.start)
-        return (volume, [volume.section_name(k) for k in numbers], [(H, W)] * len(numbers), lambda k: lambda y0,
-                y1: volume.section(numbers.start + k, (y0, 0, y1 - y0, W)))
+        return (volume, [volume.section_name(k) for k in numbers], [(H, W)] * len(numbers),
+                lambda k: lambda y0, y1: volume.section(numbers.start + k, (y0, 0, y1 - y0, W)))
     if plane != 'xy': raise EMImageError(f"{source}: images have only xy sections, not plane {plane}.")
     if isinstance(source, str) and any(c in source for c in '*?['):
         import glob
@@ -374,6 +380,7 @@ def dense_inputs(
     return (None, item_names(items), shapes,
             lambda k: (lambda image: lambda y0, y1: image[y0:y1])(load_em_image(*items[k])))
 
+# %% ../nbs/09_features.ipynb #e01a3f80
 def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
                          # a volume (`EMVolume` or its path: its sections of one plane), or images (`dense_inputs`: a
                          # file, folder, glob or list)
@@ -444,8 +451,8 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
     for k in tqdm(todo, desc=f"sections of {attributes['source']}", unit='section', disable=not progress):
         (Hk, Wk), (hk, wk) = shapes[k], grids[k]
         try:
-            for row, rows in dense_feature_rows(backbone, reader(k), (Hk, Wk), scale, tile, overlap, batch_size, device,
-                                                amp):
+            for row, rows in dense_feature_rows(backbone, reader(k), (Hk, Wk), scale, tile, overlap, batch_size,
+                                                device, amp):
                 features[k, row:row + len(rows), :wk] = rows.numpy().astype(dtype)
         # a damaged chunk or image: raised, or left out (not done: the same call tries it again)
         except EMImageError as e:
@@ -455,8 +462,8 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
         band = max(1, 2 ** 26 // (Wk * bare.embed_dim))
         for y in range(0, Hk, band) if per_pixel else ():
             end = min(Hk, y + band)
-            group['pixel_features'][k, y:end, :Wk] = _pixel_rows(lambda a, b: features[k, a:b, :wk], (hk, wk), (Hk, Wk),
-                    scale, y, end).numpy().astype(dtype)
+            group['pixel_features'][k, y:end, :Wk] = _pixel_rows(lambda a, b: features[k, a:b, :wk], (hk, wk),
+                                                                 (Hk, Wk), scale, y, end).numpy().astype(dtype)
         done[k] = True                       # after its features: an interrupted section is written again
     if skipped:
         warnings.warn(f"{len(skipped)} of {len(todo)} sections could not be read and were left out (sections "
@@ -465,6 +472,7 @@ def write_dense_features(backbone:nn.Module, # a DINOModel or a bare backbone
                       f"writes them once the data are repaired.")
     return len(todo) - len(skipped)
 
+# %% ../nbs/09_features.ipynb #f51d983f
 def trained_scale(weights, # an exported backbone (`export_backbone`) or a training checkpoint
                  ) -> float|str|None:
     """The working scale (`MultiCropDataset(scale=)`) a backbone was trained at, from its weights file's config; None
@@ -506,6 +514,7 @@ def plot_loss_history(loss_history, save_path=None,
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
+# %% ../nbs/09_features.ipynb #95e49d3f
 def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path=None, seed:int=0,
                             what:str='feature vectors', # what a point is, for the title (e.g. 'images: CLS features')
                             # what the colour shows, for the colour bar (e.g. 'image in file order')
@@ -528,11 +537,12 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
         points = ax.scatter(xy[:, 0], xy[:, 1], c=values, s=14,
                             cmap='tab10' if len(np.unique(values)) <= 10 else 'viridis')
         fig.colorbar(points, ax=ax, label=colour_by)
-    ax.set_title(f'Do similar ones land together?\nt-SNE of {len(keep)} {what}', fontsize=9); ax.set(xticks=[],
-            yticks=[]); fig.tight_layout()
+    ax.set_title(f'Do similar ones land together?\nt-SNE of {len(keep)} {what}', fontsize=9)
+    ax.set(xticks=[], yticks=[]); fig.tight_layout()
     if save_path: fig.savefig(save_path, dpi=120)
     return fig
 
+# %% ../nbs/09_features.ipynb #e6b07c8f
 def pca_rgb(
         patches:torch.Tensor|list, # (B, h, w, D) patch features, or a list of (h, w, D), sections of different sizes
            ) -> np.ndarray|list:
@@ -553,6 +563,7 @@ def patch_pca_rgb(backbone:nn.Module, images:torch.Tensor) -> np.ndarray:
     "`pca_rgb` of the patch features a backbone gives `images` (B, 3, H, W): (B, h, w, 3)."
     return pca_rgb(backbone_tokens(unwrap(backbone), images)[1])
 
+# %% ../nbs/09_features.ipynb #f2f4c8e5
 @torch.no_grad()
 def spatial_structure(patches:torch.Tensor, # (B, h, w, D) patch features
                      ) -> float:
@@ -564,6 +575,7 @@ def spatial_structure(patches:torch.Tensor, # (B, h, w, D) patch features
     shuffled = flat[:, torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(0))]
     return float(neighbours - (flat * shuffled).sum(-1).mean())
 
+# %% ../nbs/09_features.ipynb #938aa151
 @torch.no_grad()
 def plot_patch_pca(backbone:nn.Module, images:torch.Tensor|list, save_path=None,
                    # with a working scale: `images` are (H, W) sections in [0, 1], each whole at this scale
@@ -575,8 +587,8 @@ def plot_patch_pca(backbone:nn.Module, images:torch.Tensor|list, save_path=None,
     if scale is None:
         grids, pictures = (list(backbone_tokens(unwrap(backbone), images)[1]),
                            [(i[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).cpu() for i in images])
-    else: grids, pictures = [dense_features(backbone, section, scale).cpu() for section in images], [torch.as_tensor(s)
-            for s in images]
+    else: grids, pictures = ([dense_features(backbone, section, scale).cpu() for section in images],
+                             [torch.as_tensor(s) for s in images])
     rgb, structure = pca_rgb(grids), float(np.mean([spatial_structure(g[None]) for g in grids]))
     fig, axes = plt.subplots(len(pictures), 2, figsize=(5, 2.5 * len(pictures)), squeeze=False)
     for i, picture in enumerate(pictures):

@@ -263,8 +263,9 @@ class MultiCropDataset(Dataset):
         return image
 
     def __getitem__(
-            # an int (the epoch of `set_epoch`), or (epoch, index) as the loader gives them
-            self, index) -> list[torch.Tensor]:
+        # an int (the epoch of `set_epoch`), or (epoch, index) as the loader gives them
+        self, index,
+    ) -> list[torch.Tensor]:
         epoch, index = index if isinstance(index, tuple) else (int(self._epoch), index)
         for attempt in range(len(self.items)):
             i = (index + attempt) % len(self.items)

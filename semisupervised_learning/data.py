@@ -167,15 +167,15 @@ def item_names(items:list) -> list[str]:
     return [p.section_name(k) if isinstance(p, EMVolume) else f"{p}[{k}]" if pages[p] > 1 else str(p) for p, k in items]
 
 def em_sections(
-        # folders, images, TIFF stacks and volumes (paths or `EMVolume`s), a list mixing them, or a dataset's (source,
-        # page) items
-        root_or_paths,
-                # volumes' section planes (see `EMVolume`); TIFF stacks are resliced as volumes when not xy only
-                planes=('xy',),
-                voxel_size=None, # volumes' voxel size when their metadata lacks it (or to override it)
-                force_planes:bool=False, # reslice anisotropic volumes anyway
-                on_error:str='raise', # 'skip': a file or volume that cannot be opened is warned about and left out
-               ) -> list[tuple]:
+    # folders, images, TIFF stacks and volumes (paths or `EMVolume`s), a list mixing them, or a dataset's (source,
+    # page) items
+    root_or_paths,
+    # volumes' section planes (see `EMVolume`); TIFF stacks are resliced as volumes when not xy only
+    planes=('xy',),
+    voxel_size=None, # volumes' voxel size when their metadata lacks it (or to override it)
+    force_planes:bool=False, # reslice anisotropic volumes anyway
+    on_error:str='raise', # 'skip': a file or volume that cannot be opened is warned about and left out
+) -> list[tuple]:
     """Every section as a (source, page) item: an image file and its page, or an `EMVolume` (opened lazily, its
     intensity range sampled once) and its section."""
     if unknown := [p for p in ((planes,) if isinstance(planes, str) else planes) if p not in PLANES]:

@@ -45,16 +45,16 @@ def filter_responses(image:np.ndarray, # (H, W) grey image
     return np.stack(responses, -1)
 
 def filter_bank_features(
-        # (N, 3, H, W) images as the backbones get them (channel 0 is used), (N, H, W), or with `scale` a list of (H, W)
-        # sections
-        images,
-                         # the ViT's patch: features land on the same grid as its patch tokens
-                         patch_size:int=PATCH_SIZE,
-                         sigmas=FILTER_SIGMAS,
-                         # sections at this working scale, padded to whole patches as the backbones see them
-                         # (`at_scale`)
-                         scale:float|None=None,
-                        ) -> torch.Tensor|list:
+    # (N, 3, H, W) images as the backbones get them (channel 0 is used), (N, H, W), or with `scale` a list of (H, W)
+    # sections
+    images,
+    # the ViT's patch: features land on the same grid as its patch tokens
+    patch_size:int=PATCH_SIZE,
+    sigmas=FILTER_SIGMAS,
+    # sections at this working scale, padded to whole patches as the backbones see them
+    # (`at_scale`)
+    scale:float|None=None,
+) -> torch.Tensor|list:
     """The classical baseline: mean and std of each filter response per patch, `(N, h, w, 2 * 5 * len(sigmas))` float32
     (a list where the sections' grids differ)."""
     grey = ([at_scale(s, scale).numpy() for s in images] if scale is not None

@@ -348,12 +348,12 @@ def _image_shape(path:Path, page:int) -> tuple[int, int]:
                            f"it (or pass on_error='skip').") from e
 
 def dense_inputs(
-        # a volume (`EMVolume` or its path), or images: a file, a folder (searched recursively), a glob
-        # ('sections/*.tif'), a list of files
-        source,
-                 plane:str='xy', # a volume's sections: 'xy', 'xz' or 'yz'
-                 on_error:str='raise', # 'skip': an image whose header cannot be read is warned about and left out
-                ) -> tuple:
+    # a volume (`EMVolume` or its path), or images: a file, a folder (searched recursively), a glob
+    # ('sections/*.tif'), a list of files
+    source,
+    plane:str='xy', # a volume's sections: 'xy', 'xz' or 'yz'
+    on_error:str='raise', # 'skip': an image whose header cannot be read is warned about and left out
+) -> tuple:
     """The sections `write_dense_features` reads: (the volume or None, each section's name, its (H, W), read(k) ->
     read_rows(y0, y1)); images keep their own sizes."""
     if (isinstance(source, EMVolume)
@@ -544,8 +544,8 @@ def visualize_features_tsne(features, labels=None, n_samples:int=1000, save_path
 
 # %% ../nbs/09_features.ipynb #e6b07c8f
 def pca_rgb(
-        patches:torch.Tensor|list, # (B, h, w, D) patch features, or a list of (h, w, D), sections of different sizes
-           ) -> np.ndarray|list:
+    patches:torch.Tensor|list, # (B, h, w, D) patch features, or a list of (h, w, D), sections of different sizes
+) -> np.ndarray|list:
     """First three principal components of patch features, over all images together (one set of colours), as RGB in [0,
     1]: `(B, h, w, 3)`, or a list."""
     grids = list(patches) if isinstance(patches, (list, tuple)) else None

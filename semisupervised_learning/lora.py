@@ -106,10 +106,10 @@ def add_lora(backbone:nn.Module, # a DINOv2 ViT (timm or torch.hub) with transfo
 
 # %% ../nbs/03_lora.ipynb #ea983ca4
 def merge_lora_state(
-        state:dict, # a state dict with LoRA keys (`<layer>.base.weight`, `<layer>.lora_A`, `<layer>.lora_B`)
-                     # alpha / rank: one number, or {layer name: scaling}; None: each layer's `lora_scaling` in `state`
-                     scaling=None,
-                    ) -> dict:
+    state:dict, # a state dict with LoRA keys (`<layer>.base.weight`, `<layer>.lora_A`, `<layer>.lora_B`)
+    # alpha / rank: one number, or {layer name: scaling}; None: each layer's `lora_scaling` in `state`
+    scaling=None,
+) -> dict:
     "A state dict with every adapter folded into its layer (`W + scaling B A`, in float32) under the plain key names."
     merged = {}
     for key, value in state.items():

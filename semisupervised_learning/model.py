@@ -340,12 +340,12 @@ def weights_fingerprint(backbone_or_state) -> float: # a backbone, or its `backb
     return sum(float(v.double().sum()) for v in state.values() if v.is_floating_point())
 
 def create_dino_models(
-        backbone:nn.Module, # a DINOv2 backbone; what in it trains: `adapt_backbone`'s choice, else `freeze_backbone`
-                       # the plan's switch for a backbone not through `adapt_backbone`: True head only, False all
-                       freeze_backbone:bool|None=None,
-                       device=None, # defaults to CUDA when available
-                       **head_kwargs, # DINOHead settings: hidden_dim, out_dim, bottleneck_dim, nlayers, norm_last_layer
-                      ) -> tuple[DINOModel, DINOModel]:
+    backbone:nn.Module, # a DINOv2 backbone; what in it trains: `adapt_backbone`'s choice, else `freeze_backbone`
+    # the plan's switch for a backbone not through `adapt_backbone`: True head only, False all
+    freeze_backbone:bool|None=None,
+    device=None, # defaults to CUDA when available
+    **head_kwargs, # DINOHead settings: hidden_dim, out_dim, bottleneck_dim, nlayers, norm_last_layer
+) -> tuple[DINOModel, DINOModel]:
     "Student and teacher: same weights at the start, the teacher an independent copy without gradients."
     # (backbone, device)
     if isinstance(freeze_backbone,

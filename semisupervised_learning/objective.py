@@ -262,10 +262,10 @@ def koleo_loss(features:torch.Tensor, # (B, D) embeddings, e.g. the student's CL
 # %% ../nbs/04_objective.ipynb #6d16ce3f
 @torch.no_grad()
 def sinkhorn_knopp(
-        teacher_logits:torch.Tensor, # (B, K) teacher head outputs on this process (CLS tokens or masked patches)
-                   teacher_temp:float, # sharpening, the same schedule as for the centred softmax
-                   n_iterations:int=3, # DINOv2: 3
-                  ) -> torch.Tensor:
+    teacher_logits:torch.Tensor, # (B, K) teacher head outputs on this process (CLS tokens or masked patches)
+    teacher_temp:float, # sharpening, the same schedule as for the centred softmax
+    n_iterations:int=3, # DINOv2: 3
+) -> torch.Tensor:
     """Teacher targets `(B, K)`, each row summing to 1, with prototypes used about equally over the global batch
     (float32)."""
     distributed = is_distributed()

@@ -217,23 +217,23 @@ def _rows(features) -> torch.Tensor:
             else features.reshape(-1, features.shape[-1]))
 
 def fit_dense_probe(
-        patches:torch.Tensor|list, # (N, h, w, D) patch tokens of the training images, or one (h, w, D) per section
-                    masks:list, # N (H, W) class-index tensors at any resolution
-                    n_classes:int,
-                    upsample:int=4, # the loss is computed on a grid `upsample` times finer than the patches
-                    # loss-grid cells per section at most: a large whole section gets a less fine grid, so memory stays
-                    # bounded
-                    max_rows:int=2**18,
-                    weight_decay:float=1e-4, # L2 penalty on the weights
-                    # weight classes by inverse frequency (helps rare classes, costs the common ones)
-                    balanced:bool=False,
-                    max_iter:int=30, # L-BFGS iterations (the problem is convex: a few dozen suffice)
-                    seed:int|None=None, # seeds the probe's initial weights (None: the global random state)
-                    device=None,
-                    # features of whole sections at this scale (`section_features`): their padded grid is aligned with
-                    # the masks
-                    scale:float|None=None,
-                   ) -> DenseLinearProbe:
+    patches:torch.Tensor|list, # (N, h, w, D) patch tokens of the training images, or one (h, w, D) per section
+    masks:list, # N (H, W) class-index tensors at any resolution
+    n_classes:int,
+    upsample:int=4, # the loss is computed on a grid `upsample` times finer than the patches
+    # loss-grid cells per section at most: a large whole section gets a less fine grid, so memory stays
+    # bounded
+    max_rows:int=2**18,
+    weight_decay:float=1e-4, # L2 penalty on the weights
+    # weight classes by inverse frequency (helps rare classes, costs the common ones)
+    balanced:bool=False,
+    max_iter:int=30, # L-BFGS iterations (the problem is convex: a few dozen suffice)
+    seed:int|None=None, # seeds the probe's initial weights (None: the global random state)
+    device=None,
+    # features of whole sections at this scale (`section_features`): their padded grid is aligned with
+    # the masks
+    scale:float|None=None,
+) -> DenseLinearProbe:
     "A linear classifier on frozen patch tokens, trained on pixel labels through bilinearly upsampled logits."
     device = torch.device(device) if device is not None else patches[0].device
     patches = [p.to(device).float() for p in patches]
@@ -440,8 +440,9 @@ def neighbour_agreement(neighbours:torch.Tensor, reference:torch.Tensor) -> floa
     return float(hits.mean())
 
 def intensity_changed(
-        images:torch.Tensor|list, # (N, 3, H, W) normalised like EMImageDataset, or (H, W) sections in [0, 1]
-                      gamma:float=1.5, contrast:float=0.7) -> torch.Tensor|list:
+    images:torch.Tensor|list, # (N, 3, H, W) normalised like EMImageDataset, or (H, W) sections in [0, 1]
+    gamma:float=1.5, contrast:float=0.7,
+) -> torch.Tensor|list:
     "The same sections with another gamma and a lower contrast (normalised again where they were)."
     if isinstance(images, list): return [((s ** gamma - 0.5) * contrast + 0.5).clamp(0, 1) for s in images]
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

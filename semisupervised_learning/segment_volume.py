@@ -34,10 +34,10 @@ def _image_shape(path:Path, page:int) -> tuple[int, int]:
     with Image.open(path) as im: return im.height, im.width
 
 def sections_to_segment(
-        data, # a folder of images, a TIFF stack or a volume (see `EMVolume`), as the training command reads them
-                        # a volume's sections, as `em_sections`
-                        plane:str='xy', voxel_size=None, force_planes:bool=False,
-                       ) -> list[dict]:
+    data, # a folder of images, a TIFF stack or a volume (see `EMVolume`), as the training command reads them
+    # a volume's sections, as `em_sections`
+    plane:str='xy', voxel_size=None, force_planes:bool=False,
+) -> list[dict]:
     """Every section of DATA as a dict: name (for its file), shape, where it goes in a labels volume, and read_rows(y0,
     y1); images are read once, volumes by rows."""
     items, out = (em_sections(data, (plane,),

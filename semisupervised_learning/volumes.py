@@ -478,15 +478,15 @@ def ngff_multiscales(name:str, scales:list, # one (z, y, x) scale per level, dat
 
 # %% ../nbs/00_volumes.ipynb #0d285466
 def write_volume(
-        # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'vol.n5' (or 'vol.n5/name'), 'vol.mrc' or 'stack.tif';
-        # must not exist
-        path,
-                 volume, # (z, y, x) array; anything sliceable along z (written slab by slab)
-                 voxel_size=None, # (z, y, x) in nm, stored where each format's readers look for it
-                 chunks=(1, 256, 256), # chunk shape for HDF5, Zarr and N5 (clipped to the volume)
-                 zarr_format:int=3, # Zarr: 3 (OME-Zarr 0.5) or 2 (OME-Zarr 0.4)
-                 levels:int=1, # Zarr: multiscale levels, each downsampled 2x in y and x by averaging
-                ) -> str:
+    # 'vol.h5' (or 'vol.h5:/name'), 'vol.zarr' (OME-Zarr), 'vol.n5' (or 'vol.n5/name'), 'vol.mrc' or 'stack.tif';
+    # must not exist
+    path,
+    volume, # (z, y, x) array; anything sliceable along z (written slab by slab)
+    voxel_size=None, # (z, y, x) in nm, stored where each format's readers look for it
+    chunks=(1, 256, 256), # chunk shape for HDF5, Zarr and N5 (clipped to the volume)
+    zarr_format:int=3, # Zarr: 3 (OME-Zarr 0.5) or 2 (OME-Zarr 0.4)
+    levels:int=1, # Zarr: multiscale levels, each downsampled 2x in y and x by averaging
+) -> str:
     """Write a (z, y, x) volume as the field's tools do (chunked and compressed where the format allows); returns the
     path `EMVolume` opens. Never overwrites."""
     file, inner, fmt = split_volume_path(path) or (None, None, None)

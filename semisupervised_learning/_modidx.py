@@ -120,6 +120,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                       'semisupervised_learning/config.py'),
                                                 'semisupervised_learning.config._moved_data': ( 'config.html#_moved_data',
                                                                                                 'semisupervised_learning/config.py'),
+                                                'semisupervised_learning.config._refuse_impossible': ( 'config.html#_refuse_impossible',
+                                                                                                       'semisupervised_learning/config.py'),
                                                 'semisupervised_learning.config._same_place': ( 'config.html#_same_place',
                                                                                                 'semisupervised_learning/config.py'),
                                                 'semisupervised_learning.config.data_fingerprint': ( 'config.html#data_fingerprint',

@@ -138,116 +138,7 @@ class TrainConfig:
     synthetic_images:int = 64         # how many synthetic images when `data` is None
     synthetic_size:int = 256
 
-    def __post_init__(self):
-        "Refuse impossible settings before anything is created (a clear message, naming the value)."
-        choices = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING)
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}.")
-        positive = ('epochs', 'batch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'n_global_crops', 'global_size',
-                    'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images', 'samples_per_image')
-        for name in positive:
-            if getattr(self, name) < 1: raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
-        for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs',
-                     'save_latest_seconds'):
-            # nor NaN
-            if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
-        if not 0 <= self.mask_ratio_min <= self.mask_ratio_max <= 1 or not 0 <= self.mask_probability <= 1:
-            raise ValueError(f"mask_probability={self.mask_probability}, mask_ratio_min={self.mask_ratio_min}, "
-                             f"mask_ratio_max={self.mask_ratio_max}: "
-                             "each between 0 and 1, the minimum at most the maximum.")
-        for name in ('global_scale', 'local_scale', 'gamma', 'blur_sigma', 'blur_probs'):
-            value = tuple(getattr(self, name)); setattr(self, name, value)       # a list from a JSON config or the CLI
-            ok, what = {'blur_probs': (len(value) == 3 and all(0 <= p <= 1 for p in value),
-                                       "three probabilities in [0, 1] (e.g. (1.0, 0.1, 0.5))"),
-                        'gamma': (len(value) == 2 and 0 < value[0] <= value[1], "0 < min <= max (e.g. (0.7, 1.4))"),
-                        'blur_sigma': (len(value) == 2 and 0 < value[0] <= value[1],
-                                       "sigmas in pixels, 0 < min <= max (e.g. (0.1, 2.0))")}.get(
-                name, (len(value) == 2 and 0 < value[0] <= value[1] <= 1,
-                       "two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0))"))
-            if not ok: raise ValueError(f"{name}={value}: {what}.")
-        if self.gram_weight and self.adapt == 'frozen':
-            raise ValueError("gram_weight anchors a backbone that trains; with adapt='frozen' set gram_weight=0.")
-        for name in ('dino_weight', 'ibot_weight', 'koleo_weight', 'gram_weight'):
-            # nor NaN
-            if not getattr(self, name) >= 0: raise ValueError(f"{name}={getattr(self, name)} must not be negative.")
-        if not (self.dino_weight or self.ibot_weight or self.koleo_weight):
-            raise ValueError("dino_weight, ibot_weight and koleo_weight are all 0: nothing would train "
-                             "the backbone. Keep one above 0.")
-        if self.n_global_crops < 2 and self.n_local_crops == 0:
-            raise ValueError(f"n_global_crops={self.n_global_crops} with n_local_crops=0: DINO compares "
-                             f"different views, so it needs "
-                             "n_global_crops >= 2 or some local crops.")
-        if self.koleo_weight and self.batch_size < 2:
-            raise ValueError("koleo_weight needs batch_size >= 2 (nearest neighbours within "
-                             "the batch); set koleo_weight=0.")
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr={self.lr} must be positive (or None for 5e-4 x batch / 256).")
-        if self.backbone is not None and self.backbone not in DINOV2_ARCHS:
-            raise ValueError(f"backbone={self.backbone!r} is not one of {', '.join(DINOV2_ARCHS)}.")
-        if self.adapt == 'blocks' and self.trainable_blocks is None:
-            raise ValueError("adapt='blocks' needs trainable_blocks=N (--trainable-blocks N): how "
-                             "many of the last blocks train.")
-        for name in ('global_size', 'local_size'):
-            size = getattr(self, name)
-            if size % PATCH_SIZE or size < 2 * PATCH_SIZE:
-                near = sorted({max(2, size // PATCH_SIZE) * PATCH_SIZE, max(2, -(-size // PATCH_SIZE)) * PATCH_SIZE})
-                raise ValueError(f"{name}={size} must be a multiple of the DINOv2 patch size "
-                                 f"{PATCH_SIZE}, at least {2 * PATCH_SIZE}: "
-                                 f"use {' or '.join(map(str, near))}.")
-        ranges = dict(brightness=(0, None, True), contrast=(0, 1, True), intensity_prob=(0, 1, True),
-                      solarize_prob=(0, 1, True),
-                      noise_std=(0, None, True), teacher_temp=(0, None), student_temp=(0, None),
-                      warmup_teacher_temp=(0, None), momentum_teacher=(0, 1, True),
-                      center_momentum=(0, 1, True), min_lr=(0, None, True), weight_decay=(0, None, True),
-                      weight_decay_end=(0, None, True),
-                      clip_grad=(0, None, True), layer_decay=(0, 1), patch_embed_lr_scale=(0, None),
-                      drop_path=(0, 1, True),
-                      lora_alpha=(0, None), lora_dropout=(0, 1, True), image_cache_mb=(0, None, True),
-                      layerscale_init=(0, None), trainable_blocks=(0, None, True))
-        # (low, high]; with closed: [low, high]; None: no upper bound
-        for name, (low, high, *closed) in ranges.items():
-            value = getattr(self, name)
-            if value is None and name in ('warmup_teacher_temp', 'layerscale_init', 'trainable_blocks'): continue
-            if not ((value >= low if closed else value > low) and (high is None or value <= high)):   # NaN fails both
-                raise ValueError(f"{name}={value} is out of range: it must be {'at least' if closed else 'above'} {low}"
-                                 + (f" and at most {high}" if high is not None else '') + ".")
-        if unknown := [p for p in self.planes.split(',') if p not in PLANES]:
-            raise ValueError(f"planes={self.planes!r}: {', '.join(unknown)} is not a plane; give some of "
-                             f"{', '.join(PLANES)}, comma-separated (e.g. 'xy,xz,yz').")
-        try: size = self.voxel_size_nm
-        except ValueError: size = ()
-        if (self.voxel_size is not None
-            and not (isinstance(size, float) and size > 0 or isinstance(size, tuple) and len(size) == 3
-                     and min(size) > 0)):
-            raise ValueError(f"voxel_size={self.voxel_size!r}: give the voxel size in nm as one number "
-                             f"or as z,y,x (e.g. '50,4,4').")
-        self.scale = parse_scale(self.scale)      # 2.0, or '8nm' (its factor comes from the data's pixel size)
-        field = round(self.global_size * (self.scale if isinstance(self.scale, float) else 1))
-        if self.volume_window is not None and self.volume_window < field:
-            raise ValueError(f"volume_window={self.volume_window} is smaller than a global crop's field of view "
-                             f"({field} px): give at least {field}.")
-        if not self.blank_std >= 0: raise ValueError(f"blank_std={self.blank_std} must not be "
-                                                     f"negative (0: keep blank crops).")
-        if bool(self.val_images) != bool(self.val_masks):
-            raise ValueError(f"val_images={self.val_images!r} and val_masks={self.val_masks!r}: validation needs both, "
-                             f"the sections and their masks.")
-        if self.val_every < 0: raise ValueError(f"val_every={self.val_every} must not be negative "
-                                                f"(0: ten validations in a run).")
-        if self.val_size % PATCH_SIZE or self.val_size < 2 * PATCH_SIZE:
-            raise ValueError(f"val_size={self.val_size} must be a multiple of the DINOv2 patch size "
-                             f"{PATCH_SIZE}, at least {2 * PATCH_SIZE}.")
-        if self.resume: return        # a resumed run continues with its own settings: `resume_config` checks those
-        if self.warmup_epochs >= self.epochs:
-            warnings.warn(f"warmup_epochs={self.warmup_epochs} is not shorter than epochs={self.epochs}: the lr "
-                          f"never reaches its full value.")
-        # the backbone would never train: shorten the warm-up
-        if self.adapt != 'frozen' and self.head_warmup_epochs >= self.epochs:
-            shorter = max(1, self.epochs // 5) if self.epochs > 1 else 0
-            warnings.warn(f"head_warmup_epochs={self.head_warmup_epochs} is not shorter than epochs={self.epochs}, "
-                          f"so the backbone would never "
-                          f"train: the head warm-up is shortened to head_warmup_epochs={shorter}.")
-            self.head_warmup_epochs = shorter
+    def __post_init__(self): _refuse_impossible(self)     # below: every check, by name
 
     @property
     def checkpoint_dir(self) -> Path: return Path(self.out) / 'checkpoints'
@@ -267,6 +158,119 @@ class TrainConfig:
         "The backbone to build: the given name, else the one stored in `weights`, else DINOv2 ViT-L/14."
         if self.backbone: return self.backbone
         return (read_backbone_file(self.weights)[1].get('name') if self.weights else None) or 'dinov2_vitl14'
+
+# %% ../nbs/12_config.ipynb #b2c0ffee
+def _refuse_impossible(config:TrainConfig):
+    "Refuse impossible settings before anything is created (a clear message, naming the value); warn of doubtful ones."
+    choices = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING)
+    for name, allowed in choices.items():
+        if getattr(config, name) not in allowed:
+            raise ValueError(f"{name}={getattr(config, name)!r} is not one of {', '.join(allowed)}.")
+    positive = ('epochs', 'batch_size', 'out_dim', 'hidden_dim', 'bottleneck_dim', 'n_global_crops', 'global_size',
+                'local_size', 'save_every', 'log_every', 'lora_rank', 'synthetic_images', 'samples_per_image')
+    for name in positive:
+        if getattr(config, name) < 1: raise ValueError(f"{name}={getattr(config, name)} must be at least 1.")
+    for name in ('warmup_epochs', 'head_warmup_epochs', 'n_local_crops', 'num_workers', 'freeze_last_layer_epochs',
+                 'save_latest_seconds'):
+        # nor NaN
+        if not getattr(config, name) >= 0: raise ValueError(f"{name}={getattr(config, name)} must not be negative.")
+    if not 0 <= config.mask_ratio_min <= config.mask_ratio_max <= 1 or not 0 <= config.mask_probability <= 1:
+        raise ValueError(f"mask_probability={config.mask_probability}, mask_ratio_min={config.mask_ratio_min}, "
+                         f"mask_ratio_max={config.mask_ratio_max}: "
+                         "each between 0 and 1, the minimum at most the maximum.")
+    for name in ('global_scale', 'local_scale', 'gamma', 'blur_sigma', 'blur_probs'):
+        value = tuple(getattr(config, name)); setattr(config, name, value)       # a list from a JSON config or the CLI
+        ok, what = {'blur_probs': (len(value) == 3 and all(0 <= p <= 1 for p in value),
+                                   "three probabilities in [0, 1] (e.g. (1.0, 0.1, 0.5))"),
+                    'gamma': (len(value) == 2 and 0 < value[0] <= value[1], "0 < min <= max (e.g. (0.7, 1.4))"),
+                    'blur_sigma': (len(value) == 2 and 0 < value[0] <= value[1],
+                                   "sigmas in pixels, 0 < min <= max (e.g. (0.1, 2.0))")}.get(
+            name, (len(value) == 2 and 0 < value[0] <= value[1] <= 1,
+                   "two fractions of the image area, 0 < min <= max <= 1 (e.g. (0.4, 1.0))"))
+        if not ok: raise ValueError(f"{name}={value}: {what}.")
+    if config.gram_weight and config.adapt == 'frozen':
+        raise ValueError("gram_weight anchors a backbone that trains; with adapt='frozen' set gram_weight=0.")
+    for name in ('dino_weight', 'ibot_weight', 'koleo_weight', 'gram_weight'):
+        # nor NaN
+        if not getattr(config, name) >= 0: raise ValueError(f"{name}={getattr(config, name)} must not be negative.")
+    if not (config.dino_weight or config.ibot_weight or config.koleo_weight):
+        raise ValueError("dino_weight, ibot_weight and koleo_weight are all 0: nothing would train "
+                         "the backbone. Keep one above 0.")
+    if config.n_global_crops < 2 and config.n_local_crops == 0:
+        raise ValueError(f"n_global_crops={config.n_global_crops} with n_local_crops=0: DINO compares "
+                         f"different views, so it needs "
+                         "n_global_crops >= 2 or some local crops.")
+    if config.koleo_weight and config.batch_size < 2:
+        raise ValueError("koleo_weight needs batch_size >= 2 (nearest neighbours within "
+                         "the batch); set koleo_weight=0.")
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"lr={config.lr} must be positive (or None for 5e-4 x batch / 256).")
+    if config.backbone is not None and config.backbone not in DINOV2_ARCHS:
+        raise ValueError(f"backbone={config.backbone!r} is not one of {', '.join(DINOV2_ARCHS)}.")
+    if config.adapt == 'blocks' and config.trainable_blocks is None:
+        raise ValueError("adapt='blocks' needs trainable_blocks=N (--trainable-blocks N): how "
+                         "many of the last blocks train.")
+    for name in ('global_size', 'local_size'):
+        size = getattr(config, name)
+        if size % PATCH_SIZE or size < 2 * PATCH_SIZE:
+            near = sorted({max(2, size // PATCH_SIZE) * PATCH_SIZE, max(2, -(-size // PATCH_SIZE)) * PATCH_SIZE})
+            raise ValueError(f"{name}={size} must be a multiple of the DINOv2 patch size "
+                             f"{PATCH_SIZE}, at least {2 * PATCH_SIZE}: "
+                             f"use {' or '.join(map(str, near))}.")
+    ranges = dict(brightness=(0, None, True), contrast=(0, 1, True), intensity_prob=(0, 1, True),
+                  solarize_prob=(0, 1, True),
+                  noise_std=(0, None, True), teacher_temp=(0, None), student_temp=(0, None),
+                  warmup_teacher_temp=(0, None), momentum_teacher=(0, 1, True),
+                  center_momentum=(0, 1, True), min_lr=(0, None, True), weight_decay=(0, None, True),
+                  weight_decay_end=(0, None, True),
+                  clip_grad=(0, None, True), layer_decay=(0, 1), patch_embed_lr_scale=(0, None),
+                  drop_path=(0, 1, True),
+                  lora_alpha=(0, None), lora_dropout=(0, 1, True), image_cache_mb=(0, None, True),
+                  layerscale_init=(0, None), trainable_blocks=(0, None, True))
+    # (low, high]; with closed: [low, high]; None: no upper bound
+    for name, (low, high, *closed) in ranges.items():
+        value = getattr(config, name)
+        if value is None and name in ('warmup_teacher_temp', 'layerscale_init', 'trainable_blocks'): continue
+        if not ((value >= low if closed else value > low) and (high is None or value <= high)):   # NaN fails both
+            raise ValueError(f"{name}={value} is out of range: it must be {'at least' if closed else 'above'} {low}"
+                             + (f" and at most {high}" if high is not None else '') + ".")
+    if unknown := [p for p in config.planes.split(',') if p not in PLANES]:
+        raise ValueError(f"planes={config.planes!r}: {', '.join(unknown)} is not a plane; give some of "
+                         f"{', '.join(PLANES)}, comma-separated (e.g. 'xy,xz,yz').")
+    try: size = config.voxel_size_nm
+    except ValueError: size = ()
+    if (config.voxel_size is not None
+        and not (isinstance(size, float) and size > 0 or isinstance(size, tuple) and len(size) == 3
+                 and min(size) > 0)):
+        raise ValueError(f"voxel_size={config.voxel_size!r}: give the voxel size in nm as one number "
+                         f"or as z,y,x (e.g. '50,4,4').")
+    config.scale = parse_scale(config.scale)      # 2.0, or '8nm' (its factor comes from the data's pixel size)
+    field = round(config.global_size * (config.scale if isinstance(config.scale, float) else 1))
+    if config.volume_window is not None and config.volume_window < field:
+        raise ValueError(f"volume_window={config.volume_window} is smaller than a global crop's field of view "
+                         f"({field} px): give at least {field}.")
+    if not config.blank_std >= 0: raise ValueError(f"blank_std={config.blank_std} must not be "
+                                                 f"negative (0: keep blank crops).")
+    if bool(config.val_images) != bool(config.val_masks):
+        raise ValueError(f"val_images={config.val_images!r} and val_masks={config.val_masks!r}: validation needs both, "
+                         f"the sections and their masks.")
+    if config.val_every < 0: raise ValueError(f"val_every={config.val_every} must not be negative "
+                                            f"(0: ten validations in a run).")
+    if config.val_size % PATCH_SIZE or config.val_size < 2 * PATCH_SIZE:
+        raise ValueError(f"val_size={config.val_size} must be a multiple of the DINOv2 patch size "
+                         f"{PATCH_SIZE}, at least {2 * PATCH_SIZE}.")
+    if config.resume: return        # a resumed run continues with its own settings: `resume_config` checks those
+    if config.warmup_epochs >= config.epochs:
+        warnings.warn(f"warmup_epochs={config.warmup_epochs} is not shorter than epochs={config.epochs}: the lr "
+                      f"never reaches its full value.")
+    # the backbone would never train: shorten the warm-up
+    if config.adapt != 'frozen' and config.head_warmup_epochs >= config.epochs:
+        shorter = max(1, config.epochs // 5) if config.epochs > 1 else 0
+        warnings.warn(f"head_warmup_epochs={config.head_warmup_epochs} is not shorter than epochs={config.epochs}, "
+                      f"so the backbone would never "
+                      f"train: the head warm-up is shortened to head_warmup_epochs={shorter}.")
+        config.head_warmup_epochs = shorter
+
 
 # %% ../nbs/12_config.ipynb #24ff2a58
 AUGMENTATIONS = ('flips', 'rotate90', 'brightness', 'contrast', 'gamma', 'intensity_prob', 'blur_sigma', 'blur_probs',

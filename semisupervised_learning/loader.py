@@ -15,7 +15,7 @@ from .crops import MultiCropDataset
 # %% auto #0
 __all__ = ['ResumableBatchSampler', 'MultiCropLoader', 'create_dataloader', 'ViewChoices', 'GPUMultiCrop', 'GPUCropLoader']
 
-# %% ../nbs/02_loader.ipynb #1adc5710
+# %% ../nbs/02_loader.ipynb #7659ef2a
 class ResumableBatchSampler(BatchSampler):
     """Batches of epoch `epoch` from batch `start_batch` on; with `stream`, of every later epoch too, as (epoch, index)
     pairs."""
@@ -30,6 +30,7 @@ class ResumableBatchSampler(BatchSampler):
             if not self.stream: return
             epoch, skip = epoch + 1, 0
 
+# %% ../nbs/02_loader.ipynb #8017755b
 class MultiCropLoader(DataLoader):
     """DataLoader whose every pass is the next epoch (shuffling, and a `MultiCropDataset`'s crops). With
     `prefetch_next_epoch` its workers run on into the next epoch while this one trains, so short epochs do not wait
@@ -56,6 +57,7 @@ class MultiCropLoader(DataLoader):
             yield batch
         self._position = (epoch + 1, 0)
 
+# %% ../nbs/02_loader.ipynb #0d56a854
 def _start_worker(worker_id:int=0, low_priority:bool=False,
                   # the process the loader belongs to: its SIGTERM (shutting the workers down) still ends a worker
                   training_pid:int|None=None):
@@ -78,6 +80,7 @@ def _sigterm_from_owner_only(owners:set):
             if signal.sigwaitinfo({signal.SIGTERM}).si_pid in owners: os._exit(0)
     threading.Thread(target=wait, daemon=True, name='sigterm-from-owner').start()
 
+# %% ../nbs/02_loader.ipynb #ca5ff688
 def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and process
                       # loader processes, at most the CPU cores this process may use
                       shuffle:bool=True, num_workers:int=4,
@@ -138,7 +141,7 @@ def create_dataloader(dataset:Dataset, batch_size:int=16, # images per batch and
                            # masks) and resume restores
                            generator=torch.Generator().manual_seed(seed))
 
-# %% ../nbs/02_loader.ipynb #ccade018
+# %% ../nbs/02_loader.ipynb #6648a3ff
 class ViewChoices(Dataset):
     """A `MultiCropDataset`'s random choices without the pixels, one (n_crops, 14) row block per sample: the loader's
     work when `GPUMultiCrop` makes the crops."""
@@ -164,6 +167,7 @@ class ViewChoices(Dataset):
                 torch.from_numpy(np.stack([ds.draw_view(rng, *self.shapes[item], c, field)
                                            for c in range(ds.n_global_crops + ds.n_local_crops)])))
 
+# %% ../nbs/02_loader.ipynb #c8b82275
 class GPUMultiCrop:
     """A `MultiCropDataset`'s views made on the GPU: its images held there as uint8 (256 grey levels, also for 16-bit
     EM), cropped, resized (antialiased), flipped, rotated and augmented for a whole batch at once. The choices are
@@ -282,6 +286,7 @@ class GPUMultiCrop:
         out = F.conv2d(out, kernel.view(K, 1, 1, -1), groups=K)
         return F.conv2d(out, kernel.view(K, 1, -1, 1), groups=K).view(K, 1, S, S)
 
+# %% ../nbs/02_loader.ipynb #b27a04b9
 class GPUCropLoader:
     """The training loader when the crops are made on the GPU: a `MultiCropLoader` of `ViewChoices` whose batches
     `GPUMultiCrop` turns into crops."""

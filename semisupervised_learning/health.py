@@ -41,6 +41,77 @@ class HealthWarning(UserWarning):
 
 def _entropy(p:torch.Tensor) -> torch.Tensor: return -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
 
+# %% ../nbs/08_health.ipynb #e011a95e
+def _advice(*options) -> str: return ' Try: ' + ', '.join(o for o in options if o) + '.'
+
+def _collapse_symptoms(r:dict, # an epoch record (`TrainingMonitor.end_epoch`)
+                       s:dict, # the run's settings: the advice names only changes that would change something
+                      ) -> dict[str, str]:
+    "Collapse of the teacher's outputs, of the CLS token and of the patches: {symptom: message and advice}."
+    found, e, frozen = {}, r['epoch'] + 1, r.get('backbone_frozen', False)
+    # with dino_weight=0 only the patch terms train the backbone
+    cls_trained = frozen or r.get('dino_weight', s.get('dino_weight', 1.0)) > 0
+    if cls_trained and r['teacher_entropy'] > 0.9 * r['ln_K']:
+        found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is "
+                                     f"{r['teacher_entropy'] / r['ln_K']:.0%} of "
+            f"ln K = {r['ln_K']:.3f}; the outputs carry no information." + _advice(
+            "a lower teacher_temp=0.04" if s.get('teacher_temp', 0.04) > 0.04 else None, "a lower lr",
+            None if frozen else "fewer trainable backbone parameters (adapt='lora', a longer head_warmup_epochs)",
+            "center_momentum=0.998 on short runs" if s.get('center_momentum', 0.9) < 0.99 else None))
+    if cls_trained and r['batch_mean_entropy'] < 0.1 * r['ln_K']:
+        found['one-prototype collapse'] = (f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher "
+                                           f"distribution is {r['batch_mean_entropy']:.3f} "
+            f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype." + _advice(
+            "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
+            "a higher teacher_temp=0.07" if s.get('teacher_temp', 0.04) < 0.07 else None,
+            "a smaller out_dim=64" if r['ln_K'] > math.log(64) + 1e-6 else None, "a lower lr"))
+    if cls_trained and not found and r['batch_mean_entropy'] - r['teacher_entropy'] < MIN_INFORMATION:
+        found['image-independent outputs'] = (f"Epoch {e}: image-independent outputs - the teacher's distribution "
+                                              f"is the same for every image: "
+            f"its entropy {r['teacher_entropy']:.3f} equals that of the batch mean "
+            f"{r['batch_mean_entropy']:.3f} (their difference, the "
+            f"information the outputs carry about the image, is "
+            f"{r['batch_mean_entropy'] - r['teacher_entropy']:.2g} nats). The backbone's "
+            "features do not depend on the image."
+            + _advice("a backbone whose features vary (pretrained weights, or layerscale_init=0.1 for random ones)",
+            None if frozen else "a lower lr", "check that the images differ (not blank, not all the same file)"))
+    if r.get('ibot_teacher_entropy', 0) > 0.9 * r['ln_K']:
+        found['uniform patch collapse'] = (f"Epoch {e}: uniform patch collapse - the iBOT teacher's "
+                                           f"entropy on masked patches is "
+            f"{r['ibot_teacher_entropy']:.3f}, {r['ibot_teacher_entropy'] / r['ln_K']:.0%} of ln K: the patch "
+            f"outputs carry no information." + _advice(
+            "a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
+    elif ('ibot_batch_mean_entropy' in r
+          and r['ibot_batch_mean_entropy'] - r['ibot_teacher_entropy'] < MIN_INFORMATION):
+        found['image-independent patch outputs'] = (f"Epoch {e}: image-independent patch outputs - the iBOT "
+                                                    f"teacher gives every masked patch the "
+            f"same distribution (entropy {r['ibot_teacher_entropy']:.3f}, of the mean "
+            f"{r['ibot_batch_mean_entropy']:.3f}): the patch tokens do not "
+            "describe their patch."
+            + _advice("a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
+    return found
+
+
+# %% ../nbs/08_health.ipynb #f011a95e
+def _update_symptoms(r:dict, s:dict) -> dict[str, str]:
+    "A teacher or a centre that does not move (the EMA update or the loss not called as it should be)."
+    found, e = {}, r['epoch'] + 1
+    base_momentum = s.get('momentum_teacher')
+    # near 1 by design late in a run
+    should_move = (base_momentum is not None and base_momentum >= 1) or 1 - r['momentum'] > 1e-3
+    if r['teacher_change'] == 0 and should_move:
+        found['teacher frozen'] = (f"Epoch {e}: teacher frozen - its weights did not change over the epoch "
+            f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f})." + (
+            _advice("momentum_teacher=0.996 (below 1)") if base_momentum is not None and base_momentum >= 1 else
+            " Check that update_teacher_ema runs after each optimiser step."))
+    if r['center_change'] is not None and r['center_change'] <= 1e-9:
+        found['centre not moving'] = (f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the "
+                                      f"epoch (norm {r['center_norm']:.4g})."
+            + (_advice("center_momentum=0.9 (it must be below 1)") if s.get('center_momentum', 0.9) >= 1 else
+               " Check that the loss is called with the teacher outputs."))
+    return found
+
+
 # %% ../nbs/08_health.ipynb #131ce0fe
 class TrainingMonitor:
     "Health metrics at each logging interval and per epoch, written to JSON lines, with collapse diagnosis."
@@ -175,62 +246,8 @@ class TrainingMonitor:
 
     def diagnose(self, r:dict) -> dict[str, str]:
         "Symptoms in an epoch record: {symptom: message with its numbers and the changes most likely to help this run}."
-        found, e, s = {}, r['epoch'] + 1, self.settings
-        frozen = r.get('backbone_frozen', False)
-        def advice(*options): return ' Try: ' + ', '.join(o for o in options if o) + '.'
-        # with dino_weight=0 only the patch terms train the backbone
-        cls_trained = frozen or r.get('dino_weight', s.get('dino_weight', 1.0)) > 0
-        if cls_trained and r['teacher_entropy'] > 0.9 * r['ln_K']:
-            found['uniform collapse'] = (f"Epoch {e}: uniform collapse - teacher entropy {r['teacher_entropy']:.3f} is "
-                                         f"{r['teacher_entropy'] / r['ln_K']:.0%} of "
-                f"ln K = {r['ln_K']:.3f}; the outputs carry no information." + advice(
-                "a lower teacher_temp=0.04" if s.get('teacher_temp', 0.04) > 0.04 else None, "a lower lr",
-                None if frozen else "fewer trainable backbone parameters (adapt='lora', a longer head_warmup_epochs)",
-                "center_momentum=0.998 on short runs" if s.get('center_momentum', 0.9) < 0.99 else None))
-        if cls_trained and r['batch_mean_entropy'] < 0.1 * r['ln_K']:
-            found['one-prototype collapse'] = (f"Epoch {e}: one-prototype collapse - entropy of the batch-mean teacher "
-                                               f"distribution is {r['batch_mean_entropy']:.3f} "
-                f"(ln K = {r['ln_K']:.3f}): every image lands on the same prototype." + advice(
-                "center_momentum=0.9 (below 1)" if s.get('center_momentum', 0.9) >= 1 else None,
-                "a higher teacher_temp=0.07" if s.get('teacher_temp', 0.04) < 0.07 else None,
-                "a smaller out_dim=64" if r['ln_K'] > math.log(64) + 1e-6 else None, "a lower lr"))
-        if cls_trained and not found and r['batch_mean_entropy'] - r['teacher_entropy'] < MIN_INFORMATION:
-            found['image-independent outputs'] = (f"Epoch {e}: image-independent outputs - the teacher's distribution "
-                                                  f"is the same for every image: "
-                f"its entropy {r['teacher_entropy']:.3f} equals that of the batch mean "
-                f"{r['batch_mean_entropy']:.3f} (their difference, the "
-                f"information the outputs carry about the image, is "
-                f"{r['batch_mean_entropy'] - r['teacher_entropy']:.2g} nats). The backbone's "
-                "features do not depend on the image."
-                + advice("a backbone whose features vary (pretrained weights, or layerscale_init=0.1 for random ones)",
-                None if frozen else "a lower lr", "check that the images differ (not blank, not all the same file)"))
-        if r.get('ibot_teacher_entropy', 0) > 0.9 * r['ln_K']:
-            found['uniform patch collapse'] = (f"Epoch {e}: uniform patch collapse - the iBOT teacher's "
-                                               f"entropy on masked patches is "
-                f"{r['ibot_teacher_entropy']:.3f}, {r['ibot_teacher_entropy'] / r['ln_K']:.0%} of ln K: the patch "
-                f"outputs carry no information." + advice(
-                "a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
-        elif ('ibot_batch_mean_entropy' in r
-              and r['ibot_batch_mean_entropy'] - r['ibot_teacher_entropy'] < MIN_INFORMATION):
-            found['image-independent patch outputs'] = (f"Epoch {e}: image-independent patch outputs - the iBOT "
-                                                        f"teacher gives every masked patch the "
-                f"same distribution (entropy {r['ibot_teacher_entropy']:.3f}, of the mean "
-                f"{r['ibot_batch_mean_entropy']:.3f}): the patch tokens do not "
-                "describe their patch."
-                + advice("a lower lr", "a lower ibot_weight=0.5", "a longer head_warmup_epochs"))
-        base_momentum = s.get('momentum_teacher')
-        # near 1 by design late in a run
-        should_move = (base_momentum is not None and base_momentum >= 1) or 1 - r['momentum'] > 1e-3
-        if r['teacher_change'] == 0 and should_move:
-            found['teacher frozen'] = (f"Epoch {e}: teacher frozen - its weights did not change over the epoch "
-                f"while the student trains (lr {r['lr']:.2g}, momentum {r['momentum']:.6f})." + (
-                advice("momentum_teacher=0.996 (below 1)") if base_momentum is not None and base_momentum >= 1 else
-                " Check that update_teacher_ema runs after each optimiser step."))
-        if r['center_change'] is not None and r['center_change'] <= 1e-9:
-            found['centre not moving'] = (f"Epoch {e}: centre not moving - change {r['center_change']:.2g} over the "
-                                          f"epoch (norm {r['center_norm']:.4g})."
-                + (advice("center_momentum=0.9 (it must be below 1)") if s.get('center_momentum', 0.9) >= 1 else
-                   " Check that the loss is called with the teacher outputs."))
+        found = {**_collapse_symptoms(r, self.settings), **_update_symptoms(r, self.settings)}
+        e, s, frozen = r['epoch'] + 1, self.settings, r.get('backbone_frozen', False)
         losses = [x['loss'] for x in self.records if x['kind'] == 'epoch']
         k = self.loss_rising_epochs
         # epoch-to-epoch changes: short epochs of small data make the epoch loss noisy
@@ -240,13 +257,13 @@ class TrainingMonitor:
             and losses[-1] - losses[-k - 1] > 2 * noise):
             found['loss rising'] = (f"Epoch {e}: loss rising for {k} epochs "
                                     f"({' -> '.join(f'{x:.3f}' for x in losses[-k - 1:])})"
-                + (f", beyond its epoch-to-epoch noise ({noise:.3f})." if noise else ".") + advice(
+                + (f", beyond its epoch-to-epoch noise ({noise:.3f})." if noise else ".") + _advice(
                 "a lower lr (halve it)", "a longer warmup_epochs" if s.get('warmup_epochs', 10) < 20 else None,
                 None if frozen else "adapt='lora' or a longer head_warmup_epochs"))
         if not math.isfinite(r['max_grad_norm']) or r['max_grad_norm'] > self.max_grad_norm:
             found['exploding gradients'] = (f"Epoch {e}: exploding gradients - pre-clip gradient norm up "
                                             f"to {r['max_grad_norm']:.3g} "
-                f"(limit {self.max_grad_norm:g})." + advice("a lower lr (divide by 10)",
+                f"(limit {self.max_grad_norm:g})." + _advice("a lower lr (divide by 10)",
                 "clip_grad=3.0" if not s.get('clip_grad') or s.get('clip_grad') > 3 else None,
                 "a longer warmup_epochs"))
         return found

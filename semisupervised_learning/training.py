@@ -20,23 +20,10 @@ from .checkpoints import (CheckpointWriter, check_checkpoint_dir, checkpoint_byt
 from .health import TrainingMonitor
 
 # %% auto #0
-__all__ = ['NonFiniteLossError', 'TrainingInterrupted', 'train_step', 'train_one_epoch', 'TrainingCallback', 'Callbacks',
+__all__ = ['train_step', 'NonFiniteLossError', 'TrainingInterrupted', 'train_one_epoch', 'TrainingCallback', 'Callbacks',
            'compiled_backbones', 'gram_anchor', 'TrainingHistory', 'ValidationCallback', 'train_dino']
 
 # %% ../nbs/11_training.ipynb #fd3a9352
-class NonFiniteLossError(FloatingPointError):
-    "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) or SIGTERM arrived; training stopped cleanly after finishing step `step` of epoch `epoch` and
-    saved `checkpoint`."""
-    def __init__(self, step:int, message:str='', loss_sum:float=0.0, # loss_sum: the epoch's losses so far, summed
-                 # the epoch (1-based) and the checkpoint saved, once known
-                 epoch:int|None=None, checkpoint:Path|None=None,
-                 signal:str='SIGINT'): # the signal that stopped it: 'SIGINT' or 'SIGTERM'
-        super().__init__(message or f'stopped after step {step}')
-        self.step, self.loss_sum, self.epoch, self.checkpoint, self.signal = step, loss_sum, epoch, checkpoint, signal
-
 def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoch:int=0,
                momentum:float=0.996, # teacher EMA momentum for this step
                # drop the last head layer's gradient (first epoch)
@@ -96,6 +83,21 @@ def train_step(student, teacher, crops, loss_fn, optimizer, scheduler=None, epoc
     update_teacher_ema(student, teacher, momentum)
     return loss.detach(), grad_norm
 
+# %% ../nbs/11_training.ipynb #2780fda9
+class NonFiniteLossError(FloatingPointError):
+    "The loss became NaN or infinite; raised before any checkpoint is written from the broken weights."
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) or SIGTERM arrived; training stopped cleanly after finishing step `step` of epoch `epoch` and
+    saved `checkpoint`."""
+    def __init__(self, step:int, message:str='', loss_sum:float=0.0, # loss_sum: the epoch's losses so far, summed
+                 # the epoch (1-based) and the checkpoint saved, once known
+                 epoch:int|None=None, checkpoint:Path|None=None,
+                 signal:str='SIGINT'): # the signal that stopped it: 'SIGINT' or 'SIGTERM'
+        super().__init__(message or f'stopped after step {step}')
+        self.step, self.loss_sum, self.epoch, self.checkpoint, self.signal = step, loss_sum, epoch, checkpoint, signal
+
+# %% ../nbs/11_training.ipynb #0f6f5980
 def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=None,
                     scheduler=None, # a `TrainingSchedule`, or the optimiser's `WarmupCosineSchedule` (or None)
                     *,
@@ -198,6 +200,7 @@ class TrainingCallback:
     def after_epoch(self, epoch:int, loss:float):
         "Epoch `epoch` ended with mean loss `loss`, after its health record, validation and checkpoint."
 
+# %% ../nbs/11_training.ipynb #cf9d76cb
 class Callbacks:
     "Several callbacks as one: `callbacks('after_step', **kwargs)` calls each one's `after_step`, where it has one."
     HOOKS = tuple(name for name in vars(TrainingCallback) if not name.startswith('_'))
@@ -212,6 +215,7 @@ class Callbacks:
         for method in self.methods[hook]: method(**kwargs)
     def wants(self, *hooks:str) -> bool: return any(self.methods[hook] for hook in hooks)
 
+# %% ../nbs/11_training.ipynb #a7760730
 def _fetched(loader, callbacks:Callbacks, epoch:int, start_step:int):
     "The loader's batches, with `before_fetch` / `after_fetch` around each call for the next one (first and last too)."
     step = start_step
@@ -303,6 +307,7 @@ def _removed_on_failure(new_folders:list, checkpoint_dir:Path):
             shutil.rmtree(new_folders[-1], ignore_errors=True)
         raise
 
+# %% ../nbs/11_training.ipynb #b52c234f
 class _DeferredStop:
     """While active, Ctrl-C (SIGINT) and SIGTERM (kill, timeout, a cluster's time limit) set a flag: the loop stops
     after its current step and saves. The same signal again interrupts at once."""

@@ -255,6 +255,9 @@ def find_checkpoint(resume_from, checkpoint_dir) -> Path:
         if not latest.is_file():
             raise FileNotFoundError(f"No checkpoint_latest.pth in {checkpoint_dir} to resume from.")
         return latest
+    if not Path(resume_from).is_file():
+        raise FileNotFoundError(f"resume_from={str(resume_from)!r} is not a checkpoint file: give the path of a "
+                                f"checkpoint_*.pth, or 'latest' for {Path(checkpoint_dir) / 'checkpoint_latest.pth'}.")
     return Path(resume_from)
 
 # %% ../nbs/07_checkpoints.ipynb #c9136ffa

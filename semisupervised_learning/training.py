@@ -431,19 +431,21 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
     distributed, callbacks = is_distributed(), Callbacks(callbacks)
     start_epoch, start_step, start_loss_sum, history, validation_state = 0, 0, 0.0, [], None
     new_folders = [p for p in (checkpoint_dir, *checkpoint_dir.parents) if not p.exists()]   # deepest first
+    # before any folder is made: a wrong path leaves nothing behind
+    resume_path = find_checkpoint(resume_from, checkpoint_dir) if resume_from is not None else None
     if main:
         for stale in checkpoint_dir.glob('.checkpoint_*.tmp'): stale.unlink()   # left by a save that was killed
         check_checkpoint_dir(checkpoint_dir, checkpoint_bytes(unwrap(student), unwrap(teacher), optimizer))
         if resume_from is None and any(checkpoint_dir.glob('checkpoint_*.pth')):
             raise FileExistsError(f"{checkpoint_dir} already holds checkpoints of another run. Resume it with "
                                   "resume_from='latest' (--resume), or choose a new folder; nothing was overwritten.")
-    if resume_from is not None:
-        path = find_checkpoint(resume_from, checkpoint_dir)
-        meta = load_checkpoint(path, student, teacher, optimizer, schedule, device, loss_fn=loss_fn, restore_rng=True)
+    if resume_path is not None:
+        meta = load_checkpoint(resume_path, student, teacher, optimizer, schedule, device, loss_fn=loss_fn,
+                               restore_rng=True)
         start_epoch, start_step, start_loss_sum, history = (meta['epoch'], meta['step_in_epoch'],
                                                             meta['epoch_loss_sum'], meta['loss_history'])
         validation_state = meta.get('validation')      # the start's score and the best backbone so far
-        if main: print(f"Resuming from {path}: {start_epoch} of {epochs} epochs"
+        if main: print(f"Resuming from {resume_path}: {start_epoch} of {epochs} epochs"
                        + (f" and {start_step} steps" if start_step else '') + " done.")
     monitor = TrainingMonitor(checkpoint_dir / 'health.jsonl' if main else None, settings=config)
     # on rank 0, first among the callbacks: a checkpoint and the user's after_health see its latest score

@@ -66,6 +66,7 @@ def describe_images(data) -> str:
     more = ', ...' if len(folders) > 2 else ''
     return f"{len(data)} listed files in {len(folders)} folder(s) ({', '.join(folders[:2])}{more})"
 
+# %% ../nbs/12_core.ipynb #26628ea7
 def describe_volume(volume:EMVolume, window:int) -> str:
     "A volume as the run reads it: shape, voxel size, the intensity range shared by its sections, planes, windows."
     voxel = (' x '.join(f'{v:g}' for v in volume.voxel_size) + ' nm' if volume.voxel_size
@@ -96,6 +97,7 @@ def describe_epoch(dataset:MultiCropDataset, config:TrainConfig, steps:int) -> s
         line += f" Few steps an epoch: samples_per_image={more} draws more crops of each image."
     return line
 
+# %% ../nbs/12_core.ipynb #a044e8de
 def build_validation(config:TrainConfig, device, items:list,
                      # the run's working scale as a factor (`MultiCropDataset.scale`): labelled sections are probed
                      # whole at it
@@ -115,6 +117,7 @@ def build_validation(config:TrainConfig, device, items:list,
                                             for i in np.unique(np.linspace(0, len(sections) - 1, 8).round())]),
                                             device=device)
 
+# %% ../nbs/12_core.ipynb #d552c913
 def describe_adaptation(config:TrainConfig, optimizer) -> str:
     "One line saying what trains, in the user's words."
     n = sum(p.numel() for g in optimizer.param_groups if g.get('backbone') for p in g['params'])
@@ -130,6 +133,7 @@ def describe_adaptation(config:TrainConfig, optimizer) -> str:
     return (f"{what} ({n:,} backbone parameters)"
             + (f" after {warmup} head-only epoch{'s' if warmup != 1 else ''}" if warmup else ''))
 
+# %% ../nbs/12_core.ipynb #fdf604bd
 def build_backbone(config:TrainConfig|dict, # a run's configuration (a checkpoint's `config` dict works too)
                   ) -> nn.Module:
     """The backbone a run trains, as `train` builds it: loaded (weights, or random init), iBOT's mask token, the
@@ -144,6 +148,7 @@ def build_backbone(config:TrainConfig|dict, # a run's configuration (a checkpoin
     return adapt_backbone(backbone, config.adapt, trainable_blocks=config.trainable_blocks, lora_rank=config.lora_rank,
                           lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, lora_mlp=config.lora_mlp)
 
+# %% ../nbs/12_core.ipynb #31bbb61e
 def build_loss(config:TrainConfig) -> DINOLoss:
     "The run's objective: `DINOv2Loss` when iBOT, KoLeo or a DINO weight other than 1 is asked for, else `DINOLoss`."
     dino = dict(teacher_temp=config.teacher_temp, student_temp=config.student_temp,
@@ -157,6 +162,7 @@ def build_loss(config:TrainConfig) -> DINOLoss:
                       mask_ratio=(config.mask_ratio_min, config.mask_ratio_max), dino_weight=config.dino_weight,
                       gram_weight=config.gram_weight, **dino)
 
+# %% ../nbs/12_core.ipynb #4694daf6
 def train(config:TrainConfig,
           # on resume: the settings the user gave (see `resume_config`); None: those that differ from the defaults
           given:set|None=None,
@@ -296,9 +302,6 @@ def train(config:TrainConfig,
     return result
 
 # %% ../nbs/12_core.ipynb #d33f6b44
-COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'image-independent outputs',
-                     'uniform patch collapse', 'image-independent patch outputs')
-
 def loss_terms_change(config:TrainConfig) -> str:
     """What changes in the loss when the backbone starts training: the head warm-up trains DINO alone, then the
     objective's own terms."""
@@ -309,6 +312,7 @@ def loss_terms_change(config:TrainConfig) -> str:
             if part]
     return f"the loss changes terms: {', '.join(said)}" if said else 'the loss keeps its one term (DINO)'
 
+# %% ../nbs/12_core.ipynb #1ef5277c
 # patch_pca.png at a working scale: a centre window of at most this many working pixels a side (32 patches)
 _PCA_SIDE = 448
 
@@ -364,6 +368,7 @@ def write_run_outputs(result:dict, # what `train` returns
     picture('patch_pca.png', pca)
     return paths
 
+# %% ../nbs/12_core.ipynb #8530b7bd
 def better_or_not(result:dict, records:list) -> str:
     """Whether the backbone got better, as far as the evidence goes: the validation probe's IoU against the start's,
     else unmeasured."""
@@ -401,6 +406,11 @@ def better_or_not(result:dict, records:list) -> str:
             f"({gap(v['best_gap'], v['best_gap_std'])}), "
             f"exported as adapted_backbone_best.pth; in adapted_backbone.pth, {last_line}." + cost)
 
+# %% ../nbs/12_core.ipynb #b4c75bad
+COLLAPSE_SYMPTOMS = ('uniform collapse', 'one-prototype collapse', 'image-independent outputs',
+                     'uniform patch collapse', 'image-independent patch outputs')
+
+# %% ../nbs/12_core.ipynb #6bd04b89
 def run_summary(result:dict, config:TrainConfig) -> str:
     """The final word on a run: loss, how far the backbone moved and whether it got better, collapse, and what was
     written."""

@@ -18,10 +18,10 @@ from .features import (check_features_out, choose_scale, dense_inputs, patch_gri
 
 # %% auto #0
 __all__ = ['CHOICES', 'VOLUME_HELP', 'DENSE_OPTIONS', 'fractions', 'scale_option', 'OneLineParser', 'config_from_args',
-           'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'sections_option', 'section_numbers',
-           'add_volume_options', 'features_cli']
+           'cli_words', 'error_line', 'exit_with_error', 'train_cli', 'add_volume_options', 'sections_option',
+           'section_numbers', 'features_cli']
 
-# %% ../nbs/13_cli.ipynb #6f2b8e51
+# %% ../nbs/13_cli.ipynb #6358ba55
 def _field_comments(cls) -> dict:
     """Each field's `# comment` of a dataclass, on the comment lines just above the field and after it on its line: the
     options' help text comes from the config itself."""
@@ -34,6 +34,7 @@ def _field_comments(cls) -> dict:
         above = []
     return comments
 
+# %% ../nbs/13_cli.ipynb #5197e2f2
 CHOICES = dict(adapt=ADAPT_MODES, on_error=ON_ERROR, centering=CENTERING, backbone=tuple(DINOV2_ARCHS))
 VOLUME_HELP = ("HDF5 vol.h5[:/dataset], Zarr or OME-Zarr vol.zarr[/group][/level], N5 "
                "vol.n5[/dataset][/s1], MRC vol.mrc (.rec, .st), "
@@ -51,7 +52,7 @@ def scale_option(text:str) -> float|str:
     try: return parse_scale(text)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e).replace('scale=', '')) from None
 
-
+# %% ../nbs/13_cli.ipynb #d0330bdb
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose mistakes end in one line naming the option and what it takes, not a page of usage;
     `--scale -3nm` is read as a value."""
@@ -66,6 +67,7 @@ class OneLineParser(argparse.ArgumentParser):
             else: joined.append(arg)
         return super().parse_known_args(joined, namespace)
 
+# %% ../nbs/13_cli.ipynb #abf3734d
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog='ssl-dino-train', description="Adapt a DINOv2 backbone to EM "
                                                          "images with DINO self-supervision.",
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', action='store_true', help="no progress bar: one line per epoch")
     return p
 
+# %% ../nbs/13_cli.ipynb #665ca02e
 def config_from_args(argv=None,
                      # also return the names of the options given (a resume may change only those)
                      with_given:bool=False,
@@ -116,7 +119,7 @@ def config_from_args(argv=None,
     else: config = TrainConfig(**given)
     return (config, options) if with_given else config
 
-# %% ../nbs/13_cli.ipynb #0f7a94e0
+# %% ../nbs/13_cli.ipynb #d8b759f2
 def cli_words(message:str) -> str:
     """A message in the command line's words: `trainable_blocks=2` becomes `--trainable-blocks 2`,
     `resume_from='latest'` `--resume`."""
@@ -133,6 +136,7 @@ def cli_words(message:str) -> str:
     message = re.sub(r"only ([\w, ]+) may change", options, message)       # the list of settings a resume may change
     return re.sub(r"\b(\w+)=('[^']*'|\"[^\"]*\"|[\w.+-]+)", option, message)
 
+# %% ../nbs/13_cli.ipynb #8e9f51a9
 def error_line(error:Exception) -> str:
     """What went wrong, in one line: an error raised in a loader worker arrives wrapped in its traceback; its last line
     says it."""
@@ -149,6 +153,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     "Warnings as one line in the command line's words, without the source line."
     print(f"warning: {cli_words(str(message))}", file=sys.stderr if file is None else file)
 
+# %% ../nbs/13_cli.ipynb #7d135626
 def train_cli(argv=None):
     "Entry point of `ssl-dino-train`."
     import matplotlib, warnings; matplotlib.use('Agg')
@@ -172,15 +177,21 @@ def train_cli(argv=None):
     finally:
         if is_distributed(): torch.distributed.destroy_process_group()
 
-# %% ../nbs/13_cli.ipynb #8be9c85e
+# %% ../nbs/13_cli.ipynb #afced218
 class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
     "Defaults in the help, except where there is none to show (the help says what happens)."
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
 
-DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None,
-                     force_planes=False, per_pixel=False, sections=None)
+def add_volume_options(p:argparse.ArgumentParser, what:str, # what the command does with the sections ('write')
+                       missing:str): # when --voxel-size is needed ("the volume's metadata lacks it")
+    "--plane, --voxel-size and --force-planes, as every command that reads one plane of a volume takes them."
+    p.add_argument('--plane', choices=PLANES, default='xy', help=f"a volume's sections to {what}")
+    p.add_argument('--voxel-size', default=None, help=f"z,y,x in nm (or one number) where {missing}")
+    p.add_argument('--force-planes', action='store_true',
+                   help="xz / yz sections even where the voxel size says the data are anisotropic")
 
+# %% ../nbs/13_cli.ipynb #e03645a4
 def _section_slices(text:str) -> list[slice]:
     "'0:10,20,30:' as slices: start:stop (the stop left out, as in Python), or one number."
     try: parts = [slice(*(int(v) if v else None for v in part.split(':'))) if ':' in part
@@ -208,14 +219,7 @@ def section_numbers(text:str|None, # '0:10,20,30:'; None: all
         chosen.update(range(n)[s])
     return sorted(chosen)
 
-def add_volume_options(p:argparse.ArgumentParser, what:str, # what the command does with the sections ('write')
-                       missing:str): # when --voxel-size is needed ("the volume's metadata lacks it")
-    "--plane, --voxel-size and --force-planes, as every command that reads one plane of a volume takes them."
-    p.add_argument('--plane', choices=PLANES, default='xy', help=f"a volume's sections to {what}")
-    p.add_argument('--voxel-size', default=None, help=f"z,y,x in nm (or one number) where {missing}")
-    p.add_argument('--force-planes', action='store_true',
-                   help="xz / yz sections even where the voxel size says the data are anisotropic")
-
+# %% ../nbs/13_cli.ipynb #039d3da4
 def _features_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog='ssl-dino-features', formatter_class=_Defaults,
                       epilog=f"DATA formats: image folders and volumes: {VOLUME_HELP}.",
@@ -262,6 +266,7 @@ def _features_parser() -> argparse.ArgumentParser:
     dense.add_argument('--no-progress', action='store_true', help="no progress bar")
     return p
 
+# %% ../nbs/13_cli.ipynb #bfb20a64
 def _dense_source(data:list[str], args) -> EMVolume|Path|str|list:
     """DATA for dense features: a volume (TIFF stacks too) opened lazily, or images: one file, a folder, a glob, several
     files."""
@@ -275,6 +280,17 @@ def _dense_source(data:list[str], args) -> EMVolume|Path|str|list:
     return ((data[0] if any(c in data[0] for c in '*?[') else Path(data[0])) if len(data) == 1
             else [Path(p) for p in data])
 
+# %% ../nbs/13_cli.ipynb #f66672e9
+class _Terminated(KeyboardInterrupt):
+    "SIGTERM (timeout, kill, a batch system's time limit): ends as Ctrl-C does, with the shell's code for it."
+def _stop(signum, frame): raise _Terminated
+
+def _stopped_by(e:KeyboardInterrupt) -> str:
+    return 'Stopped by SIGTERM' if isinstance(e, _Terminated) else 'Interrupted'
+def _exit_code(e:KeyboardInterrupt) -> int:
+    return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130   # 143 or 130
+
+# %% ../nbs/13_cli.ipynb #5a1d0ddb
 def _size(n_bytes:float) -> str: return next(f"{n_bytes / 1024 ** i:.3g} {u}"
                                              for i, u in [(4, 'TB'), (3, 'GB'), (2, 'MB'), (1, 'kB'), (0, 'B')]
                                              if n_bytes >= 1024 ** i or i == 0)
@@ -286,6 +302,7 @@ def _finished(out, sections:list[int]) -> int:
     except Exception: return 0
     return int(done[sections].sum())
 
+# %% ../nbs/13_cli.ipynb #10ef9e0e
 def _write_dense(args, backbone, device):
     """`--out *.zarr`: `write_dense_features` of the sections of one plane, at the given scale, the trained one, or
     native; Ctrl-C says how far it got."""
@@ -346,14 +363,9 @@ def _write_dense(args, backbone, device):
           + (f"; {missing - len(left_out)} of {len(shapes)} sections not asked for yet (--sections)"
              if missing > len(left_out) else ''))
 
-class _Terminated(KeyboardInterrupt):
-    "SIGTERM (timeout, kill, a batch system's time limit): ends as Ctrl-C does, with the shell's code for it."
-def _stop(signum, frame): raise _Terminated
-
-def _stopped_by(e:KeyboardInterrupt) -> str:
-    return 'Stopped by SIGTERM' if isinstance(e, _Terminated) else 'Interrupted'
-def _exit_code(e:KeyboardInterrupt) -> int:
-    return 128 + signal.SIGTERM if isinstance(e, _Terminated) else 130   # 143 or 130
+# %% ../nbs/13_cli.ipynb #f6bbd82b
+DENSE_OPTIONS = dict(scale=None, tile=518, overlap=126, dtype='float16', plane='xy', voxel_size=None,
+                     force_planes=False, per_pixel=False, sections=None)
 
 def features_cli(argv=None):
     "Entry point of `ssl-dino-features`."

@@ -150,8 +150,8 @@ def build_backbone(config:TrainConfig|dict, # a run's configuration (a checkpoin
 
 # %% ../nbs/12_core.ipynb #31bbb61e
 def build_loss(config:TrainConfig) -> DINOLoss:
-    """The run's objective: `DINOv2Loss` when iBOT, KoLeo, the Gram anchor or a DINO weight other than 1 is asked for, else
-    `DINOLoss`."""
+    """The run's objective: `DINOv2Loss` when iBOT, KoLeo, the Gram anchor or a DINO weight other than 1 is asked for,
+    else `DINOLoss`."""
     dino = dict(teacher_temp=config.teacher_temp, student_temp=config.student_temp,
                 center_momentum=config.center_momentum,
                 n_global_crops=config.n_global_crops, warmup_teacher_temp=config.warmup_teacher_temp,

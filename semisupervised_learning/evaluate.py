@@ -234,9 +234,7 @@ def format_table(rows:list, # the rows of `compare_backbones`
              + ([_gap(r)] if gaps else []) for r in rows]
     return text_table(header, lines, right=range(1, len(header) - gaps))      # names left, numbers right, the gap left
 
-# %% ../nbs/14_evaluate.ipynb #2eecf992
-def _json_number(x): return None if isinstance(x, float) and math.isnan(x) else x
-
+# %% ../nbs/14_evaluate.ipynb #003b3f6d
 def check_writable(path, # a file the command will write at the end
                    option:str='--out', # how the user named it
                   ):
@@ -250,6 +248,9 @@ def check_writable(path, # a file the command will write at the end
     except OSError as e: raise OSError(f"{option} {path} cannot be written "
                                        f"({e.strerror or e}): choose a writable folder.") from e
     if not existed: path.unlink()
+
+# %% ../nbs/14_evaluate.ipynb #2eecf992
+def _json_number(x): return None if isinstance(x, float) and math.isnan(x) else x
 
 def probe_cli(argv=None):
     "Entry point of `ssl-dino-probe`."

@@ -14,9 +14,10 @@ from .objective import add_mask_token, masked_index, masking
 
 # %% auto #0
 __all__ = ['DINOV2_ARCHS', 'RANDOM_INIT_LAYERSCALE', 'BACKBONE_FORMAT', 'CHECKPOINT_FORMAT', 'ADAPT_MODES', 'dinov2_weights_url',
-           'architecture_from_state', 'load_dinov2', 'read_backbone_file', 'check_state_dict', 'load_backbone_weights',
-           'backbone_tokens', 'DINOHead', 'DINOModel', 'adaptation_settings', 'adaptation_words', 'adapt_backbone',
-           'backbone_state_dict', 'backbone_change', 'weights_fingerprint', 'create_dino_models', 'backbone_is_frozen']
+           'architecture_from_state', 'load_dinov2', 'backbone_tokens', 'read_backbone_file', 'check_state_dict',
+           'load_backbone_weights', 'DINOHead', 'DINOModel', 'adaptation_settings', 'adaptation_words',
+           'adapt_backbone', 'backbone_state_dict', 'backbone_change', 'weights_fingerprint', 'create_dino_models',
+           'backbone_is_frozen']
 
 # %% ../nbs/05_model.ipynb #8738594f
 DINOV2_ARCHS = {f'dinov2_vit{s}14{r}': (f'vit_{size}_patch14{"_reg4" if r else ""}_dinov2', {})
@@ -86,22 +87,17 @@ def load_dinov2(name:str|None=None, # 'dinov2_vit{s,b,l,g}14[_reg]' or 'dinov2_t
                          and (k not in arch_kwargs or v != arch_kwargs[k])}
     return model
 
+# %% ../nbs/05_model.ipynb #c7aa6ca2
+def backbone_tokens(backbone:nn.Module, images:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "CLS embeddings `(B, D)` and patch tokens `(B, h, w, D)` of a hub or timm DINOv2 backbone."
+    out = backbone.forward_features(images)
+    if isinstance(out, dict): cls, patches = out['x_norm_clstoken'], out['x_norm_patchtokens']   # torch.hub model
+    else: cls, patches = out[:, 0], out[:, getattr(backbone, 'num_prefix_tokens', 1):]           # timm model
+    h, w = images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE
+    return cls, patches.reshape(images.shape[0], h, w, -1)
+
 # %% ../nbs/05_model.ipynb #d51bccc9
 BACKBONE_FORMAT, CHECKPOINT_FORMAT = 'semisupervised_learning.backbone', 'semisupervised_learning.checkpoint'
-
-def _file_kind(path:Path) -> str:
-    "What a file that is not a PyTorch weights file looks like, from its first bytes."
-    with open(path, 'rb') as f: head = f.read(512)
-    kinds = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'II*\x00': 'a TIFF image',
-             b'MM\x00*': 'a TIFF image',
-             b'\x93NUMPY': 'a NumPy .npy array',
-             b'PK\x03\x04': 'a PyTorch file whose contents need code to load (refused for safety: only '
-                            'tensors and plain values are read)',
-             b'\x80': 'a pickle (it needs code to load, which is refused for safety)'}
-    kind = next((k for magic, k in kinds.items() if head.startswith(magic)), None)
-    if kind: return kind
-    try: head.decode('utf-8'); return 'a text file'
-    except UnicodeDecodeError: return f'{len(head)}+ bytes of unknown binary data'
 
 def read_backbone_file(path) -> tuple[dict, dict]:
     "The state dict and metadata in a backbone weights file (LoRA adapters merged), loaded safely (no code can run)."
@@ -136,13 +132,22 @@ def read_backbone_file(path) -> tuple[dict, dict]:
     try: return merge_lora_state(obj), {}
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
 
-def _strip_prefixes(state:dict) -> dict:
-    "Drop wrapper prefixes (`module.`, `teacher.`, `backbone.`) and hub block chunks (`blocks.0.5.` -> `blocks.5.`)."
-    state = {re.sub(r'^(module\.|teacher\.|student\.|_orig_mod\.)+', '', k): v for k, v in state.items()}
-    if any(k.startswith('backbone.') for k in state):
-        state = {k.removeprefix('backbone.'): v for k, v in state.items() if k.startswith('backbone.')}
-    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', k): v for k, v in state.items()}
+# %% ../nbs/05_model.ipynb #e83d3671
+def _file_kind(path:Path) -> str:
+    "What a file that is not a PyTorch weights file looks like, from its first bytes."
+    with open(path, 'rb') as f: head = f.read(512)
+    kinds = {b'\x89PNG': 'a PNG image', b'\xff\xd8\xff': 'a JPEG image', b'II*\x00': 'a TIFF image',
+             b'MM\x00*': 'a TIFF image',
+             b'\x93NUMPY': 'a NumPy .npy array',
+             b'PK\x03\x04': 'a PyTorch file whose contents need code to load (refused for safety: only '
+                            'tensors and plain values are read)',
+             b'\x80': 'a pickle (it needs code to load, which is refused for safety)'}
+    kind = next((k for magic, k in kinds.items() if head.startswith(magic)), None)
+    if kind: return kind
+    try: head.decode('utf-8'); return 'a text file'
+    except UnicodeDecodeError: return f'{len(head)}+ bytes of unknown binary data'
 
+# %% ../nbs/05_model.ipynb #caa87e28
 def check_state_dict(model:nn.Module, state:dict, source:str='weights'):
     "Raise a clear error naming missing, unexpected or mis-shaped keys before `load_state_dict` would."
     own = model.state_dict()
@@ -163,6 +168,14 @@ def check_state_dict(model:nn.Module, state:dict, source:str='weights'):
                             if any('lora_' in k for k in unexpected) else '')
                          + "Build the model with the settings it was trained with.")
 
+# %% ../nbs/05_model.ipynb #31efd865
+def _strip_prefixes(state:dict) -> dict:
+    "Drop wrapper prefixes (`module.`, `teacher.`, `backbone.`) and hub block chunks (`blocks.0.5.` -> `blocks.5.`)."
+    state = {re.sub(r'^(module\.|teacher\.|student\.|_orig_mod\.)+', '', k): v for k, v in state.items()}
+    if any(k.startswith('backbone.') for k in state):
+        state = {k.removeprefix('backbone.'): v for k, v in state.items() if k.startswith('backbone.')}
+    return {re.sub(r'^blocks\.\d+\.(\d+)\.', r'blocks.\1.', k): v for k, v in state.items()}
+
 def load_backbone_weights(model:nn.Module, state:dict, source:str='weights'):
     "Load a backbone state dict (hub, timm or wrapped keys) into `model`, strictly; a `mask_token` (iBOT) comes along."
     state = _strip_prefixes(state)
@@ -179,15 +192,6 @@ def load_backbone_weights(model:nn.Module, state:dict, source:str='weights'):
     check_state_dict(model, state, source)
     model.load_state_dict(state)
     return model
-
-# %% ../nbs/05_model.ipynb #c7aa6ca2
-def backbone_tokens(backbone:nn.Module, images:torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    "CLS embeddings `(B, D)` and patch tokens `(B, h, w, D)` of a hub or timm DINOv2 backbone."
-    out = backbone.forward_features(images)
-    if isinstance(out, dict): cls, patches = out['x_norm_clstoken'], out['x_norm_patchtokens']   # torch.hub model
-    else: cls, patches = out[:, 0], out[:, getattr(backbone, 'num_prefix_tokens', 1):]           # timm model
-    h, w = images.shape[-2] // PATCH_SIZE, images.shape[-1] // PATCH_SIZE
-    return cls, patches.reshape(images.shape[0], h, w, -1)
 
 # %% ../nbs/05_model.ipynb #8282aa52
 class DINOHead(nn.Module):
@@ -315,7 +319,7 @@ def _mask_token_trains(backbone:nn.Module, mode:str) -> nn.Module:
                   nn.Parameter): backbone.mask_token.requires_grad_(mode != 'frozen')
     return backbone
 
-# %% ../nbs/05_model.ipynb #d37f2096
+# %% ../nbs/05_model.ipynb #c4d7fc73
 def backbone_state_dict(backbone:nn.Module) -> dict:
     "The backbone's weights as a plain DINOv2 state dict: LoRA adapters merged into the weights they adapt."
     return merged_state_dict(backbone) if has_lora(backbone) else backbone.state_dict()
@@ -339,6 +343,7 @@ def weights_fingerprint(backbone_or_state) -> float: # a backbone, or its `backb
     state = backbone_or_state if isinstance(backbone_or_state, dict) else backbone_state_dict(backbone_or_state)
     return sum(float(v.double().sum()) for v in state.values() if v.is_floating_point())
 
+# %% ../nbs/05_model.ipynb #d37f2096
 def create_dino_models(
     backbone:nn.Module, # a DINOv2 backbone; what in it trains: `adapt_backbone`'s choice, else `freeze_backbone`
     # the plan's switch for a backbone not through `adapt_backbone`: True head only, False all

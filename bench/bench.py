@@ -429,8 +429,8 @@ def set_adapt(p, name, cfg, adapt=None, trainable_blocks=None):
     if adapt is not None: cfg.update(adapt=adapt, trainable_blocks=None)
     if trainable_blocks is not None: cfg['trainable_blocks'] = trainable_blocks
     if cfg['adapt'] not in BENCH_ADAPT:
-        p.error(f"adapt {cfg['adapt']!r} is not timed here: bench.py times {', '.join(BENCH_ADAPT)} (its analytic FLOP "
-                "formula has no LoRA term); bench/pretrained_start.py --modes lora trains and probes it")
+        p.error(f"{name}: adapt {cfg['adapt']!r} is not timed here: bench.py times {', '.join(BENCH_ADAPT)} (its "
+                "analytic FLOP formula has no LoRA term); bench/pretrained_start.py --modes lora trains and probes it")
     if cfg['adapt'] == 'blocks' and cfg['trainable_blocks'] is None:
         p.error(f"{name}: adapt 'blocks' needs --trainable-blocks N (how many of the last blocks train)")
     if cfg['adapt'] != 'blocks' and cfg['trainable_blocks'] is not None:

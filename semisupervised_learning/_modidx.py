@@ -825,6 +825,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                'semisupervised_learning/training.py'),
                                                   'semisupervised_learning.training._DeferredStop._handler': ( 'training.html#_deferredstop._handler',
                                                                                                                'semisupervised_learning/training.py'),
+                                                  'semisupervised_learning.training._check_count': ( 'training.html#_check_count',
+                                                                                                     'semisupervised_learning/training.py'),
                                                   'semisupervised_learning.training._fetched': ( 'training.html#_fetched',
                                                                                                  'semisupervised_learning/training.py'),
                                                   'semisupervised_learning.training._removed_on_failure': ( 'training.html#_removed_on_failure',

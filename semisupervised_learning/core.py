@@ -439,7 +439,8 @@ def run_summary(result:dict, config:TrainConfig) -> str:
         terms[0] += (" (trained in the head warm-up only, dino_weight=0)"
                      if any(r.get('backbone_frozen') for r in epochs) else " (not trained, dino_weight=0)")
     # the highest lr the backbone saw: the warm-ups may keep it below lr
-    schedule = getattr(result.get('scheduler'), 'lr_schedule', None)
+    # train's TrainingSchedule, or the optimiser's WarmupCosineSchedule itself
+    schedule = getattr(result.get('scheduler'), 'lr_schedule', result.get('scheduler'))
     peak = (max(schedule.lr_at(int(s), lr, backbone=True) for s in np.linspace(0, schedule.total_steps - 1, 256))
             if schedule else lr)
     further = (f" To move it further: a higher lr={lr * 10:.2g} (it was {lr:.2g}), or more epochs={2 * config.epochs}."

@@ -132,7 +132,9 @@ class TrainingMonitor:
 
     @torch.no_grad()
     def log(self, epoch:int, step:int, loss:torch.Tensor, loss_fn, student, teacher, grad_norm:torch.Tensor, optimizer,
-            momentum:float, teacher_temp:float, images_per_s:float) -> dict:
+            momentum:float, images_per_s:float,
+            teacher_temp:float|None=None, # the step's (`TrainingSchedule`); None: the loss's for `epoch`
+           ) -> dict:
         "One interval's record (this is where the host sync happens); `momentum` and `teacher_temp` are the step's."
         probs = loss_fn.last_stats['teacher_probs']                      # (n_global, B, K)
         teacher_entropy = _entropy(probs).mean()
@@ -159,7 +161,8 @@ class TrainingMonitor:
                       center_norm=loss_fn.center.norm().item(), teacher_student_distance=distance.item(),
                       teacher_sum=teacher_sum.item(), grad_norm=grad_norm.item(), lr=optimizer.param_groups[0]['lr'],
                       weight_decay=optimizer.param_groups[0]['weight_decay'], momentum=momentum,
-                      teacher_temp=teacher_temp, images_per_s=images_per_s,
+                      teacher_temp=loss_fn.teacher_temp_at(epoch) if teacher_temp is None else teacher_temp,
+                      images_per_s=images_per_s,
                       backbone_frozen=backbone_is_frozen(student), dino_weight=getattr(loss_fn, 'dino_weight', 1.0))
         center = loss_fn.center.detach().clone()
         record['center_change'] = None if self._last_center is None else (center - self._last_center).norm().item()

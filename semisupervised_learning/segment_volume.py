@@ -85,6 +85,8 @@ def open_segmentation(out, settings:dict) -> dict|None:
     elif (out / SETTINGS_FILE).exists(): record = json.loads((out / SETTINGS_FILE).read_text())
     elif not any(out.iterdir()): return None
     stored = record.get('segmentation_of')
+    if stored is not None and 'pixel_size' not in stored:      # written before the pixel size was recorded
+        settings = {k: v for k, v in settings.items() if k != 'pixel_size'}
     if stored != settings:
         what = 'something else' if stored is None else 'a segmentation made with other settings (' + ', '.join(
             f"{k}: {stored.get(k)!r} there, {settings.get(k)!r} now" for k in sorted(set(stored) | set(settings))
@@ -241,14 +243,15 @@ def segment_cli(argv=None):
         # DATA is checked before any work
         sections = sections_to_segment(args.predict, args.plane, args.voxel_size, args.force_planes)
         scale, why = choose_scale(args.scale, [args.backbone] if Path(args.backbone).is_file() else [])
+        in_nm = target_nm(scale) is not None                  # given, or the scale the backbone was trained at
         scale = images_scale(scale, args.pixel_size)          # the labelled images' factor: '8nm' needs --pixel-size
         backbone = resolve_backbone(args.backbone)
         given = dict(images=str(Path(args.images).resolve()), masks=str(Path(args.masks).resolve()),
                      backbone=str(args.backbone),
                      backbone_weights=weights_fingerprint(backbone), features=args.features, scale=args.scale,
                      pixels=args.pixels, balanced=args.balanced, class_names=args.class_names,
-                     # where it sets the scale ('8nm'): runs written before it was recorded resume as before
-                     **({'pixel_size': args.pixel_size} if target_nm(args.scale) is not None else {}))
+                     # where it sets the scale ('8nm'); stores written before it was recorded resume as before
+                     **({'pixel_size': args.pixel_size} if in_nm else {}))
         # OUT is checked before any work
         record = open_segmentation(args.out, run_settings(args.predict, args.plane, given))
         kwargs = dict(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)

@@ -98,6 +98,12 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.step, self.loss_sum, self.epoch, self.checkpoint, self.signal = step, loss_sum, epoch, checkpoint, signal
 
 # %% ../nbs/11_training.ipynb #0f6f5980
+def _check_count(name:str, value):
+    "Refuse a step or epoch count below 1 (or not whole), naming it."
+    if not (value >= 1 and value == int(value)):
+        raise ValueError(f"{name}={value!r}: give a whole number of {'steps' if name == 'log_every' else 'epochs'}, "
+                         f"1 or more.")
+
 def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=None,
                     scheduler=None, # a `TrainingSchedule`, or the optimiser's `WarmupCosineSchedule` (or None)
                     *,
@@ -118,6 +124,7 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                     callbacks=None, # `TrainingCallback`s: their fetch and step hooks are called
                    ) -> float:
     "Train one epoch; returns the epoch's mean loss."
+    _check_count('log_every', log_every)
     device = default_device() if device is None else torch.device(device)
     n_steps, distributed = len(train_loader), is_distributed()
     schedule = TrainingSchedule.of(scheduler, loss_fn, n_steps, epochs, momentum_teacher, freeze_last_layer_epochs)
@@ -164,8 +171,8 @@ def train_one_epoch(student, teacher, train_loader, loss_fn, optimizer, device=N
                 bar.write(f"An epoch takes about {took} ({rate:.1f} images/s over its first "
                           f"{step + 1 - start_step} steps, "
                           "start-up included).", file=sys.stdout)
-            record = (monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum,
-                                  teacher_temp, rate) if monitor else None)
+            record = (monitor.log(epoch, step, loss, loss_fn, student, teacher, grad_norm, optimizer, momentum, rate,
+                                  teacher_temp=teacher_temp) if monitor else None)
             bar.set_postfix(loss=f'{loss.item():.4f}', lr=f"{optimizer.param_groups[0]['lr']:.2e}", img_s=f'{rate:.1f}',
                             **({'H_t': f"{record['teacher_entropy']:.2f}/{record['ln_K']:.2f}"} if record else {}))
         if stop: break
@@ -192,7 +199,7 @@ class TrainingCallback:
     def before_health(self, epoch:int):
         "The epoch's health record (`TrainingMonitor.end_epoch`) is about to be written."
     def after_health(self, epoch:int):
-        "It was written."
+        "It was written; with `train_dino(validation=)`, the epoch's validation (`ValidationCallback`) has run too."
     def before_save(self, epoch:int, path:Path):
         "A checkpoint of `epoch` completed epochs is handed to the writer, for `path`."
     def after_save(self, epoch:int, path:Path):
@@ -339,7 +346,8 @@ class TrainingHistory(list):
 class ValidationCallback(TrainingCallback):
     """`train_dino`'s validation, as a callback: scores the teacher's backbone (`start`, then after the health record
     of every `every`-th epoch and the last), keeps the best backbone and writes each record through the monitor. Its
-    `state` (the start's score, the best epoch, its IoU and backbone) goes into every checkpoint."""
+    `state` (the start's score, the best epoch, its IoU and backbone) goes into every checkpoint. `train_dino` makes it
+    from `validation=` (a `ValidationProbe`), first among the callbacks, on the process that writes."""
     def __init__(self, validation, # a `ValidationProbe`
                  teacher, monitor:TrainingMonitor, epochs:int, every:int=10,
                  state:dict|None=None): # a resumed run's: the same start and best as before the stop
@@ -421,9 +429,10 @@ def train_dino(student, teacher, train_loader, loss_fn, optimizer,
                          f"run's length: give one of them.")
     epochs = next((e for e in (epochs, n_epochs) if e is not None), 100)
     for name, value in dict(save_every=save_every, validate_every=validate_every, log_every=log_every).items():
-        if not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{name}={value!r}: give a whole number of "
-                             f"{'steps' if name == 'log_every' else 'epochs'}, 1 or more.")
+        _check_count(name, value)
+    if any(isinstance(c, ValidationCallback) for c in Callbacks(callbacks).callbacks):
+        raise ValueError("Give validation=ValidationProbe(...) (train_dino makes its ValidationCallback, saved in the "
+                         "checkpoints), not a ValidationCallback in callbacks=.")
     schedule = TrainingSchedule.of(scheduler, loss_fn, len(train_loader), epochs, momentum_teacher,
                                    freeze_last_layer_epochs)
     device = default_device() if device is None else torch.device(device)

@@ -428,8 +428,7 @@ def run_summary(result:dict, config:TrainConfig) -> str:
     how_far = (f" by {share(np.mean(list(blocks.values())))} on average per block (most: {most}, "
                f"{share(blocks[most])})" if most else '')
     epochs = [r for r in records if r['kind'] == 'epoch']
-    def term(
-            key, name):                                   # each term from the first epoch it was trained in to the last
+    def term(key, name):      # each term from the first epoch it was trained in to the last
         values = [(r['epoch'], r[key]) for r in epochs if key in r]
         if not values: return None
         first = f" from epoch {values[0][0] + 1}" if values[0][0] > epochs[0]['epoch'] else ''

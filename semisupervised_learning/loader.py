@@ -213,8 +213,8 @@ class GPUMultiCrop:
         try: return ds.load_image(i, cache=False)[0].mul(255).round_().to(torch.uint8)
         except (OSError, EMImageError) as e: ds.skip_item(i, e)
 
-    def __call__(
-            self, batch) -> list[torch.Tensor]: # a loader batch of `choices`: (B,) items and (B, n_crops, 14) choices
+    # batch: a loader batch of `choices`, (B,) items and (B, n_crops, 14) choices
+    def __call__(self, batch) -> list[torch.Tensor]:
         """The batch's views on the device: `n_global_crops` (B, 3, S, S) global crops, then the local ones, as the CPU
         loader gives them."""
         items, views = batch

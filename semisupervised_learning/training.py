@@ -239,11 +239,11 @@ def _fetched(loader, callbacks:Callbacks, epoch:int, start_step:int):
 # %% ../nbs/11_training.ipynb #01fd589e
 @contextlib.contextmanager
 def compiled_backbones(
-        *backbones:nn.Module, # timm or torch.hub ViTs: anything with a `blocks` list of transformer blocks
-                       enabled:bool=True, # False: the block runs them as they are
-                       # more torch.compile settings, e.g. mode='reduce-overhead' (CUDA graphs), backend='eager'
-                       **options,
-                      ):
+    *backbones:nn.Module, # timm or torch.hub ViTs: anything with a `blocks` list of transformer blocks
+    enabled:bool=True, # False: the block runs them as they are
+    # more torch.compile settings, e.g. mode='reduce-overhead' (CUDA graphs), backend='eager'
+    **options,
+):
     """Inside this block the backbones' transformer blocks run compiled, however the backbone is called; weights, names
     and checkpoints are unchanged."""
     if not enabled: yield backbones; return
